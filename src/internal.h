@@ -1,0 +1,191 @@
+/* internal.h: private structs and mp__ helpers shared by the sources. */
+#ifndef MPOOL_INTERNAL_H
+#define MPOOL_INTERNAL_H
+
+#include "mpool.h"
+
+#include <stdint.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <sys/uio.h>
+
+#define MP__STR2(x) #x
+#define MP__STR(x) MP__STR2(x)
+#define MP__VERSION_STRING                                                     \
+  MP__STR(MP_VERSION_MAJOR) "." MP__STR(MP_VERSION_MINOR) "." MP__STR(         \
+      MP_VERSION_PATCH)
+
+/* ---- time (time.c-like helpers, in process.c) ---- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t mp__now_ns(void);
+/* Deadline for a timeout in seconds (negative: none, returns INT64_MAX). */
+int64_t mp__deadline(double timeout);
+/* Milliseconds left until deadline for poll(): -1 forever, >= 0 otherwise,
+ * rounded up so a poll never wakes just before the deadline. */
+int mp__ms_left(int64_t deadline);
+
+/* ---- forking (process.c) ---- */
+
+/*
+ * Library fds are registered so that every child the library forks closes
+ * those of other objects (a worker must not hold a sibling pool's pipes, or
+ * EOF could never be seen). Registration is process-wide and thread-safe.
+ */
+void mp__fd_register(int fd);
+void mp__fd_unregister(int fd);
+
+typedef struct mp__fork_req {
+  const int *keep; /* registered fds the child keeps */
+  int nkeep;
+  int die_with_parent; /* arm the parent-death signal (SIGKILL) */
+  const char *name;    /* the child's mp_current_process_name() */
+} mp__fork_req;
+
+/*
+ * fork() with the hygiene every child needs: stdio flushed before, signals
+ * blocked across it, registered fds not in keep closed in the child, the
+ * parent-death signal armed (and the race re-checked) when asked.
+ * Returns the pid in the parent, 0 in the child, -errno on failure.
+ */
+pid_t mp__fork(const mp__fork_req *req);
+
+/* Leave a child: flush its stdio, then _exit(code). */
+_Noreturn void mp__child_exit(int code);
+
+/* waitpid in an EINTR loop. Returns as waitpid does, -errno on error. */
+pid_t mp__waitpid(pid_t pid, int *status, int flags);
+
+/* Exit code from a wait status: the exit status, or -N for signal N. */
+int mp__exitcode(int wstatus);
+
+/* ---- wire.c: every raw read/write/poll on a pipe ---- */
+
+/* pipe2(O_CLOEXEC); returns 0 or -errno. */
+int mp__pipe(int fds[2]);
+/* Set O_NONBLOCK; returns 0 or -errno. */
+int mp__set_nonblock(int fd);
+/* Raise a pipe's capacity toward bytes where the OS allows; never fails. */
+void mp__pipe_grow(int fd, int bytes);
+/* close() that keeps errno and ignores EINTR (Linux closes the fd anyway). */
+void mp__close(int fd);
+
+/* Blocking I/O in EINTR and short-count loops. read_full returns the bytes
+ * read (less than n only at EOF) or -errno; write_full 0 or -errno. */
+ssize_t mp__read_full(int fd, void *buf, size_t n);
+int mp__write_full(int fd, const void *buf, size_t n);
+int mp__writev_full(int fd, struct iovec *iov, int iovcnt);
+
+/* Non-blocking I/O: bytes moved (>= 0; 0 for read means EOF), -EAGAIN when
+ * nothing can move now, or -errno. EINTR is retried. */
+ssize_t mp__read_some(int fd, void *buf, size_t n);
+ssize_t mp__writev_some(int fd, const struct iovec *iov, int iovcnt);
+
+/* poll() that retries EINTR with the time left. Returns poll's count. */
+int mp__poll(struct pollfd *fds, unsigned nfds, int64_t deadline);
+
+/*
+ * SIGPIPE guard: block SIGPIPE in this thread around writes to pipes whose
+ * reader may be gone, and consume the SIGPIPE they raise, so the parent is
+ * never killed and no disposition is touched.
+ */
+typedef struct mp__sigpipe_guard {
+  int was_pending; /* a SIGPIPE was already pending: not ours to consume */
+  int was_blocked; /* the application had SIGPIPE blocked */
+  int raised;      /* a write failed with EPIPE: a SIGPIPE is pending */
+} mp__sigpipe_guard;
+void mp__sigpipe_block(mp__sigpipe_guard *g);
+void mp__sigpipe_unblock(mp__sigpipe_guard *g);
+
+/*
+ * Frames: a 16-byte header, then len payload bytes.
+ *   magic_type: MP__FRAME_MAGIC | type
+ *   len:        payload bytes
+ *   id:         task id
+ */
+#define MP__FRAME_MAGIC 0x4d500000u
+#define MP__FRAME_MAGIC_MASK 0xffff0000u
+enum {
+  MP__FR_MAP = 1,        /* parent -> worker: map chunk */
+  MP__FR_APPLY = 2,      /* parent -> worker: apply task */
+  MP__FR_STOP = 3,       /* parent -> worker: exit */
+  MP__FR_MAP_RES = 4,    /* worker -> parent: map chunk results */
+  MP__FR_APPLY_RES = 5,  /* worker -> parent: apply result */
+};
+
+typedef struct mp__frame_hdr {
+  uint32_t magic_type;
+  uint32_t len;
+  uint64_t id;
+} mp__frame_hdr;
+
+/* Map task payload header; in_size * count input bytes follow. */
+typedef struct mp__map_task {
+  uint64_t fn;
+  uint32_t in_size;
+  uint32_t out_size;
+  uint32_t count;
+  uint32_t pad;
+} mp__map_task;
+
+/* Apply task payload header; the argument bytes follow. */
+typedef struct mp__apply_task {
+  uint64_t fn;
+} mp__apply_task;
+
+/* Apply result payload header; the result bytes follow (none on failure). */
+typedef struct mp__apply_res {
+  int32_t code;   /* 0, MP_ETASK, -EMSGSIZE, -ENOMEM */
+  int32_t detail; /* the task's return for MP_ETASK */
+} mp__apply_res;
+/* A map result payload is count int32 task returns then count * out_size
+ * output bytes. */
+
+/* Build a header. */
+void mp__frame_init(mp__frame_hdr *h, unsigned type, uint64_t id,
+                    uint32_t len);
+/*
+ * Validate a header read from another process: magic, known type, payload
+ * within max_len. Returns the type, or MP_EPROTO.
+ */
+int mp__frame_check(const mp__frame_hdr *h, uint32_t max_len);
+/*
+ * Validate a map result payload of len bytes for a chunk of count items
+ * of out_size bytes each. Returns 0 or MP_EPROTO.
+ */
+int mp__map_res_check(uint32_t len, uint32_t count, uint32_t out_size);
+/* Validate an apply result payload. Returns 0 or MP_EPROTO. */
+int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res);
+
+/* ---- worker.c: the child's side of a pool ---- */
+
+/*
+ * Written by a worker before each item, read by the parent to know which
+ * item a dead or overdue worker was running. One per worker slot, in memory
+ * shared between the parent and its workers.
+ */
+typedef struct mp__slot {
+  _Atomic uint64_t task_id;  /* task (chunk) running, 0: none */
+  _Atomic uint32_t item;     /* item index within it */
+  _Atomic int64_t start_ns;  /* when that item started (if timeouts are on) */
+} mp__slot;
+
+typedef struct mp__worker_cfg {
+  int task_fd;  /* read end */
+  int res_fd;   /* write end */
+  mp__slot *slot;
+  void (*initializer)(void *);
+  void *initarg;
+  int maxtasks;       /* 0: unlimited */
+  int timed;          /* record start_ns per item */
+  uint32_t max_res;   /* apply result cap */
+  uint32_t max_task;  /* task payload cap */
+} mp__worker_cfg;
+
+/* Run the worker loop; never returns. */
+_Noreturn void mp__worker_main(const mp__worker_cfg *cfg);
+
+/* Set the name mp_current_process_name() returns (child side). */
+void mp__set_process_name(const char *name);
+
+#endif /* MPOOL_INTERNAL_H */

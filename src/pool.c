@@ -1,0 +1,1401 @@
+/* pool.c: the parent's side of a pool: workers, scheduling, results. */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum {
+  WINDOW = 2,                   /* chunks in flight per worker */
+  CHUNK_BYTES = 256 * 1024,     /* bound on a map chunk's input or output */
+  ITER_CHUNK_BYTES = 64 * 1024, /* tighter bound for iterators: flat memory */
+  PIPE_BYTES = 1024 * 1024,     /* pipe capacity asked of the OS */
+  RX_MIN = 64 * 1024,
+};
+#define MAX_ELEM ((size_t)1 << 30)
+#define DEFAULT_MAX_RESULT ((size_t)256 << 20)
+#define MAX_RESULT_CAP (((size_t)2 << 30) - 4096)
+
+enum { JOB_MAP, JOB_APPLY };
+enum { SINK_ARRAY, SINK_ORDERED, SINK_UNORDERED };
+
+typedef struct chunk chunk;
+typedef struct block block;
+
+/* A job: one map, imap or apply. Doubles as the mp_result handle. */
+struct mp_result {
+  int kind, sink;
+  int refs;       /* the caller's handle + the pool while incomplete */
+  mp_pool *pool;  /* NULL once the pool is gone */
+  struct mp_result *prev, *next; /* the pool's list of incomplete jobs */
+  int pending;    /* in the pool's queue of jobs with items to hand out */
+  int complete;   /* every item has an outcome */
+  int detached;   /* the handle was freed: drop results */
+  int cb_queued;
+  struct mp_result *cb_next;
+  size_t inflight; /* chunks alive: with workers or awaiting a retry */
+
+  /* map */
+  mp_map_fn mfn;
+  const char *in;
+  char *out;
+  size_t n, in_size, out_size, chunksize;
+  size_t next_item;  /* next index to hand out */
+  size_t done;       /* items with an outcome */
+  mp_status *status;
+  size_t first_err_idx;
+  int first_err;
+  mp_status first_st;
+  mp_progress_fn progress;
+  void *progress_arg;
+
+  /* iterators: result blocks waiting for mp_iter_next */
+  block *blocks, *blocks_tail;
+  size_t window;     /* items handed out and not yet returned, at most */
+  size_t returned;   /* items returned by mp_iter_next */
+  size_t next_ordered;
+
+  /* apply */
+  mp_apply_fn afn;
+  char *arg;
+  size_t arg_len;
+  char *res;
+  size_t res_len;
+
+  mp_result_cb cb, ecb;
+  void *cb_arg;
+};
+typedef struct mp_result job;
+
+struct mp_iter {
+  job *j;
+};
+
+struct block {
+  block *next;
+  size_t start, count, taken;
+  mp_status *st;
+  char *outs;
+};
+
+struct chunk {
+  chunk *next;
+  job *j;
+  uint64_t id;
+  size_t start;
+  uint32_t count;
+};
+
+typedef struct worker {
+  pid_t pid;       /* 0: no process in this slot */
+  int task_fd;     /* write end, non-blocking */
+  int res_fd;      /* read end, non-blocking */
+  chunk *q, *q_tail;  /* assigned, in the order the worker runs them */
+  chunk *tx;       /* first chunk not yet fully written */
+  int nq;
+  int tasks_sent;
+  int64_t tx_off;  /* bytes of tx already written */
+  mp__frame_hdr tx_hdr;
+  union {
+    mp__map_task map;
+    mp__apply_task apply;
+  } tx_meta;
+  char *rbuf;
+  size_t rcap, rlen;
+  int kill_code;       /* why we killed it: MP_ETIMEDOUT, MP_EPROTO, 0 */
+  uint64_t kill_task;
+  uint32_t kill_item;
+  int dead;            /* EOF seen or killed: to be reaped */
+} worker;
+
+struct mp_pool {
+  int nproc;
+  worker *w;
+  mp__slot *slots;
+  size_t slots_len;
+  mp_pool_opts opts;
+  size_t max_res;
+  int closed, terminated, joined;
+  uint64_t next_id;
+  unsigned spawned;
+  job *jobs;            /* incomplete jobs, oldest first */
+  job *jobs_tail;
+  chunk *retry;         /* chunks taken back from dead workers */
+  job *cb_head, *cb_tail;
+  int in_callbacks;
+};
+
+/* ---------------------------------------------------------------------- */
+/* jobs                                                                   */
+/* ---------------------------------------------------------------------- */
+
+static void job_unref(job *j) {
+  if (--j->refs > 0)
+    return;
+  for (block *b = j->blocks; b;) {
+    block *n = b->next;
+    free(b);
+    b = n;
+  }
+  free(j->arg);
+  free(j->res);
+  free(j);
+}
+
+static void job_link(mp_pool *p, job *j) {
+  j->pool = p;
+  j->refs++;
+  j->prev = p->jobs_tail;
+  if (p->jobs_tail)
+    p->jobs_tail->next = j;
+  else
+    p->jobs = j;
+  p->jobs_tail = j;
+  j->pending = j->kind == JOB_APPLY || j->n > 0;
+}
+
+static void job_unlink(mp_pool *p, job *j) {
+  if (j->prev)
+    j->prev->next = j->next;
+  else
+    p->jobs = j->next;
+  if (j->next)
+    j->next->prev = j->prev;
+  else
+    p->jobs_tail = j->prev;
+  j->prev = j->next = NULL;
+}
+
+/* The job may be complete: if so, leave the pool's list and queue its
+ * callback. */
+static void job_check_done(job *j) {
+  mp_pool *p = j->pool;
+  if (j->complete || !p)
+    return;
+  size_t total = j->kind == JOB_APPLY ? 1 : j->n;
+  int finished = j->done == total || (j->detached && j->next_item >= total);
+  if (!finished || j->inflight)
+    return;
+  j->complete = 1;
+  j->pending = 0;
+  j->pool = NULL;
+  job_unlink(p, j);
+  if (!j->detached && (j->cb || j->ecb)) {
+    j->cb_queued = 1;
+    j->cb_next = NULL;
+    if (p->cb_tail)
+      p->cb_tail->cb_next = j;
+    else
+      p->cb_head = j;
+    p->cb_tail = j;
+    return; /* the queue holds the pool's reference until it runs */
+  }
+  job_unref(j);
+}
+
+static void job_note_fail(job *j, size_t idx, int code, int detail) {
+  if (!j->first_err || idx < j->first_err_idx) {
+    j->first_err = code;
+    j->first_err_idx = idx;
+    j->first_st.code = code;
+    j->first_st.detail = detail;
+  }
+}
+
+static block *block_new(job *j, size_t start, size_t count) {
+  size_t sz = sizeof(block) + count * sizeof(mp_status) + count * j->out_size;
+  block *b = malloc(sz);
+  if (!b)
+    return NULL;
+  b->next = NULL;
+  b->start = start;
+  b->count = count;
+  b->taken = 0;
+  b->st = (mp_status *)(void *)(b + 1);
+  b->outs = (char *)(b->st + count);
+  if (j->blocks_tail)
+    j->blocks_tail->next = b;
+  else
+    j->blocks = b;
+  j->blocks_tail = b;
+  return b;
+}
+
+static void job_progress(job *j, size_t count) {
+  j->done += count;
+  if (j->progress && !j->detached)
+    j->progress(j->done, j->n, j->progress_arg);
+}
+
+/* Outcomes for items [start, start + count) of a map job: codes are the task
+ * functions' returns (NULL: all fail with code/detail), outs their outputs. */
+static void job_deliver(job *j, size_t start, size_t count,
+                        const int32_t *codes, const char *outs, int code,
+                        int detail) {
+  if (j->detached)
+    return;
+  mp_status *st = j->status ? j->status + start : NULL;
+  char *dst = j->out ? j->out + start * j->out_size : NULL;
+  if (j->sink != SINK_ARRAY) {
+    block *b = block_new(j, start, count);
+    if (!b) {
+      /* Out of memory: the items are lost to the caller but still counted,
+       * so iteration ends; each is reported as -ENOMEM when reached. */
+      j->done += count;
+      return;
+    }
+    st = b->st;
+    dst = b->outs;
+  }
+  if (dst && outs)
+    memcpy(dst, outs, count * j->out_size);
+  for (size_t i = 0; i < count; i++) {
+    int c = codes ? (codes[i] ? MP_ETASK : 0) : code;
+    int d = codes ? codes[i] : detail;
+    if (st) {
+      st[i].code = c;
+      st[i].detail = d;
+    }
+    if (c)
+      job_note_fail(j, start + i, c, d);
+  }
+  job_progress(j, count);
+}
+
+static void apply_deliver(job *j, int code, int detail, const char *data,
+                          size_t len) {
+  if (code == 0 && len && !j->detached) {
+    j->res = malloc(len);
+    if (!j->res) {
+      code = -ENOMEM;
+    } else {
+      memcpy(j->res, data, len);
+      j->res_len = len;
+    }
+  }
+  if (code)
+    job_note_fail(j, 0, code, detail);
+  j->done = 1;
+}
+
+/* Fail every item of a chunk, or requeue some of it. */
+static void chunk_fail_range(chunk *c, size_t start, size_t count, int code,
+                             int detail) {
+  job *j = c->j;
+  if (count == 0)
+    return;
+  if (j->kind == JOB_APPLY)
+    apply_deliver(j, code, detail, NULL, 0);
+  else
+    job_deliver(j, start, count, NULL, NULL, code, detail);
+}
+
+static void chunk_free(mp_pool *p, chunk *c) {
+  job *j = c->j;
+  j->inflight--;
+  free(c);
+  job_check_done(j);
+  (void)p;
+}
+
+/* Take the items [start, start + count) of c back for another worker. */
+static void pool_requeue(mp_pool *p, job *j, size_t start, size_t count) {
+  if (count == 0 || j->detached)
+    return;
+  chunk *c = malloc(sizeof *c);
+  if (!c) {
+    job_deliver(j, start, count, NULL, NULL, -ENOMEM, 0);
+    return;
+  }
+  c->j = j;
+  c->start = start;
+  c->count = (uint32_t)count;
+  c->id = 0;
+  c->next = p->retry;
+  p->retry = c;
+  j->inflight++;
+}
+
+/* ---------------------------------------------------------------------- */
+/* workers                                                                */
+/* ---------------------------------------------------------------------- */
+
+static void worker_close_fds(worker *w) {
+  if (w->task_fd >= 0) {
+    mp__fd_unregister(w->task_fd);
+    mp__close(w->task_fd);
+    w->task_fd = -1;
+  }
+  if (w->res_fd >= 0) {
+    mp__fd_unregister(w->res_fd);
+    mp__close(w->res_fd);
+    w->res_fd = -1;
+  }
+}
+
+static int pool_spawn(mp_pool *p, int idx) {
+  worker *w = &p->w[idx];
+  int tfd[2], rfd[2];
+  int rc = mp__pipe(tfd);
+  if (rc < 0)
+    return rc;
+  rc = mp__pipe(rfd);
+  if (rc < 0) {
+    mp__close(tfd[0]);
+    mp__close(tfd[1]);
+    return rc;
+  }
+  int fds[4] = {tfd[0], tfd[1], rfd[0], rfd[1]};
+  for (int i = 0; i < 4; i++)
+    mp__fd_register(fds[i]);
+  if ((rc = mp__set_nonblock(tfd[1])) < 0 ||
+      (rc = mp__set_nonblock(rfd[0])) < 0)
+    goto error;
+  mp__pipe_grow(tfd[1], PIPE_BYTES);
+  mp__pipe_grow(rfd[0], PIPE_BYTES);
+
+  mp__slot *slot = &p->slots[idx];
+  atomic_store(&slot->task_id, 0);
+  char name[32];
+  snprintf(name, sizeof name, "PoolWorker-%u", ++p->spawned);
+  int keep[2] = {tfd[0], rfd[1]};
+  mp__fork_req req = {.keep = keep, .nkeep = 2, .die_with_parent = 1,
+                      .name = name};
+  pid_t pid = mp__fork(&req);
+  if (pid == 0) {
+    mp__worker_cfg cfg = {
+        .task_fd = tfd[0],
+        .res_fd = rfd[1],
+        .slot = slot,
+        .initializer = p->opts.initializer,
+        .initarg = p->opts.initarg,
+        .maxtasks = p->opts.maxtasksperchild,
+        .timed = p->opts.task_timeout > 0,
+        .max_res = (uint32_t)p->max_res,
+        .max_task = UINT32_MAX,
+    };
+    mp__worker_main(&cfg);
+  }
+  if (pid < 0) {
+    rc = pid;
+    goto error;
+  }
+  mp__fd_unregister(tfd[0]);
+  mp__fd_unregister(rfd[1]);
+  mp__close(tfd[0]);
+  mp__close(rfd[1]);
+  memset(w, 0, sizeof *w);
+  w->pid = pid;
+  w->task_fd = tfd[1];
+  w->res_fd = rfd[0];
+  return 0;
+
+error:
+  for (int i = 0; i < 4; i++) {
+    mp__fd_unregister(fds[i]);
+    mp__close(fds[i]);
+  }
+  return rc;
+}
+
+static void worker_kill(worker *w, int code, uint64_t task, uint32_t item) {
+  if (w->dead)
+    return;
+  kill(w->pid, SIGKILL);
+  w->kill_code = code;
+  w->kill_task = task;
+  w->kill_item = item;
+  w->dead = 1;
+}
+
+static void worker_read(mp_pool *p, int idx);
+
+/* A worker is gone (EOF) or killed: reap it and settle what it held. */
+static void pool_bury(mp_pool *p, int idx) {
+  worker *w = &p->w[idx];
+  mp__slot *slot = &p->slots[idx];
+  int ws, exitcode = 0;
+  pid_t r = mp__waitpid(w->pid, &ws, 0);
+  if (r == w->pid)
+    exitcode = mp__exitcode(ws);
+  /* Results it sent before we killed it still count. */
+  if (w->kill_code == MP_ETIMEDOUT && w->res_fd >= 0)
+    worker_read(p, idx);
+  worker_close_fds(w);
+  uint64_t running = atomic_load_explicit(&slot->task_id, memory_order_acquire);
+  uint32_t item = atomic_load_explicit(&slot->item, memory_order_relaxed);
+
+  for (chunk *c = w->q; c;) {
+    chunk *next = c->next;
+    job *j = c->j;
+    size_t bad = SIZE_MAX;  /* item index within the chunk that fails */
+    int code = MP_ECRASHED, detail = exitcode;
+    if (w->kill_code == MP_EPROTO && c == w->q) {
+      chunk_fail_range(c, c->start, c->count, MP_EPROTO, 0);
+    } else {
+      if (w->kill_code == MP_ETIMEDOUT && c->id == w->kill_task) {
+        bad = w->kill_item;
+        code = MP_ETIMEDOUT;
+        detail = 0;
+      } else if (running && c->id == running && !w->kill_code) {
+        bad = item;
+      }
+      if (bad < c->count) {
+        chunk_fail_range(c, c->start + bad, 1, code, detail);
+        pool_requeue(p, j, c->start, bad);
+        pool_requeue(p, j, c->start + bad + 1, c->count - bad - 1);
+      } else {
+        pool_requeue(p, j, c->start, c->count);
+      }
+    }
+    chunk_free(p, c);
+    c = next;
+  }
+  free(w->rbuf);
+  memset(w, 0, sizeof *w);
+  w->task_fd = w->res_fd = -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* scheduling                                                             */
+/* ---------------------------------------------------------------------- */
+
+static int job_has_work(const job *j) {
+  if (!j->pending)
+    return 0;
+  if (j->kind == JOB_APPLY)
+    return 1;
+  if (j->next_item >= j->n)
+    return 0;
+  if (j->sink != SINK_ARRAY && j->next_item - j->returned >= j->window)
+    return 0;
+  return 1;
+}
+
+/* The next chunk to send: retries first, then jobs in submission order. */
+static chunk *pool_next_chunk(mp_pool *p) {
+  while (p->retry) {
+    chunk *c = p->retry;
+    p->retry = c->next;
+    if (!c->j->detached)
+      return c;
+    chunk_free(p, c);
+  }
+  for (job *j = p->jobs; j; j = j->next) {
+    if (!job_has_work(j))
+      continue;
+    chunk *c = malloc(sizeof *c);
+    if (!c)
+      return NULL;
+    c->j = j;
+    c->next = NULL;
+    if (j->kind == JOB_APPLY) {
+      c->start = 0;
+      c->count = 1;
+      j->pending = 0;
+      j->next_item = 1;
+    } else {
+      size_t left = j->n - j->next_item;
+      size_t cnt = left < j->chunksize ? left : j->chunksize;
+      if (j->sink != SINK_ARRAY) {
+        size_t room = j->window - (j->next_item - j->returned);
+        if (cnt > room)
+          cnt = room;
+      }
+      c->start = j->next_item;
+      c->count = (uint32_t)cnt;
+      j->next_item += cnt;
+      if (j->next_item >= j->n)
+        j->pending = 0;
+    }
+    j->inflight++;
+    return c;
+  }
+  return NULL;
+}
+
+static int pool_has_work(const mp_pool *p) {
+  if (p->retry)
+    return 1;
+  for (const job *j = p->jobs; j; j = j->next)
+    if (job_has_work(j))
+      return 1;
+  return 0;
+}
+
+static void tx_prepare(mp_pool *p, worker *w) {
+  chunk *c = w->tx;
+  job *j = c->j;
+  c->id = ++p->next_id;
+  uint32_t len;
+  if (j->kind == JOB_MAP) {
+    w->tx_meta.map = (mp__map_task){
+        .fn = (uint64_t)(uintptr_t)j->mfn,
+        .in_size = (uint32_t)j->in_size,
+        .out_size = (uint32_t)j->out_size,
+        .count = c->count,
+    };
+    len = (uint32_t)(sizeof(mp__map_task) + c->count * j->in_size);
+    mp__frame_init(&w->tx_hdr, MP__FR_MAP, c->id, len);
+  } else {
+    w->tx_meta.apply = (mp__apply_task){.fn = (uint64_t)(uintptr_t)j->afn};
+    len = (uint32_t)(sizeof(mp__apply_task) + j->arg_len);
+    mp__frame_init(&w->tx_hdr, MP__FR_APPLY, c->id, len);
+  }
+  w->tx_off = 0;
+}
+
+/* Write as much of w's pending chunks as the pipe takes. */
+static void worker_write(mp_pool *p, worker *w, mp__sigpipe_guard *g) {
+  while (w->tx && !w->dead) {
+    chunk *c = w->tx;
+    job *j = c->j;
+    struct iovec iov[3];
+    size_t meta = j->kind == JOB_MAP ? sizeof(mp__map_task)
+                                     : sizeof(mp__apply_task);
+    iov[0] = (struct iovec){&w->tx_hdr, sizeof w->tx_hdr};
+    iov[1] = (struct iovec){&w->tx_meta, meta};
+    if (j->kind == JOB_MAP)
+      iov[2] = (struct iovec){(void *)(j->in + c->start * j->in_size),
+                              c->count * j->in_size};
+    else
+      iov[2] = (struct iovec){j->arg, j->arg_len};
+    /* Skip what is already written. */
+    size_t off = (size_t)w->tx_off;
+    int first = 0;
+    while (first < 3 && off >= iov[first].iov_len) {
+      off -= iov[first].iov_len;
+      first++;
+    }
+    if (first == 3) {
+      w->tx = c->next;
+      if (w->tx)
+        tx_prepare(p, w);
+      continue;
+    }
+    iov[first].iov_base = (char *)iov[first].iov_base + off;
+    iov[first].iov_len -= off;
+    ssize_t n = mp__writev_some(w->task_fd, iov + first, 3 - first);
+    if (n == -EAGAIN)
+      return;
+    if (n < 0) {
+      /* EPIPE: the worker is gone; its EOF will settle its chunks. */
+      if (n == -EPIPE)
+        g->raised = 1;
+      w->tx = NULL;
+      return;
+    }
+    w->tx_off += n;
+  }
+}
+
+/* Hand chunks to workers with room in their window, then write. */
+static void pool_feed(mp_pool *p, mp__sigpipe_guard *g) {
+  for (int i = 0; i < p->nproc; i++) {
+    worker *w = &p->w[i];
+    if (!w->pid || w->dead || w->task_fd < 0)
+      continue;
+    while (w->nq < WINDOW && (!p->opts.maxtasksperchild ||
+                              w->tasks_sent < p->opts.maxtasksperchild)) {
+      chunk *c = pool_next_chunk(p);
+      if (!c)
+        break;
+      c->next = NULL;
+      if (w->q_tail)
+        w->q_tail->next = c;
+      else
+        w->q = c;
+      w->q_tail = c;
+      w->nq++;
+      w->tasks_sent++;
+      if (!w->tx) {
+        w->tx = c;
+        tx_prepare(p, w);
+      }
+    }
+    if (w->tx)
+      worker_write(p, w, g);
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+/* results                                                                */
+/* ---------------------------------------------------------------------- */
+
+/* One complete frame from worker w. Returns 0 or MP_EPROTO. */
+static int worker_frame(mp_pool *p, worker *w, const mp__frame_hdr *h,
+                        const char *payload) {
+  chunk *c = w->q;
+  if (!c || c == w->tx || h->id != c->id)
+    return MP_EPROTO;
+  job *j = c->j;
+  int type = (int)(h->magic_type & ~MP__FRAME_MAGIC_MASK);
+  if (j->kind == JOB_MAP) {
+    if (type != MP__FR_MAP_RES ||
+        mp__map_res_check(h->len, c->count, (uint32_t)j->out_size) < 0)
+      return MP_EPROTO;
+    const int32_t *codes = (const int32_t *)(const void *)payload;
+    job_deliver(j, c->start, c->count, codes,
+                payload + (size_t)c->count * sizeof(int32_t), 0, 0);
+  } else {
+    if (type != MP__FR_APPLY_RES ||
+        mp__apply_res_check(payload, h->len, (uint32_t)p->max_res) < 0)
+      return MP_EPROTO;
+    mp__apply_res res;
+    memcpy(&res, payload, sizeof res);
+    apply_deliver(j, res.code, res.detail, payload + sizeof res,
+                  h->len - sizeof res);
+  }
+  w->q = c->next;
+  if (!w->q)
+    w->q_tail = NULL;
+  w->nq--;
+  chunk_free(p, c);
+  return 0;
+}
+
+/* Largest frame a worker may send for the chunk at the head of its queue. */
+static uint32_t worker_rx_max(const mp_pool *p, const worker *w) {
+  const chunk *c = w->q;
+  if (!c)
+    return 0;
+  if (c->j->kind == JOB_APPLY)
+    return (uint32_t)(sizeof(mp__apply_res) + p->max_res);
+  return (uint32_t)((size_t)c->count * (sizeof(int32_t) + c->j->out_size));
+}
+
+/* Dispatch every complete frame buffered from w. Returns 0, or -1 when the
+ * worker broke the protocol (it is then killed). */
+static int worker_parse(mp_pool *p, worker *w) {
+  size_t off = 0;
+  int rc = 0;
+  while (w->rlen - off >= sizeof(mp__frame_hdr)) {
+    mp__frame_hdr h;
+    memcpy(&h, w->rbuf + off, sizeof h);
+    if (mp__frame_check(&h, worker_rx_max(p, w)) < 0) {
+      rc = -1;
+      break;
+    }
+    size_t need = sizeof h + h.len;
+    if (w->rlen - off < need) {
+      if (need > w->rcap) {
+        /* Grow to the validated size, keeping the unparsed bytes. */
+        memmove(w->rbuf, w->rbuf + off, w->rlen - off);
+        w->rlen -= off;
+        off = 0;
+        char *nb = realloc(w->rbuf, need);
+        if (!nb) {
+          rc = -1;
+          break;
+        }
+        w->rbuf = nb;
+        w->rcap = need;
+      }
+      break;
+    }
+    if (worker_frame(p, w, &h, w->rbuf + off + sizeof h) < 0) {
+      rc = -1;
+      break;
+    }
+    off += need;
+  }
+  if (off) {
+    memmove(w->rbuf, w->rbuf + off, w->rlen - off);
+    w->rlen -= off;
+  }
+  if (rc < 0)
+    worker_kill(w, MP_EPROTO, 0, 0);
+  return rc;
+}
+
+/* Drain worker w's result pipe. Marks it dead on EOF or a bad frame. */
+static void worker_read(mp_pool *p, int idx) {
+  worker *w = &p->w[idx];
+  for (;;) {
+    if (w->rcap - w->rlen < RX_MIN / 4) {
+      size_t cap = w->rcap ? w->rcap * 2 : RX_MIN;
+      char *nb = realloc(w->rbuf, cap);
+      if (!nb) {
+        worker_kill(w, MP_EPROTO, 0, 0);
+        return;
+      }
+      w->rbuf = nb;
+      w->rcap = cap;
+    }
+    size_t room = w->rcap - w->rlen;
+    ssize_t n = mp__read_some(w->res_fd, w->rbuf + w->rlen, room);
+    if (n == -EAGAIN)
+      return;
+    if (n <= 0) {
+      /* EOF: the worker exited or died. A partial frame counts as nothing:
+       * its chunk is settled by pool_bury. */
+      w->dead = 1;
+      return;
+    }
+    w->rlen += (size_t)n;
+    if (worker_parse(p, w) < 0)
+      return;
+    if ((size_t)n < room)
+      return; /* drained for now; poll says when there is more */
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+/* the loop                                                               */
+/* ---------------------------------------------------------------------- */
+
+/* Every item not with a worker fails with code: the retry list and the
+ * items no job has handed out yet. */
+static void pool_fail_queued(mp_pool *p, int code) {
+  while (p->retry) {
+    chunk *c = p->retry;
+    p->retry = c->next;
+    chunk_fail_range(c, c->start, c->count, code, 0);
+    chunk_free(p, c);
+  }
+  job *next;
+  for (job *j = p->jobs; j; j = next) {
+    next = j->next;
+    if (j->kind == JOB_APPLY) {
+      if (!j->next_item)
+        apply_deliver(j, code, 0, NULL, 0);
+    } else if (j->next_item < j->n) {
+      job_deliver(j, j->next_item, j->n - j->next_item, NULL, NULL, code, 0);
+    }
+    j->pending = 0;
+    j->next_item = j->kind == JOB_APPLY ? 1 : j->n;
+    job_check_done(j);
+  }
+}
+
+static int pool_live_workers(const mp_pool *p) {
+  int n = 0;
+  for (int i = 0; i < p->nproc; i++)
+    n += p->w[i].pid != 0;
+  return n;
+}
+
+/* When no more work can come, close task pipes so idle workers exit. */
+static void pool_retire_idle(mp_pool *p) {
+  if (!p->closed || pool_has_work(p))
+    return;
+  for (int i = 0; i < p->nproc; i++) {
+    worker *w = &p->w[i];
+    if (w->pid && !w->dead && !w->tx && w->task_fd >= 0) {
+      mp__fd_unregister(w->task_fd);
+      mp__close(w->task_fd);
+      w->task_fd = -1;
+    }
+  }
+}
+
+static void pool_run_callbacks(mp_pool *p) {
+  if (p->in_callbacks)
+    return;
+  p->in_callbacks = 1;
+  while (p->cb_head) {
+    job *j = p->cb_head;
+    p->cb_head = j->cb_next;
+    if (!p->cb_head)
+      p->cb_tail = NULL;
+    j->cb_queued = 0;
+    if (!j->detached) {
+      mp_result_cb cb = j->first_err ? j->ecb : j->cb;
+      if (cb)
+        cb(j, j->cb_arg);
+    }
+    job_unref(j);
+  }
+  p->in_callbacks = 0;
+}
+
+/* Deadline of the earliest running item, for task_timeout. */
+static int64_t pool_check_timeouts(mp_pool *p) {
+  int64_t soonest = INT64_MAX;
+  if (p->opts.task_timeout <= 0)
+    return soonest;
+  int64_t limit = (int64_t)(p->opts.task_timeout * 1e9);
+  int64_t now = mp__now_ns();
+  for (int i = 0; i < p->nproc; i++) {
+    worker *w = &p->w[i];
+    if (!w->pid || w->dead || !w->q)
+      continue;
+    mp__slot *s = &p->slots[i];
+    uint64_t t1 = atomic_load_explicit(&s->task_id, memory_order_acquire);
+    if (!t1)
+      continue;
+    uint32_t item = atomic_load_explicit(&s->item, memory_order_relaxed);
+    int64_t start = atomic_load_explicit(&s->start_ns, memory_order_relaxed);
+    uint64_t t2 = atomic_load_explicit(&s->task_id, memory_order_acquire);
+    uint32_t item2 = atomic_load_explicit(&s->item, memory_order_relaxed);
+    if (t1 != t2 || item != item2)
+      continue; /* moving on: look again next round */
+    int64_t due = start + limit;
+    if (due <= now)
+      worker_kill(w, MP_ETIMEDOUT, t1, item);
+    else if (due < soonest)
+      soonest = due;
+  }
+  return soonest;
+}
+
+/*
+ * One round: feed, wait for I/O until deadline (or sooner), read results,
+ * settle dead workers, replace them. Returns 0 or -errno (poll failed).
+ */
+static int pool_step(mp_pool *p, int64_t deadline) {
+  mp__sigpipe_guard g;
+  mp__sigpipe_block(&g);
+  pool_feed(p, &g);
+  pool_retire_idle(p);
+
+  struct pollfd pfd[2 * p->nproc + 1];
+  int map[2 * p->nproc + 1];
+  unsigned n = 0;
+  int any_dead = 0;
+  for (int i = 0; i < p->nproc; i++) {
+    worker *w = &p->w[i];
+    if (!w->pid)
+      continue;
+    if (w->dead) {
+      any_dead = 1;
+      continue;
+    }
+    pfd[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
+    map[n++] = i;
+    if (w->tx && w->task_fd >= 0) {
+      pfd[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
+      map[n++] = -1 - i;
+    }
+  }
+  int64_t due = pool_check_timeouts(p);
+  for (int i = 0; i < p->nproc; i++)
+    any_dead |= p->w[i].pid && p->w[i].dead;
+  if (any_dead || p->cb_head)
+    deadline = 0;
+  else if (due < deadline)
+    deadline = due;
+  int rc = n ? mp__poll(pfd, n, deadline) : 0;
+  if (rc > 0) {
+    for (unsigned k = 0; k < n; k++) {
+      if (!pfd[k].revents)
+        continue;
+      if (map[k] >= 0) {
+        worker_read(p, map[k]);
+      } else {
+        worker *w = &p->w[-1 - map[k]];
+        if (pfd[k].revents & POLLERR)
+          w->tx = NULL; /* reader gone; EOF on results follows */
+        else
+          worker_write(p, w, &g);
+      }
+    }
+  }
+  pool_check_timeouts(p);
+  mp__sigpipe_unblock(&g);
+
+  for (int i = 0; i < p->nproc; i++) {
+    worker *w = &p->w[i];
+    if (!w->pid || !w->dead)
+      continue;
+    pool_bury(p, i);
+    if (!p->terminated && (!p->closed || pool_has_work(p)))
+      (void)pool_spawn(p, i); /* on failure: tried again below */
+  }
+  /* A slot left empty by a failed fork while work waits: try again. If no
+   * worker at all can be had, queued work fails with fork's error rather
+   * than waiting forever. */
+  if (!p->terminated && pool_has_work(p)) {
+    int err = 0;
+    for (int i = 0; i < p->nproc; i++)
+      if (!p->w[i].pid) {
+        int r = pool_spawn(p, i);
+        if (r < 0)
+          err = r;
+      }
+    if (err && !pool_live_workers(p))
+      pool_fail_queued(p, err);
+  }
+  pool_run_callbacks(p);
+  return rc < 0 ? rc : 0;
+}
+
+/* Drive the pool until done(arg) or the deadline. Returns 0 or
+ * MP_ETIMEDOUT. */
+static int pool_drive(mp_pool *p, int (*done)(void *), void *arg,
+                      int64_t deadline) {
+  while (!done(arg)) {
+    if (mp__now_ns() >= deadline)
+      return MP_ETIMEDOUT;
+    if (!pool_live_workers(p) && !pool_has_work(p) && p->jobs == NULL)
+      break;
+    pool_step(p, deadline);
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* public: lifetime                                                       */
+/* ---------------------------------------------------------------------- */
+
+int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
+  mp_pool_opts o = opts ? *opts : (mp_pool_opts){0};
+  if (!out || o.processes < 0 || o.maxtasksperchild < 0 ||
+      !(o.task_timeout >= 0) || o.max_result_bytes > MAX_RESULT_CAP)
+    return MP_EINVAL;
+  if (o.processes == 0)
+    o.processes = mp_cpu_count();
+  mp_pool *p = calloc(1, sizeof *p);
+  if (!p)
+    return -ENOMEM;
+  p->opts = o;
+  p->nproc = o.processes;
+  p->max_res = o.max_result_bytes ? o.max_result_bytes : DEFAULT_MAX_RESULT;
+  p->w = calloc((size_t)p->nproc, sizeof *p->w);
+  p->slots_len = (size_t)p->nproc * sizeof(mp__slot);
+  void *m = mmap(NULL, p->slots_len, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (!p->w || m == MAP_FAILED) {
+    int err = m == MAP_FAILED ? -errno : -ENOMEM;
+    if (m != MAP_FAILED)
+      munmap(m, p->slots_len);
+    free(p->w);
+    free(p);
+    return err;
+  }
+  p->slots = m;
+  for (int i = 0; i < p->nproc; i++)
+    p->w[i].task_fd = p->w[i].res_fd = -1;
+  for (int i = 0; i < p->nproc; i++) {
+    int rc = pool_spawn(p, i);
+    if (rc < 0) {
+      mp_pool_free(p);
+      return rc;
+    }
+  }
+  *out = p;
+  return 0;
+}
+
+int mp_pool_processes(const mp_pool *pool) { return pool ? pool->nproc : 0; }
+
+int mp_pool_worker_pids(const mp_pool *pool, pid_t *pids, int n) {
+  if (!pool || (!pids && n > 0) || n < 0)
+    return MP_EINVAL;
+  int k = 0;
+  for (int i = 0; i < pool->nproc && k < n; i++)
+    pids[k++] = pool->w[i].pid;
+  return k;
+}
+
+int mp_pool_close(mp_pool *pool) {
+  if (!pool)
+    return MP_EINVAL;
+  if (pool->terminated)
+    return MP_ESTATE;
+  pool->closed = 1;
+  pool_step(pool, 0);
+  return 0;
+}
+
+int mp_pool_terminate(mp_pool *p) {
+  if (!p)
+    return MP_EINVAL;
+  p->closed = 1;
+  p->terminated = 1;
+  for (int i = 0; i < p->nproc; i++) {
+    worker *w = &p->w[i];
+    if (w->pid && !w->dead)
+      worker_kill(w, MP_ECLOSED, 0, 0);
+  }
+  /* Reap; whatever they held comes back to the retry list. */
+  for (int i = 0; i < p->nproc; i++)
+    if (p->w[i].pid)
+      pool_bury(p, i);
+  pool_fail_queued(p, MP_ECLOSED);
+  pool_run_callbacks(p);
+  return 0;
+}
+
+static int pool_idle(void *arg) {
+  mp_pool *p = arg;
+  return !p->jobs && !pool_live_workers(p);
+}
+
+int mp_pool_join(mp_pool *p) {
+  if (!p)
+    return MP_EINVAL;
+  if (!p->closed)
+    return MP_ESTATE;
+  pool_drive(p, pool_idle, p, INT64_MAX);
+  p->joined = 1;
+  return 0;
+}
+
+void mp_pool_free(mp_pool *p) {
+  if (!p)
+    return;
+  mp_pool_terminate(p);
+  /* Callbacks queued but not run belong to the pool's reference. */
+  while (p->cb_head) {
+    job *j = p->cb_head;
+    p->cb_head = j->cb_next;
+    job_unref(j);
+  }
+  munmap(p->slots, p->slots_len);
+  free(p->w);
+  free(p);
+}
+
+/* ---------------------------------------------------------------------- */
+/* public: map and apply                                                  */
+/* ---------------------------------------------------------------------- */
+
+static size_t pick_chunksize(const mp_pool *p, size_t n, size_t in_size,
+                             size_t out_size, size_t asked, size_t bytes) {
+  size_t cs = asked;
+  if (cs == 0) {
+    size_t div = (size_t)p->nproc * 4;
+    cs = n / div + (n % div != 0);
+  }
+  size_t elem = in_size > out_size + sizeof(int32_t) ? in_size
+                                                     : out_size + sizeof(int32_t);
+  size_t bound = bytes / elem;
+  if (cs > bound)
+    cs = bound;
+  if (cs > UINT32_MAX / 2)
+    cs = UINT32_MAX / 2;
+  return cs ? cs : 1;
+}
+
+static int map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
+                       size_t in_size, size_t out_size) {
+  if (!p || !f || in_size == 0 || out_size == 0 || in_size > MAX_ELEM ||
+      out_size > MAX_ELEM || (n && !in) || n > SIZE_MAX / 2 / in_size ||
+      n > SIZE_MAX / 2 / out_size)
+    return MP_EINVAL;
+  if (p->closed)
+    return MP_ECLOSED;
+  return 0;
+}
+
+static job *job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
+                        size_t in_size, size_t out_size,
+                        const mp_map_opts *mo, int sink) {
+  job *j = calloc(1, sizeof *j);
+  if (!j)
+    return NULL;
+  j->refs = 1;
+  j->kind = JOB_MAP;
+  j->sink = sink;
+  j->mfn = f;
+  j->in = in;
+  j->n = n;
+  j->in_size = in_size;
+  j->out_size = out_size;
+  j->chunksize = pick_chunksize(
+      p, n, in_size, out_size, mo ? mo->chunksize : 0,
+      sink == SINK_ARRAY ? CHUNK_BYTES : ITER_CHUNK_BYTES);
+  if (sink == SINK_ARRAY && mo) {
+    j->status = mo->status;
+    j->progress = mo->progress;
+    j->progress_arg = mo->progress_arg;
+  }
+  j->window = j->chunksize * (size_t)p->nproc * (WINDOW + 1);
+  job_link(p, j);
+  return j;
+}
+
+static int job_complete(void *arg) { return ((job *)arg)->complete; }
+
+int mp_pool_map_async(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
+                      size_t in_size, void *out, size_t out_size,
+                      const mp_map_async_opts *opts, mp_result **out_result) {
+  int rc = map_args_ok(pool, f, in, n, in_size, out_size);
+  if (rc < 0)
+    return rc;
+  if (!out_result || (n && !out))
+    return MP_EINVAL;
+  job *j = job_new_map(pool, f, in, n, in_size, out_size,
+                       opts ? &opts->map : NULL, SINK_ARRAY);
+  if (!j)
+    return -ENOMEM;
+  j->out = out;
+  if (opts) {
+    j->cb = opts->async.callback;
+    j->ecb = opts->async.error_callback;
+    j->cb_arg = opts->async.arg;
+  }
+  job_check_done(j); /* n == 0 */
+  pool_step(pool, 0);
+  *out_result = j;
+  return 0;
+}
+
+int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
+                size_t in_size, void *out, size_t out_size,
+                const mp_map_opts *opts) {
+  int rc = map_args_ok(pool, f, in, n, in_size, out_size);
+  if (rc < 0)
+    return rc;
+  if (n && !out)
+    return MP_EINVAL;
+  job *j = job_new_map(pool, f, in, n, in_size, out_size, opts, SINK_ARRAY);
+  if (!j)
+    return -ENOMEM;
+  j->out = out;
+  job_check_done(j);
+  pool_drive(pool, job_complete, j, INT64_MAX);
+  rc = j->complete ? j->first_err : MP_ECLOSED;
+  job_unref(j);
+  return rc;
+}
+
+static int apply_submit(mp_pool *pool, mp_apply_fn f, const void *arg,
+                        size_t len, job **out) {
+  if (!pool || !f || (len && !arg) || len > MAX_RESULT_CAP)
+    return MP_EINVAL;
+  if (pool->closed)
+    return MP_ECLOSED;
+  job *j = calloc(1, sizeof *j);
+  if (!j)
+    return -ENOMEM;
+  if (len) {
+    j->arg = malloc(len);
+    if (!j->arg) {
+      free(j);
+      return -ENOMEM;
+    }
+    memcpy(j->arg, arg, len);
+  }
+  j->refs = 1;
+  j->kind = JOB_APPLY;
+  j->afn = f;
+  j->arg_len = len;
+  job_link(pool, j);
+  *out = j;
+  return 0;
+}
+
+int mp_pool_apply(mp_pool *pool, mp_apply_fn f, const void *arg, size_t len,
+                  void **result, size_t *result_len, mp_status *status) {
+  if (!result || !result_len)
+    return MP_EINVAL;
+  job *j;
+  int rc = apply_submit(pool, f, arg, len, &j);
+  if (rc < 0)
+    return rc;
+  pool_drive(pool, job_complete, j, INT64_MAX);
+  rc = j->complete ? j->first_err : MP_ECLOSED;
+  if (status) {
+    status->code = rc;
+    status->detail = rc ? j->first_st.detail : 0;
+  }
+  *result = rc ? NULL : j->res;
+  *result_len = rc ? 0 : j->res_len;
+  if (!rc)
+    j->res = NULL;
+  job_unref(j);
+  return rc;
+}
+
+int mp_pool_apply_async(mp_pool *pool, mp_apply_fn f, const void *arg,
+                        size_t len, const mp_async_opts *opts,
+                        mp_result **out) {
+  if (!out)
+    return MP_EINVAL;
+  job *j;
+  int rc = apply_submit(pool, f, arg, len, &j);
+  if (rc < 0)
+    return rc;
+  if (opts) {
+    j->cb = opts->callback;
+    j->ecb = opts->error_callback;
+    j->cb_arg = opts->arg;
+  }
+  pool_step(pool, 0);
+  *out = j;
+  return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* public: results                                                        */
+/* ---------------------------------------------------------------------- */
+
+int mp_result_wait(mp_result *r, double timeout) {
+  if (!r)
+    return MP_EINVAL;
+  if (r->complete)
+    return 0;
+  return pool_drive(r->pool, job_complete, r, mp__deadline(timeout));
+}
+
+int mp_result_ready(mp_result *r) {
+  if (!r)
+    return 0;
+  if (!r->complete)
+    pool_step(r->pool, 0);
+  return r->complete;
+}
+
+int mp_result_get(mp_result *r, double timeout, const void **data,
+                  size_t *len, mp_status *status) {
+  int rc = mp_result_wait(r, timeout);
+  if (rc < 0)
+    return rc;
+  rc = r->complete ? r->first_err : MP_ECLOSED;
+  if (data)
+    *data = rc ? NULL : r->res;
+  if (len)
+    *len = rc ? 0 : r->res_len;
+  if (status) {
+    status->code = rc;
+    status->detail = rc ? r->first_st.detail : 0;
+  }
+  return rc;
+}
+
+int mp_result_successful(mp_result *r) {
+  if (!r)
+    return MP_EINVAL;
+  if (!r->complete)
+    return MP_ESTATE;
+  return r->first_err == 0;
+}
+
+void mp_result_free(mp_result *r) {
+  if (!r)
+    return;
+  if (!r->complete && r->pool) {
+    /* Items never handed out are dropped; those in flight are discarded
+     * as they come back. */
+    r->detached = 1;
+    r->pending = 0;
+    r->next_item = r->kind == JOB_APPLY ? 1 : r->n;
+    job_check_done(r);
+  }
+  job_unref(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* public: iterators                                                      */
+/* ---------------------------------------------------------------------- */
+
+static int iter_create(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
+                       size_t in_size, size_t out_size,
+                       const mp_map_opts *opts, int sink, mp_iter **out) {
+  int rc = map_args_ok(pool, f, in, n, in_size, out_size);
+  if (rc < 0)
+    return rc;
+  if (!out)
+    return MP_EINVAL;
+  mp_iter *it = malloc(sizeof *it);
+  if (!it)
+    return -ENOMEM;
+  mp_map_opts o = {.chunksize = opts ? opts->chunksize : 0};
+  it->j = job_new_map(pool, f, in, n, in_size, out_size, &o, sink);
+  if (!it->j) {
+    free(it);
+    return -ENOMEM;
+  }
+  job_check_done(it->j);
+  pool_step(pool, 0);
+  *out = it;
+  return 0;
+}
+
+int mp_pool_imap(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
+                 size_t in_size, size_t out_size, const mp_map_opts *opts,
+                 mp_iter **out) {
+  return iter_create(pool, f, in, n, in_size, out_size, opts, SINK_ORDERED,
+                     out);
+}
+
+int mp_pool_imap_unordered(mp_pool *pool, mp_map_fn f, const void *in,
+                           size_t n, size_t in_size, size_t out_size,
+                           const mp_map_opts *opts, mp_iter **out) {
+  return iter_create(pool, f, in, n, in_size, out_size, opts, SINK_UNORDERED,
+                     out);
+}
+
+/* The block holding the next item to return, or NULL if it has not come. */
+static block *iter_find(job *j, block **prev_out) {
+  block *prev = NULL;
+  for (block *b = j->blocks; b; prev = b, b = b->next) {
+    if (j->sink == SINK_UNORDERED ||
+        (j->next_ordered >= b->start + b->taken &&
+         j->next_ordered < b->start + b->count &&
+         j->next_ordered == b->start + b->taken)) {
+      *prev_out = prev;
+      return b;
+    }
+  }
+  return NULL;
+}
+
+static int iter_has_next(void *arg) {
+  job *j = arg;
+  block *prev;
+  return iter_find(j, &prev) != NULL || j->returned >= j->n || j->complete;
+}
+
+int mp_iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
+                 double timeout) {
+  if (!it || !out)
+    return MP_EINVAL;
+  job *j = it->j;
+  if (j->returned >= j->n)
+    return MP_EOF;
+  block *prev = NULL, *b = iter_find(j, &prev);
+  if (!b && !j->complete) {
+    int rc = pool_drive(j->pool, iter_has_next, j, mp__deadline(timeout));
+    if (rc < 0)
+      return rc;
+    b = iter_find(j, &prev);
+  }
+  size_t idx;
+  mp_status st;
+  if (!b) {
+    /* Complete, yet the item never came: its block could not be stored. */
+    idx = j->sink == SINK_ORDERED ? j->next_ordered : j->returned;
+    st = (mp_status){-ENOMEM, 0};
+  } else {
+    size_t k = b->taken++;
+    idx = b->start + k;
+    st = b->st[k];
+    memcpy(out, b->outs + k * j->out_size, j->out_size);
+    if (b->taken == b->count) {
+      if (prev)
+        prev->next = b->next;
+      else
+        j->blocks = b->next;
+      if (j->blocks_tail == b)
+        j->blocks_tail = prev;
+      free(b);
+    }
+  }
+  j->returned++;
+  if (j->sink == SINK_ORDERED)
+    j->next_ordered++;
+  if (index)
+    *index = idx;
+  if (status)
+    *status = st;
+  /* Room in the window: let more input out. */
+  if (!j->complete && j->next_item < j->n)
+    j->pending = 1;
+  return st.code;
+}
+
+void mp_iter_free(mp_iter *it) {
+  if (!it)
+    return;
+  mp_result_free(it->j);
+  free(it);
+}

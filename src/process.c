@@ -1,0 +1,400 @@
+/* process.c: mp_process, and the fork helper every child of the library uses. */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- time ---- */
+
+int64_t mp__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t mp__deadline(double timeout) {
+  if (timeout < 0)
+    return INT64_MAX;
+  if (timeout > 1e9)
+    timeout = 1e9;
+  return mp__now_ns() + (int64_t)(timeout * 1e9);
+}
+
+int mp__ms_left(int64_t deadline) {
+  if (deadline == INT64_MAX)
+    return -1;
+  int64_t left = deadline - mp__now_ns();
+  if (left <= 0)
+    return 0;
+  int64_t ms = (left + 999999) / 1000000;
+  return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* ---- the registry of library fds ---- */
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *reg_fds;
+static size_t reg_len, reg_cap;
+
+void mp__fd_register(int fd) {
+  pthread_mutex_lock(&reg_lock);
+  if (reg_len == reg_cap) {
+    size_t cap = reg_cap ? reg_cap * 2 : 64;
+    int *n = realloc(reg_fds, cap * sizeof *n);
+    if (!n) {
+      /* Unregistered, the fd is only inherited by later children: a leak
+       * into them, never a fault. */
+      pthread_mutex_unlock(&reg_lock);
+      return;
+    }
+    reg_fds = n;
+    reg_cap = cap;
+  }
+  reg_fds[reg_len++] = fd;
+  pthread_mutex_unlock(&reg_lock);
+}
+
+void mp__fd_unregister(int fd) {
+  pthread_mutex_lock(&reg_lock);
+  for (size_t i = 0; i < reg_len; i++) {
+    if (reg_fds[i] == fd) {
+      reg_fds[i] = reg_fds[--reg_len];
+      break;
+    }
+  }
+  if (reg_len == 0) {
+    free(reg_fds);
+    reg_fds = NULL;
+    reg_cap = 0;
+  }
+  pthread_mutex_unlock(&reg_lock);
+}
+
+/* ---- names ---- */
+
+static char cur_name[64] = "MainProcess";
+static char cur_ident[80];  /* "" in the main process, "3" or "3:1" below */
+static _Atomic unsigned proc_counter;
+
+const char *mp_current_process_name(void) { return cur_name; }
+
+void mp__set_process_name(const char *name) {
+  snprintf(cur_name, sizeof cur_name, "%s", name);
+}
+
+/* ---- fork ---- */
+
+static int fd_kept(int fd, const int *keep, int nkeep) {
+  for (int i = 0; i < nkeep; i++)
+    if (keep[i] == fd)
+      return 1;
+  return 0;
+}
+
+pid_t mp__fork(const mp__fork_req *req) {
+  sigset_t all, old;
+  pid_t parent = getpid();
+
+  fflush(NULL);
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  /* Held across fork so the child's copy of the registry is consistent. */
+  pthread_mutex_lock(&reg_lock);
+  pid_t pid = fork();
+  if (pid != 0) {
+    int err = errno;
+    pthread_mutex_unlock(&reg_lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return pid < 0 ? -err : pid;
+  }
+
+  /* Child. Other objects' fds go; the registry starts empty. */
+  for (size_t i = 0; i < reg_len; i++)
+    if (!fd_kept(reg_fds[i], req->keep, req->nkeep))
+      close(reg_fds[i]);
+  free(reg_fds);
+  reg_fds = NULL;
+  reg_len = reg_cap = 0;
+  pthread_mutex_unlock(&reg_lock);
+  for (int i = 0; i < req->nkeep; i++)
+    mp__fd_register(req->keep[i]);
+
+  if (req->die_with_parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* The parent may have died before the signal was armed. */
+    if (getppid() != parent)
+      _exit(1);
+  }
+  if (req->name)
+    mp__set_process_name(req->name);
+  proc_counter = 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return 0;
+}
+
+_Noreturn void mp__child_exit(int code) {
+  fflush(NULL);
+  _exit(code);
+}
+
+pid_t mp__waitpid(pid_t pid, int *status, int flags) {
+  for (;;) {
+    pid_t r = waitpid(pid, status, flags);
+    if (r >= 0)
+      return r;
+    if (errno != EINTR)
+      return -errno;
+  }
+}
+
+int mp__exitcode(int wstatus) {
+  if (WIFEXITED(wstatus))
+    return WEXITSTATUS(wstatus);
+  if (WIFSIGNALED(wstatus))
+    return -WTERMSIG(wstatus);
+  return -SIGKILL;
+}
+
+int mp_cpu_count(void) {
+  for (int ncpu = 1024; ncpu <= 65536; ncpu *= 4) {
+    cpu_set_t *set = CPU_ALLOC(ncpu);
+    if (!set)
+      break;
+    size_t sz = CPU_ALLOC_SIZE(ncpu);
+    if (sched_getaffinity(0, sz, set) == 0) {
+      int n = CPU_COUNT_S(sz, set);
+      CPU_FREE(set);
+      return n > 0 ? n : 1;
+    }
+    CPU_FREE(set);
+    if (errno != EINVAL)
+      break;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+/* ---- mp_process ---- */
+
+enum { PROC_NEW, PROC_RUNNING, PROC_DONE };
+
+struct mp_process {
+  mp_target_fn target;
+  void *arg;
+  int daemon;
+  int state;
+  pid_t pid;
+  int status_fd;  /* read end: the child's return value, then EOF */
+  int exitcode;
+  char *name;
+  char ident[80];
+};
+
+/* In the child: set by on_exit so exit(n) is reported even when the kernel
+ * keeps no status (SIGCHLD ignored). */
+static int child_status_fd = -1;
+
+#ifdef __GLIBC__
+static void proc_on_exit(int status, void *unused) {
+  (void)unused;
+  int32_t code = status & 0xff;
+  if (child_status_fd >= 0)
+    (void)mp__write_full(child_status_fd, &code, sizeof code);
+}
+#endif
+
+int mp_process_create(mp_process **out, mp_target_fn target, void *arg,
+                      const mp_process_opts *opts) {
+  if (!out || !target)
+    return MP_EINVAL;
+  mp_process *p = calloc(1, sizeof *p);
+  if (!p)
+    return -ENOMEM;
+  unsigned n = ++proc_counter;
+  if (cur_ident[0])
+    snprintf(p->ident, sizeof p->ident, "%.64s:%u", cur_ident, n);
+  else
+    snprintf(p->ident, sizeof p->ident, "%u", n);
+  if (opts && opts->name) {
+    p->name = strdup(opts->name);
+  } else {
+    size_t len = strlen(p->ident) + sizeof "Process-";
+    p->name = malloc(len);
+    if (p->name)
+      snprintf(p->name, len, "Process-%s", p->ident);
+  }
+  if (!p->name) {
+    free(p);
+    return -ENOMEM;
+  }
+  p->target = target;
+  p->arg = arg;
+  p->daemon = opts ? !!opts->daemon : 0;
+  p->status_fd = -1;
+  *out = p;
+  return 0;
+}
+
+int mp_process_start(mp_process *p) {
+  if (!p)
+    return MP_EINVAL;
+  if (p->state != PROC_NEW)
+    return MP_ESTATE;
+  int fds[2];
+  int rc = mp__pipe(fds);
+  if (rc < 0)
+    return rc;
+  mp__fd_register(fds[0]);
+  mp__fd_register(fds[1]);
+  mp__fork_req req = {.keep = &fds[1], .nkeep = 1,
+                      .die_with_parent = p->daemon, .name = p->name};
+  pid_t pid = mp__fork(&req);
+  if (pid == 0) {
+    child_status_fd = fds[1];
+    snprintf(cur_ident, sizeof cur_ident, "%s", p->ident);
+#ifdef __GLIBC__
+    on_exit(proc_on_exit, NULL);
+#endif
+    int32_t code = p->target(p->arg) & 0xff;
+    fflush(NULL);
+    (void)mp__write_full(fds[1], &code, sizeof code);
+    _exit(code);
+  }
+  mp__fd_unregister(fds[1]);
+  mp__close(fds[1]);
+  if (pid < 0) {
+    mp__fd_unregister(fds[0]);
+    mp__close(fds[0]);
+    return pid;
+  }
+  p->pid = pid;
+  p->status_fd = fds[0];
+  p->state = PROC_RUNNING;
+  return 0;
+}
+
+/* The child has ended (or is ending): collect its code and release the
+ * status pipe. block: the child is known to be exiting, so waiting is short. */
+static void proc_finish(mp_process *p, int block) {
+  int32_t reported;
+  int have = 0;
+  if (block) {
+    ssize_t r = mp__read_full(p->status_fd, &reported, sizeof reported);
+    have = r == (ssize_t)sizeof reported;
+  }
+  int ws;
+  pid_t r = mp__waitpid(p->pid, &ws, 0);
+  if (r == p->pid)
+    p->exitcode = mp__exitcode(ws);
+  else  /* ECHILD: SIGCHLD is ignored and the kernel reaped it. */
+    p->exitcode = have ? reported : -SIGKILL;
+  mp__fd_unregister(p->status_fd);
+  mp__close(p->status_fd);
+  p->status_fd = -1;
+  p->state = PROC_DONE;
+}
+
+/*
+ * One look without blocking longer than ms: 1 if the child has ended (and is
+ * now reaped), 0 if it runs. The status pipe hangs up when the child exits;
+ * waitpid is also asked, for a child whose own raw fork() left a grandchild
+ * holding the pipe open.
+ */
+static int proc_poll(mp_process *p, int ms) {
+  struct pollfd pfd = {.fd = p->status_fd, .events = POLLIN};
+  int64_t dl = ms < 0 ? INT64_MAX : mp__now_ns() + (int64_t)ms * 1000000;
+  if (mp__poll(&pfd, 1, dl) > 0) {
+    proc_finish(p, 1);
+    return 1;
+  }
+  int ws;
+  pid_t r = mp__waitpid(p->pid, &ws, WNOHANG);
+  if (r == p->pid) {
+    p->exitcode = mp__exitcode(ws);
+    mp__fd_unregister(p->status_fd);
+    mp__close(p->status_fd);
+    p->status_fd = -1;
+    p->state = PROC_DONE;
+    return 1;
+  }
+  return 0;
+}
+
+int mp_process_join(mp_process *p, double timeout) {
+  if (!p)
+    return MP_EINVAL;
+  if (p->state == PROC_NEW)
+    return MP_ESTATE;
+  int64_t deadline = mp__deadline(timeout);
+  while (p->state == PROC_RUNNING) {
+    int ms = mp__ms_left(deadline);
+    if (ms < 0 || ms > 100)
+      ms = 100;
+    if (proc_poll(p, ms))
+      break;
+    if (mp__now_ns() >= deadline)
+      return MP_ETIMEDOUT;
+  }
+  return 0;
+}
+
+int mp_process_is_alive(mp_process *p) {
+  if (!p || p->state != PROC_RUNNING)
+    return 0;
+  return !proc_poll(p, 0);
+}
+
+pid_t mp_process_pid(const mp_process *p) { return p ? p->pid : 0; }
+
+int mp_process_exitcode(mp_process *p, int *code) {
+  if (!p || !code)
+    return MP_EINVAL;
+  if (p->state == PROC_RUNNING)
+    proc_poll(p, 0);
+  if (p->state != PROC_DONE)
+    return MP_ESTATE;
+  *code = p->exitcode;
+  return 0;
+}
+
+static int proc_signal(mp_process *p, int sig) {
+  if (!p)
+    return MP_EINVAL;
+  if (p->state == PROC_NEW)
+    return MP_ESTATE;
+  /* Not yet reaped, so the pid cannot have been reused. */
+  if (p->state == PROC_RUNNING && kill(p->pid, sig) < 0 && errno != ESRCH)
+    return -errno;
+  return 0;
+}
+
+int mp_process_terminate(mp_process *p) { return proc_signal(p, SIGTERM); }
+int mp_process_kill(mp_process *p) { return proc_signal(p, SIGKILL); }
+
+const char *mp_process_name(const mp_process *p) { return p ? p->name : NULL; }
+
+void mp_process_free(mp_process *p) {
+  if (!p)
+    return;
+  if (p->state == PROC_RUNNING) {
+    if (p->daemon) {
+      kill(p->pid, SIGTERM);
+      if (mp_process_join(p, 1.0) == MP_ETIMEDOUT)
+        kill(p->pid, SIGKILL);
+    }
+    mp_process_join(p, -1);
+  }
+  free(p->name);
+  free(p);
+}

@@ -1,0 +1,196 @@
+/* wire.c: every raw read, write and poll on a pipe, and the frame format. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int mp__pipe(int fds[2]) {
+  if (pipe2(fds, O_CLOEXEC) < 0)
+    return -errno;
+  return 0;
+}
+
+int mp__set_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return -errno;
+  return 0;
+}
+
+void mp__pipe_grow(int fd, int bytes) {
+#ifdef F_SETPIPE_SZ
+  /* Refused above /proc/sys/fs/pipe-max-size or the user's page budget;
+   * the pipe then keeps its default size, which is still correct. */
+  while (bytes >= 65536 && fcntl(fd, F_SETPIPE_SZ, bytes) < 0)
+    bytes /= 2;
+#else
+  (void)fd;
+  (void)bytes;
+#endif
+}
+
+void mp__close(int fd) {
+  if (fd < 0)
+    return;
+  int saved = errno;
+  (void)close(fd);
+  errno = saved;
+}
+
+ssize_t mp__read_full(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    if (r == 0)
+      break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
+int mp__writev_full(int fd, struct iovec *iov, int iovcnt) {
+  while (iovcnt > 0) {
+    ssize_t w = writev(fd, iov, iovcnt);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    size_t left = (size_t)w;
+    while (iovcnt > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      iov++;
+      iovcnt--;
+    }
+    if (iovcnt > 0) {
+      iov->iov_base = (char *)iov->iov_base + left;
+      iov->iov_len -= left;
+    }
+  }
+  return 0;
+}
+
+int mp__write_full(int fd, const void *buf, size_t n) {
+  struct iovec iov = {(void *)buf, n};
+  return mp__writev_full(fd, &iov, 1);
+}
+
+ssize_t mp__read_some(int fd, void *buf, size_t n) {
+  for (;;) {
+    ssize_t r = read(fd, buf, n);
+    if (r >= 0)
+      return r;
+    if (errno == EINTR)
+      continue;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+  }
+}
+
+ssize_t mp__writev_some(int fd, const struct iovec *iov, int iovcnt) {
+  for (;;) {
+    ssize_t w = writev(fd, iov, iovcnt);
+    if (w >= 0)
+      return w;
+    if (errno == EINTR)
+      continue;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+  }
+}
+
+int mp__poll(struct pollfd *fds, unsigned nfds, int64_t deadline) {
+  for (;;) {
+    int r = poll(fds, nfds, mp__ms_left(deadline));
+    if (r >= 0)
+      return r;
+    if (errno != EINTR)
+      return -errno;
+    if (deadline != INT64_MAX && mp__now_ns() >= deadline)
+      return 0;
+  }
+}
+
+void mp__sigpipe_block(mp__sigpipe_guard *g) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  g->was_blocked = sigismember(&old, SIGPIPE);
+  g->was_pending = 0;
+  g->raised = 0;
+  if (g->was_blocked) {
+    /* Only a blocked signal can already be pending. */
+    sigset_t pending;
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE);
+  }
+}
+
+void mp__sigpipe_unblock(mp__sigpipe_guard *g) {
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  if (g->raised && !g->was_pending) {
+    /* Our EPIPE left a SIGPIPE pending on this thread: take it before
+     * unblocking, so it is never delivered. */
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+      ;
+  }
+  if (!g->was_blocked)
+    pthread_sigmask(SIG_UNBLOCK, &pipe_set, NULL);
+}
+
+void mp__frame_init(mp__frame_hdr *h, unsigned type, uint64_t id,
+                    uint32_t len) {
+  h->magic_type = MP__FRAME_MAGIC | type;
+  h->len = len;
+  h->id = id;
+}
+
+int mp__frame_check(const mp__frame_hdr *h, uint32_t max_len) {
+  if ((h->magic_type & MP__FRAME_MAGIC_MASK) != MP__FRAME_MAGIC)
+    return MP_EPROTO;
+  unsigned type = h->magic_type & ~MP__FRAME_MAGIC_MASK;
+  if (type < MP__FR_MAP || type > MP__FR_APPLY_RES)
+    return MP_EPROTO;
+  if (h->len > max_len)
+    return MP_EPROTO;
+  return (int)type;
+}
+
+int mp__map_res_check(uint32_t len, uint32_t count, uint32_t out_size) {
+  uint64_t want = (uint64_t)count * (sizeof(int32_t) + (uint64_t)out_size);
+  return want == len ? 0 : MP_EPROTO;
+}
+
+int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res) {
+  mp__apply_res h;
+  if (len < sizeof h)
+    return MP_EPROTO;
+  memcpy(&h, payload, sizeof h);
+  uint32_t body = len - (uint32_t)sizeof h;
+  if (body > max_res)
+    return MP_EPROTO;
+  switch (h.code) {
+  case 0:
+    return 0;
+  case MP_ETASK:
+    return (body == 0 && h.detail != 0) ? 0 : MP_EPROTO;
+  case -EMSGSIZE:
+  case -ENOMEM:
+    return body == 0 ? 0 : MP_EPROTO;
+  default:
+    return MP_EPROTO;
+  }
+}

@@ -1,0 +1,199 @@
+/* worker.c: the child's loop. Read a task frame, run it, write the result. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct mp_buf {
+  char *data;   /* room for an mp__apply_res header, then the result */
+  size_t len;   /* result bytes after the header */
+  size_t cap;   /* bytes allocated after the header */
+  size_t max;   /* the pool's cap on len */
+  int err;      /* first failure: -ENOMEM or -EMSGSIZE */
+};
+
+void *mp_buf_grow(mp_buf *b, size_t n) {
+  if (!b)
+    return NULL;
+  if (b->err)
+    return NULL;
+  if (n > b->max - b->len) {
+    b->err = -EMSGSIZE;
+    return NULL;
+  }
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n)
+      cap = cap > b->max / 2 ? b->max : cap * 2;
+    char *d = realloc(b->data, sizeof(mp__apply_res) + cap);
+    if (!d) {
+      b->err = -ENOMEM;
+      return NULL;
+    }
+    b->data = d;
+    b->cap = cap;
+  }
+  void *p = b->data + sizeof(mp__apply_res) + b->len;
+  b->len += n;
+  return p;
+}
+
+int mp_buf_append(mp_buf *b, const void *data, size_t n) {
+  if (!b || (!data && n))
+    return MP_EINVAL;
+  void *p = mp_buf_grow(b, n);
+  if (!p)
+    return n ? b->err : 0;
+  if (n)
+    memcpy(p, data, n);
+  return 0;
+}
+
+/* Buffered reader over the task pipe: one read() usually brings a whole
+ * frame, often several. */
+typedef struct rx {
+  int fd;
+  char *buf;
+  size_t cap, start, end;
+} rx;
+
+/* Make at least n bytes available from r->buf + r->start. Returns 0, or -1
+ * at EOF / error (the parent is gone or closed the pipe: time to exit). */
+static int rx_need(rx *r, size_t n) {
+  if (r->end - r->start >= n)
+    return 0;
+  if (r->start > 0) {
+    memmove(r->buf, r->buf + r->start, r->end - r->start);
+    r->end -= r->start;
+    r->start = 0;
+  }
+  if (n > r->cap) {
+    size_t cap = r->cap;
+    while (cap < n)
+      cap *= 2;
+    char *b = realloc(r->buf, cap);
+    if (!b)
+      return -1;
+    r->buf = b;
+    r->cap = cap;
+  }
+  while (r->end < n) {
+    ssize_t got = mp__read_some(r->fd, r->buf + r->end, r->cap - r->end);
+    if (got <= 0)
+      return -1;
+    r->end += (size_t)got;
+  }
+  return 0;
+}
+
+static void slot_enter(const mp__worker_cfg *cfg, uint64_t id, uint32_t item) {
+  if (cfg->timed)
+    atomic_store_explicit(&cfg->slot->start_ns, mp__now_ns(),
+                          memory_order_relaxed);
+  atomic_store_explicit(&cfg->slot->item, item, memory_order_relaxed);
+  atomic_store_explicit(&cfg->slot->task_id, id, memory_order_release);
+}
+
+/* Run a map chunk; returns 0 or -1 when the result could not be sent. */
+static int run_map(const mp__worker_cfg *cfg, uint64_t id, const char *p,
+                   uint32_t len, char **out, size_t *out_cap) {
+  mp__map_task t;
+  if (len < sizeof t)
+    return -1;
+  memcpy(&t, p, sizeof t);
+  uint64_t in_bytes = (uint64_t)t.count * t.in_size;
+  if (t.count == 0 || in_bytes != len - sizeof t)
+    return -1;
+  size_t res_len = (size_t)t.count * (sizeof(int32_t) + t.out_size);
+  if (res_len > *out_cap) {
+    char *o = realloc(*out, res_len);
+    if (!o)
+      return -1;
+    *out = o;
+    *out_cap = res_len;
+  }
+  mp_map_fn fn = (mp_map_fn)(uintptr_t)t.fn;
+  const char *in = p + sizeof t;
+  int32_t *codes = (int32_t *)(void *)*out;
+  char *outs = *out + (size_t)t.count * sizeof(int32_t);
+  for (uint32_t i = 0; i < t.count; i++) {
+    slot_enter(cfg, id, i);
+    codes[i] = fn(in + (size_t)i * t.in_size, outs + (size_t)i * t.out_size);
+  }
+  atomic_store_explicit(&cfg->slot->task_id, 0, memory_order_release);
+  mp__frame_hdr h;
+  mp__frame_init(&h, MP__FR_MAP_RES, id, (uint32_t)res_len);
+  struct iovec iov[2] = {{&h, sizeof h}, {*out, res_len}};
+  return mp__writev_full(cfg->res_fd, iov, 2) < 0 ? -1 : 0;
+}
+
+static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
+                     uint32_t len) {
+  mp__apply_task t;
+  if (len < sizeof t)
+    return -1;
+  memcpy(&t, p, sizeof t);
+  mp_apply_fn fn = (mp_apply_fn)(uintptr_t)t.fn;
+  mp_buf b = {.max = cfg->max_res};
+  mp__apply_res res = {0, 0};
+  slot_enter(cfg, id, 0);
+  int rc = fn(p + sizeof t, len - sizeof t, &b);
+  atomic_store_explicit(&cfg->slot->task_id, 0, memory_order_release);
+  if (b.err) {
+    res.code = b.err;
+  } else if (rc != 0) {
+    res.code = MP_ETASK;
+    res.detail = rc;
+  }
+  size_t body = res.code ? 0 : b.len;
+  mp__apply_res hdr_room;
+  char *resp = b.data ? b.data : (char *)&hdr_room;
+  memcpy(resp, &res, sizeof res);
+  mp__frame_hdr h;
+  mp__frame_init(&h, MP__FR_APPLY_RES, id, (uint32_t)(sizeof res + body));
+  struct iovec iov[2] = {{&h, sizeof h}, {resp, sizeof res + body}};
+  int w = mp__writev_full(cfg->res_fd, iov, 2);
+  free(b.data);
+  return w < 0 ? -1 : 0;
+}
+
+_Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
+  if (cfg->initializer)
+    cfg->initializer(cfg->initarg);
+  rx r = {.fd = cfg->task_fd, .cap = 65536};
+  r.buf = malloc(r.cap);
+  char *out = NULL;
+  size_t out_cap = 0;
+  int done = 0;
+  if (!r.buf)
+    mp__child_exit(1);
+  for (;;) {
+    mp__frame_hdr h;
+    if (rx_need(&r, sizeof h) < 0)
+      break;
+    memcpy(&h, r.buf + r.start, sizeof h);
+    int type = mp__frame_check(&h, cfg->max_task);
+    if (type < 0 || type == MP__FR_STOP)
+      break;
+    if (rx_need(&r, sizeof h + h.len) < 0)
+      break;
+    const char *payload = r.buf + r.start + sizeof h;
+    int rc;
+    if (type == MP__FR_MAP)
+      rc = run_map(cfg, h.id, payload, h.len, &out, &out_cap);
+    else if (type == MP__FR_APPLY)
+      rc = run_apply(cfg, h.id, payload, h.len);
+    else
+      rc = -1;
+    if (rc < 0)
+      break;
+    r.start += sizeof h + h.len;
+    if (cfg->maxtasks && ++done >= cfg->maxtasks)
+      break;
+  }
+  free(out);
+  free(r.buf);
+  mp__child_exit(0);
+}

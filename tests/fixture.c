@@ -1,0 +1,98 @@
+/* fixture.c: leak checks shared by every test file. */
+#define _GNU_SOURCE
+#include "fixture.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int mpt_count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* the directory's own fd */
+}
+
+int mpt_has_children(void) {
+  int st;
+  pid_t r = waitpid(-1, &st, WNOHANG);
+  /* r > 0: a zombie (now reaped, but the test still fails); 0: a live child;
+   * -1 with ECHILD: none. */
+  return !(r < 0 && errno == ECHILD);
+}
+
+static int baseline_fds;
+
+int mpt_setup(void **state) {
+  (void)state;
+  baseline_fds = mpt_count_fds();
+  if (mpt_has_children()) {
+    fail_msg("a child was already running before the test");
+  }
+  return 0;
+}
+
+int mpt_teardown(void **state) {
+  (void)state;
+  int fds = mpt_count_fds();
+  if (fds != baseline_fds)
+    fail_msg("open fds: %d before the test, %d after", baseline_fds, fds);
+  if (mpt_has_children())
+    fail_msg("the test left a child or zombie behind");
+  return 0;
+}
+
+void mpt_write(int fd, const void *buf, size_t n) {
+  size_t off = 0;
+  while (off < n) {
+    ssize_t w = write(fd, (const char *)buf + off, n - off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    assert_true(w > 0);
+    off += (size_t)w;
+  }
+}
+
+void mpt_read(int fd, void *buf, size_t n) {
+  size_t off = 0;
+  while (off < n) {
+    ssize_t r = read(fd, (char *)buf + off, n - off);
+    if (r < 0 && errno == EINTR)
+      continue;
+    assert_true(r > 0);
+    off += (size_t)r;
+  }
+}
+
+char *mpt_read_all(int fd, size_t *len) {
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  assert_non_null(buf);
+  for (;;) {
+    if (cap - n < 1024) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+      assert_non_null(buf);
+    }
+    ssize_t r = read(fd, buf + n, cap - n - 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    assert_true(r >= 0);
+    if (r == 0)
+      break;
+    n += (size_t)r;
+  }
+  buf[n] = 0;
+  if (len)
+    *len = n;
+  return buf;
+}

@@ -1,0 +1,35 @@
+/* fixture.h: what every test file uses. Each test runs between mpt_setup and
+ * mpt_teardown, which fail the test if it left a child, a zombie or an open
+ * fd behind. Memory is checked by the sanitizer and valgrind runs. */
+#ifndef MPOOL_TEST_FIXTURE_H
+#define MPOOL_TEST_FIXTURE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "mpool.h"
+
+/* The number of open fds of this process. */
+int mpt_count_fds(void);
+/* 1 if this process has a child (running or zombie), else 0. */
+int mpt_has_children(void);
+
+int mpt_setup(void **state);
+int mpt_teardown(void **state);
+
+#define MPT_TEST(f) cmocka_unit_test_setup_teardown(f, mpt_setup, mpt_teardown)
+
+/* Run the group; returns cmocka's failure count. */
+#define MPT_RUN(tests) cmocka_run_group_tests(tests, NULL, NULL)
+
+/* Blocking helpers for tests: write/read exactly n bytes or fail the test. */
+void mpt_write(int fd, const void *buf, size_t n);
+void mpt_read(int fd, void *buf, size_t n);
+/* Read until EOF into a malloc'd, NUL-terminated buffer. */
+char *mpt_read_all(int fd, size_t *len);
+
+#endif
