@@ -1,2 +1,492 @@
+/* test_process.c: mp_process, mp_cpu_count, mp_current_process_name. */
+#define _GNU_SOURCE
 #include "fixture.h"
-int main(void) { return 0; }
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int ret_arg(void *arg) { return (int)(intptr_t)arg; }
+static int call_exit(void *arg) { exit((int)(intptr_t)arg); }
+static int die_by(void *arg) {
+  /* The test runner catches some signals; a crash must be a crash. */
+  signal((int)(intptr_t)arg, SIG_DFL);
+  raise((int)(intptr_t)arg);
+  return 0;
+}
+
+/* Blocks until its pipe (arg: int[2] from pipe2) is written to or closed
+ * by the parent. */
+static int wait_on_fd(void *arg) {
+  const int *fds = arg;
+  char c;
+  ssize_t r;
+  close(fds[1]);
+  do
+    r = read(fds[0], &c, 1);
+  while (r < 0 && errno == EINTR);
+  return 5;
+}
+
+/* Writes mp_current_process_name() to the fd in arg. */
+static int tell_name(void *arg) {
+  const char *n = mp_current_process_name();
+  mpt_write((int)(intptr_t)arg, n, strlen(n));
+  return 0;
+}
+
+static void test_exitcode_from_return(void **state) {
+  (void)state;
+  mp_process *p;
+  assert_int_equal(mp_process_create(&p, ret_arg, (void *)(intptr_t)7, NULL), 0);
+  int code = 123;
+  assert_int_equal(mp_process_exitcode(p, &code), MP_ESTATE);
+  assert_int_equal(code, 123);
+  assert_int_equal(mp_process_pid(p), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  assert_true(mp_process_pid(p) > 0);
+  assert_int_not_equal(mp_process_pid(p), getpid());
+  assert_int_equal(mp_process_join(p, -1), 0);
+  assert_int_equal(mp_process_exitcode(p, &code), 0);
+  assert_int_equal(code, 7);
+  assert_int_equal(mp_process_join(p, -1), 0); /* again: still 0 */
+  assert_false(mp_process_is_alive(p));
+  mp_process_free(p);
+}
+
+static void test_exitcode_zero_is_distinct(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  mp_process *p;
+  assert_int_equal(mp_process_create(&p, wait_on_fd, fds, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  int code = -77;
+  assert_int_equal(mp_process_exitcode(p, &code), MP_ESTATE); /* running */
+  assert_int_equal(code, -77);
+  assert_true(mp_process_is_alive(p));
+  close(fds[1]);
+  assert_int_equal(mp_process_join(p, -1), 0);
+  assert_int_equal(mp_process_exitcode(p, &code), 0);
+  assert_int_equal(code, 5);
+  close(fds[0]);
+  mp_process_free(p);
+
+  assert_int_equal(mp_process_create(&p, ret_arg, (void *)0, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  assert_int_equal(mp_process_join(p, -1), 0);
+  assert_int_equal(mp_process_exitcode(p, &code), 0);
+  assert_int_equal(code, 0);
+  mp_process_free(p);
+}
+
+static void test_exitcode_from_exit_and_signal(void **state) {
+  (void)state;
+  struct { mp_target_fn fn; intptr_t arg; int want; } cases[] = {
+      {call_exit, 3, 3},
+      {die_by, SIGSEGV, -SIGSEGV},
+      {die_by, SIGABRT, -SIGABRT},
+      {die_by, SIGKILL, -SIGKILL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    mp_process *p;
+    assert_int_equal(mp_process_create(&p, cases[i].fn, (void *)cases[i].arg, NULL), 0);
+    assert_int_equal(mp_process_start(p), 0);
+    assert_int_equal(mp_process_join(p, -1), 0);
+    int code;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, cases[i].want);
+    mp_process_free(p);
+  }
+}
+
+static void test_misuse(void **state) {
+  (void)state;
+  mp_process *p = NULL;
+  assert_int_equal(mp_process_create(&p, NULL, NULL, NULL), MP_EINVAL);
+  assert_null(p);
+  assert_int_equal(mp_process_create(NULL, ret_arg, NULL, NULL), MP_EINVAL);
+  assert_int_equal(mp_process_create(&p, ret_arg, NULL, NULL), 0);
+  assert_int_equal(mp_process_join(p, -1), MP_ESTATE);
+  assert_int_equal(mp_process_terminate(p), MP_ESTATE);
+  assert_int_equal(mp_process_kill(p), MP_ESTATE);
+  assert_false(mp_process_is_alive(p));
+  assert_int_equal(mp_process_start(p), 0);
+  assert_int_equal(mp_process_start(p), MP_ESTATE);
+  assert_int_equal(mp_process_join(p, -1), 0);
+  assert_int_equal(mp_process_start(p), MP_ESTATE);
+  assert_int_equal(mp_process_terminate(p), 0); /* finished: no-op */
+  mp_process_free(p);
+  mp_process_free(NULL);
+  assert_int_equal(mp_process_start(NULL), MP_EINVAL);
+  assert_int_equal(mp_process_join(NULL, 0), MP_EINVAL);
+  int code;
+  assert_int_equal(mp_process_exitcode(NULL, &code), MP_EINVAL);
+}
+
+static void test_join_timeout(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  mp_process *p;
+  assert_int_equal(mp_process_create(&p, wait_on_fd, fds, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  /* The child cannot exit before we write: no race, no sleep. */
+  assert_int_equal(mp_process_join(p, 0), MP_ETIMEDOUT);
+  assert_int_equal(mp_process_join(p, 0.05), MP_ETIMEDOUT);
+  assert_true(mp_process_is_alive(p));
+  mpt_write(fds[1], "x", 1);
+  assert_int_equal(mp_process_join(p, 30), 0);
+  assert_false(mp_process_is_alive(p));
+  close(fds[0]);
+  close(fds[1]);
+  mp_process_free(p);
+}
+
+static void test_terminate_and_kill(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  mp_process *a, *b;
+  assert_int_equal(mp_process_create(&a, wait_on_fd, fds, NULL), 0);
+  assert_int_equal(mp_process_create(&b, wait_on_fd, fds, NULL), 0);
+  assert_int_equal(mp_process_start(a), 0);
+  assert_int_equal(mp_process_start(b), 0);
+  assert_int_equal(mp_process_terminate(a), 0);
+  assert_int_equal(mp_process_kill(b), 0);
+  assert_int_equal(mp_process_join(a, -1), 0);
+  assert_int_equal(mp_process_join(b, -1), 0);
+  int code;
+  assert_int_equal(mp_process_exitcode(a, &code), 0);
+  assert_int_equal(code, -SIGTERM);
+  assert_int_equal(mp_process_exitcode(b, &code), 0);
+  assert_int_equal(code, -SIGKILL);
+  mp_process_free(a);
+  mp_process_free(b);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+static void test_names(void **state) {
+  (void)state;
+  assert_string_equal(mp_current_process_name(), "MainProcess");
+  mp_process *a, *b, *c;
+  assert_int_equal(mp_process_create(&a, ret_arg, NULL, NULL), 0);
+  assert_int_equal(mp_process_create(&b, ret_arg, NULL, NULL), 0);
+  assert_int_equal(mp_process_create(&c, ret_arg, NULL, &(mp_process_opts){.name = "worker"}), 0);
+  int na, nb;
+  assert_int_equal(sscanf(mp_process_name(a), "Process-%d", &na), 1);
+  assert_int_equal(sscanf(mp_process_name(b), "Process-%d", &nb), 1);
+  assert_int_equal(nb, na + 1);
+  assert_string_equal(mp_process_name(c), "worker");
+  mp_process_free(a);
+  mp_process_free(b);
+  mp_process_free(c);
+
+  /* In the child, its own name. */
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  assert_int_equal(mp_process_create(&c, tell_name, (void *)(intptr_t)fds[1], &(mp_process_opts){.name = "reporter"}), 0);
+  assert_int_equal(mp_process_start(c), 0);
+  assert_int_equal(mp_process_join(c, -1), 0);
+  close(fds[1]);
+  char *got = mpt_read_all(fds[0], NULL);
+  assert_string_equal(got, "reporter");
+  free(got);
+  close(fds[0]);
+  mp_process_free(c);
+  assert_string_equal(mp_current_process_name(), "MainProcess");
+}
+
+static int nested_names(void *arg) {
+  mp_process *p;
+  if (mp_process_create(&p, tell_name, arg, NULL) < 0 || mp_process_start(p) < 0)
+    return 1;
+  mp_process_join(p, -1);
+  mp_process_free(p);
+  return 0;
+}
+
+static void test_nested_name(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  mp_process *p;
+  assert_int_equal(mp_process_create(&p, nested_names, (void *)(intptr_t)fds[1], NULL), 0);
+  int n;
+  assert_int_equal(sscanf(mp_process_name(p), "Process-%d", &n), 1);
+  assert_int_equal(mp_process_start(p), 0);
+  assert_int_equal(mp_process_join(p, -1), 0);
+  close(fds[1]);
+  char *got = mpt_read_all(fds[0], NULL);
+  char want[64];
+  snprintf(want, sizeof want, "Process-%d:1", n);
+  assert_string_equal(got, want);
+  free(got);
+  close(fds[0]);
+  mp_process_free(p);
+}
+
+static void test_cpu_count(void **state) {
+  (void)state;
+  cpu_set_t set, one;
+  assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+  assert_int_equal(mp_cpu_count(), CPU_COUNT(&set));
+  /* Pinned to one CPU, it says 1 however many are online. */
+  int first = -1;
+  for (int i = 0; i < CPU_SETSIZE && first < 0; i++)
+    if (CPU_ISSET(i, &set))
+      first = i;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+  int n = mp_cpu_count();
+  assert_int_equal(sched_setaffinity(0, sizeof set, &set), 0);
+  assert_int_equal(n, 1);
+}
+
+static int say_child(void *arg) {
+  (void)arg;
+  printf("child\n");
+  return 0;
+}
+
+/* In a fresh process whose stdout is fd out: buffered output before a fork
+ * must appear once, the child's once. */
+static void print_around_child(int out) {
+  dup2(out, STDOUT_FILENO);
+  printf("before\n"); /* buffered: stdout is a file or pipe */
+  mp_process *p;
+  if (mp_process_create(&p, say_child, NULL, NULL) < 0 || mp_process_start(p) < 0)
+    _exit(1);
+  mp_process_join(p, -1);
+  mp_process_free(p);
+  printf("after\n");
+  exit(0);
+}
+
+static void test_output_once_file(void **state) {
+  (void)state;
+  char path[] = "/tmp/mpool-out-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  unlink(path);
+  pid_t pid = fork();
+  if (pid == 0)
+    print_around_child(fd);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  lseek(fd, 0, SEEK_SET);
+  char *got = mpt_read_all(fd, NULL);
+  assert_string_equal(got, "before\nchild\nafter\n");
+  free(got);
+  close(fd);
+}
+
+static void test_output_once_pipe(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    print_around_child(fds[1]);
+  }
+  close(fds[1]);
+  char *got = mpt_read_all(fds[0], NULL);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  assert_string_equal(got, "before\nchild\nafter\n");
+  free(got);
+  close(fds[0]);
+}
+
+static int atexit_fd = -1;
+static void atexit_handler(void) {
+  if (atexit_fd >= 0)
+    (void)!write(atexit_fd, "atexit\n", 7);
+}
+
+static void test_atexit_not_in_child(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    atexit_fd = fds[1];
+    atexit(atexit_handler);
+    mp_process *p;
+    if (mp_process_create(&p, ret_arg, NULL, NULL) < 0 || mp_process_start(p) < 0)
+      _exit(1);
+    mp_process_join(p, -1);
+    int code = -1;
+    mp_process_exitcode(p, &code);
+    mp_process_free(p);
+    _exit(code == 0 ? 0 : 2); /* our own atexit must not run either */
+  }
+  close(fds[1]);
+  char *got = mpt_read_all(fds[0], NULL);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  assert_string_equal(got, "");
+  free(got);
+  close(fds[0]);
+}
+
+static int block_forever(void *arg) {
+  (void)arg;
+  for (;;)
+    pause();
+  return 0;
+}
+
+static void test_daemon_dies_with_parent(void **state) {
+  (void)state;
+  /* Orphans are re-parented to us, so we can wait for the daemon. */
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  pid_t mid = fork();
+  if (mid == 0) {
+    mp_process *d;
+    if (mp_process_create(&d, block_forever, NULL, &(mp_process_opts){.daemon = 1}) < 0 ||
+        mp_process_start(d) < 0)
+      _exit(1);
+    pid_t dp = mp_process_pid(d);
+    mpt_write(fds[1], &dp, sizeof dp);
+    block_forever(NULL);
+  }
+  close(fds[1]);
+  pid_t daemon_pid;
+  mpt_read(fds[0], &daemon_pid, sizeof daemon_pid);
+  close(fds[0]);
+  int pidfd = (int)syscall(SYS_pidfd_open, daemon_pid, 0);
+  assert_true(pidfd >= 0);
+  assert_int_equal(kill(mid, SIGKILL), 0);
+  int st;
+  assert_int_equal(waitpid(mid, &st, 0), mid);
+  /* The daemon must be gone within a second of its parent's death. */
+  struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+  int r = poll(&pfd, 1, 1000);
+  if (r != 1)
+    kill(daemon_pid, SIGKILL);
+  assert_int_equal(waitpid(daemon_pid, &st, 0), daemon_pid);
+  close(pidfd);
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  assert_int_equal(r, 1);
+  assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+static void test_free_running(void **state) {
+  (void)state;
+  /* A daemon still running is terminated by free. */
+  mp_process *d;
+  assert_int_equal(mp_process_create(&d, block_forever, NULL, &(mp_process_opts){.daemon = 1}), 0);
+  assert_int_equal(mp_process_start(d), 0);
+  mp_process_free(d);
+  /* A non-daemon is waited for: it finishes once its pipe closes. */
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  mp_process *p;
+  assert_int_equal(mp_process_create(&p, wait_on_fd, fds, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  close(fds[1]);
+  mp_process_free(p);
+  close(fds[0]);
+  /* The fixture checks neither left a child or zombie. */
+}
+
+static void test_no_disposition_changed_and_cloexec(void **state) {
+  (void)state;
+  struct sigaction before[NSIG], after[NSIG];
+  for (int s = 1; s < NSIG; s++)
+    sigaction(s, NULL, &before[s]);
+  sigset_t mask_before, mask_after;
+  sigprocmask(SIG_SETMASK, NULL, &mask_before);
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  static char open_before[1024];
+  for (int fd = 0; fd < 1024; fd++)
+    open_before[fd] = fcntl(fd, F_GETFD) >= 0;
+  mp_process *p;
+  assert_int_equal(mp_process_create(&p, wait_on_fd, fds, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  /* Every fd the library opened is close-on-exec. */
+  int opened = 0;
+  for (int fd = 0; fd < 1024; fd++) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0 && !open_before[fd]) {
+      opened++;
+      assert_true(fl & FD_CLOEXEC);
+    }
+  }
+  assert_true(opened > 0);
+  close(fds[1]);
+  assert_int_equal(mp_process_join(p, -1), 0);
+  mp_process_free(p);
+  close(fds[0]);
+  for (int s = 1; s < NSIG; s++) {
+    sigaction(s, NULL, &after[s]);
+    assert_ptr_equal(before[s].sa_handler, after[s].sa_handler);
+    assert_int_equal(before[s].sa_flags, after[s].sa_flags);
+  }
+  sigprocmask(SIG_SETMASK, NULL, &mask_after);
+  for (int s = 1; s < NSIG; s++)
+    assert_int_equal(sigismember(&mask_before, s), sigismember(&mask_after, s));
+}
+
+static void test_sigchld_ignored(void **state) {
+  (void)state;
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+  sigaction(SIGCHLD, &ign, &old);
+  mp_process *p, *q;
+  assert_int_equal(mp_process_create(&p, ret_arg, (void *)(intptr_t)9, NULL), 0);
+  assert_int_equal(mp_process_create(&q, call_exit, (void *)(intptr_t)4, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  assert_int_equal(mp_process_start(q), 0);
+  assert_int_equal(mp_process_join(p, -1), 0);
+  assert_int_equal(mp_process_join(q, -1), 0);
+  sigaction(SIGCHLD, &old, NULL);
+  int code;
+  assert_int_equal(mp_process_exitcode(p, &code), 0);
+  assert_int_equal(code, 9);
+  assert_int_equal(mp_process_exitcode(q, &code), 0);
+  assert_int_equal(code, 4);
+  mp_process_free(p);
+  mp_process_free(q);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      MPT_TEST(test_exitcode_from_return),
+      MPT_TEST(test_exitcode_zero_is_distinct),
+      MPT_TEST(test_exitcode_from_exit_and_signal),
+      MPT_TEST(test_misuse),
+      MPT_TEST(test_join_timeout),
+      MPT_TEST(test_terminate_and_kill),
+      MPT_TEST(test_names),
+      MPT_TEST(test_nested_name),
+      MPT_TEST(test_cpu_count),
+      MPT_TEST(test_output_once_file),
+      MPT_TEST(test_output_once_pipe),
+      MPT_TEST(test_atexit_not_in_child),
+      MPT_TEST(test_daemon_dies_with_parent),
+      MPT_TEST(test_free_running),
+      MPT_TEST(test_no_disposition_changed_and_cloexec),
+      MPT_TEST(test_sigchld_ignored),
+  };
+  return MPT_RUN(tests);
+}

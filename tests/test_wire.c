@@ -1,2 +1,129 @@
+/* test_wire.c: frame validation and the raw I/O helpers. */
+#define _GNU_SOURCE
 #include "fixture.h"
-int main(void) { return 0; }
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static void test_frame_check(void **state) {
+  (void)state;
+  mp__frame_hdr h;
+  for (unsigned t = MP__FR_MAP; t <= MP__FR_APPLY_RES; t++) {
+    mp__frame_init(&h, t, 42, 100);
+    assert_int_equal(mp__frame_check(&h, 100), (int)t);
+    assert_int_equal(mp__frame_check(&h, 99), MP_EPROTO); /* too long */
+  }
+  mp__frame_init(&h, 0, 1, 0);
+  assert_int_equal(mp__frame_check(&h, 10), MP_EPROTO); /* unknown type */
+  mp__frame_init(&h, MP__FR_APPLY_RES + 1, 1, 0);
+  assert_int_equal(mp__frame_check(&h, 10), MP_EPROTO);
+  mp__frame_init(&h, MP__FR_MAP, 1, 0);
+  h.magic_type ^= 0x10000000u; /* bad magic */
+  assert_int_equal(mp__frame_check(&h, 10), MP_EPROTO);
+  memset(&h, 0xff, sizeof h);
+  assert_int_equal(mp__frame_check(&h, UINT32_MAX), MP_EPROTO);
+}
+
+static void test_map_res_check(void **state) {
+  (void)state;
+  assert_int_equal(mp__map_res_check(3 * (4 + 8), 3, 8), 0);
+  assert_int_equal(mp__map_res_check(3 * (4 + 8) - 1, 3, 8), MP_EPROTO);
+  assert_int_equal(mp__map_res_check(3 * (4 + 8) + 1, 3, 8), MP_EPROTO);
+  assert_int_equal(mp__map_res_check(0, 0, 8), 0);
+  /* Overflow of count * size must not wrap to the given length. */
+  assert_int_equal(mp__map_res_check(0, 0x40000000u, 0xfffffffcu), MP_EPROTO);
+}
+
+static void test_apply_res_check(void **state) {
+  (void)state;
+  char buf[64] = {0};
+  mp__apply_res r = {0, 0};
+  memcpy(buf, &r, sizeof r);
+  assert_int_equal(mp__apply_res_check(buf, sizeof r + 10, 10), 0);
+  assert_int_equal(mp__apply_res_check(buf, sizeof r + 11, 10), MP_EPROTO);
+  assert_int_equal(mp__apply_res_check(buf, sizeof r - 1, 10), MP_EPROTO);
+  r = (mp__apply_res){MP_ETASK, 7};
+  memcpy(buf, &r, sizeof r);
+  assert_int_equal(mp__apply_res_check(buf, sizeof r, 10), 0);
+  assert_int_equal(mp__apply_res_check(buf, sizeof r + 1, 10), MP_EPROTO);
+  r = (mp__apply_res){MP_ETASK, 0}; /* failure with detail 0 is a lie */
+  memcpy(buf, &r, sizeof r);
+  assert_int_equal(mp__apply_res_check(buf, sizeof r, 10), MP_EPROTO);
+  r = (mp__apply_res){12345, 0}; /* unknown code */
+  memcpy(buf, &r, sizeof r);
+  assert_int_equal(mp__apply_res_check(buf, sizeof r, 10), MP_EPROTO);
+  r = (mp__apply_res){-EMSGSIZE, 0};
+  memcpy(buf, &r, sizeof r);
+  assert_int_equal(mp__apply_res_check(buf, sizeof r, 10), 0);
+}
+
+static void test_full_io_and_eof(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(mp__pipe(fds), 0);
+  assert_true(fcntl(fds[0], F_GETFD) & FD_CLOEXEC);
+  assert_true(fcntl(fds[1], F_GETFD) & FD_CLOEXEC);
+  assert_int_equal(mp__write_full(fds[1], "hello", 5), 0);
+  mp__close(fds[1]);
+  char buf[16];
+  assert_int_equal(mp__read_full(fds[0], buf, sizeof buf), 5); /* short: EOF */
+  assert_memory_equal(buf, "hello", 5);
+  assert_int_equal(mp__read_full(fds[0], buf, sizeof buf), 0);
+  mp__close(fds[0]);
+}
+
+static void test_nonblocking(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(mp__pipe(fds), 0);
+  assert_int_equal(mp__set_nonblock(fds[0]), 0);
+  assert_int_equal(mp__set_nonblock(fds[1]), 0);
+  char buf[4096];
+  assert_int_equal(mp__read_some(fds[0], buf, sizeof buf), -EAGAIN);
+  memset(buf, 'x', sizeof buf);
+  struct iovec iov = {buf, sizeof buf};
+  ssize_t total = 0, w;
+  while ((w = mp__writev_some(fds[1], &iov, 1)) > 0)
+    total += w;
+  assert_int_equal(w, -EAGAIN); /* full */
+  assert_true(total >= 4096);
+  mp__close(fds[0]);
+  mp__close(fds[1]);
+}
+
+static void test_sigpipe_guard(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(mp__pipe(fds), 0);
+  mp__close(fds[0]);
+  mp__sigpipe_guard g;
+  mp__sigpipe_block(&g);
+  struct iovec iov = {"x", 1};
+  ssize_t w = mp__writev_some(fds[1], &iov, 1);
+  assert_int_equal(w, -EPIPE);
+  g.raised = 1;
+  mp__sigpipe_unblock(&g);
+  /* Still alive, nothing pending, SIGPIPE unblocked again. */
+  sigset_t pending, mask;
+  sigpending(&pending);
+  assert_false(sigismember(&pending, SIGPIPE));
+  sigprocmask(SIG_SETMASK, NULL, &mask);
+  assert_false(sigismember(&mask, SIGPIPE));
+  mp__close(fds[1]);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      MPT_TEST(test_frame_check),
+      MPT_TEST(test_map_res_check),
+      MPT_TEST(test_apply_res_check),
+      MPT_TEST(test_full_io_and_eof),
+      MPT_TEST(test_nonblocking),
+      MPT_TEST(test_sigpipe_guard),
+  };
+  return MPT_RUN(tests);
+}
