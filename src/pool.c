@@ -595,31 +595,54 @@ static void worker_write(mp_pool *p, worker *w, mp__sigpipe_guard *g) {
   }
 }
 
-/* Hand chunks to workers with room in their window, then write. */
+static int worker_can_take(const mp_pool *p, const worker *w, int level) {
+  return w->pid && !w->dead && w->task_fd >= 0 && w->nq < level &&
+         (!p->opts.maxtasksperchild ||
+          w->tasks_sent < p->opts.maxtasksperchild);
+}
+
+static int worker_assign(mp_pool *p, worker *w) {
+  chunk *c = pool_next_chunk(p);
+  if (!c)
+    return 0;
+  c->next = NULL;
+  if (w->q_tail)
+    w->q_tail->next = c;
+  else
+    w->q = c;
+  w->q_tail = c;
+  w->nq++;
+  w->tasks_sent++;
+  if (!w->tx) {
+    w->tx = c;
+    tx_prepare(p, w);
+  }
+  return 1;
+}
+
+/*
+ * Hand chunks to workers, then write. Idle workers are served first, one
+ * chunk each, so no task waits behind another while a worker sits idle;
+ * only then does each worker get a second chunk, which keeps it busy while
+ * the parent collects its previous result.
+ */
 static void pool_feed(mp_pool *p, mp__sigpipe_guard *g) {
+  for (int level = 1; level <= WINDOW; level++) {
+    int gave = 1;
+    while (gave) {
+      gave = 0;
+      for (int i = 0; i < p->nproc; i++)
+        if (worker_can_take(p, &p->w[i], level))
+          gave |= worker_assign(p, &p->w[i]);
+      if (!gave)
+        break;
+    }
+    if (!pool_has_work(p))
+      break;
+  }
   for (int i = 0; i < p->nproc; i++) {
     worker *w = &p->w[i];
-    if (!w->pid || w->dead || w->task_fd < 0)
-      continue;
-    while (w->nq < WINDOW && (!p->opts.maxtasksperchild ||
-                              w->tasks_sent < p->opts.maxtasksperchild)) {
-      chunk *c = pool_next_chunk(p);
-      if (!c)
-        break;
-      c->next = NULL;
-      if (w->q_tail)
-        w->q_tail->next = c;
-      else
-        w->q = c;
-      w->q_tail = c;
-      w->nq++;
-      w->tasks_sent++;
-      if (!w->tx) {
-        w->tx = c;
-        tx_prepare(p, w);
-      }
-    }
-    if (w->tx)
+    if (w->tx && !w->dead && w->task_fd >= 0)
       worker_write(p, w, g);
   }
 }

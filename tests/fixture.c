@@ -4,6 +4,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -30,12 +32,38 @@ int mpt_has_children(void) {
   return !(r < 0 && errno == ECHILD);
 }
 
+/* Kill and reap every child, so one failed test does not fail the next. */
+static void reap_all(void) {
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    char path[300], buf[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    int pid, ppid;
+    char *close_paren;
+    if (fgets(buf, sizeof buf, f) && (close_paren = strrchr(buf, ')')) &&
+        sscanf(buf, "%d", &pid) == 1 &&
+        sscanf(close_paren + 2, "%*c %d", &ppid) == 1 && ppid == getpid())
+      kill(pid, SIGKILL);
+    fclose(f);
+  }
+  if (d)
+    closedir(d);
+  int st;
+  while (waitpid(-1, &st, 0) > 0 || errno == EINTR)
+    ;
+}
+
 static int baseline_fds;
 
 int mpt_setup(void **state) {
   (void)state;
   baseline_fds = mpt_count_fds();
   if (mpt_has_children()) {
+    reap_all();
     fail_msg("a child was already running before the test");
   }
   return 0;
@@ -43,11 +71,14 @@ int mpt_setup(void **state) {
 
 int mpt_teardown(void **state) {
   (void)state;
+  if (mpt_has_children()) {
+    reap_all();
+    fail_msg("the test left a child or zombie behind");
+  }
   int fds = mpt_count_fds();
   if (fds != baseline_fds)
     fail_msg("open fds: %d before the test, %d after", baseline_fds, fds);
-  if (mpt_has_children())
-    fail_msg("the test left a child or zombie behind");
+
   return 0;
 }
 

@@ -1,2 +1,665 @@
+/* test_pool.c: mp_pool map, apply, async results, iterators, lifetime. */
+#define _GNU_SOURCE
 #include "fixture.h"
-int main(void) { return 0; }
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static mp_pool *pool_of(int n) {
+  mp_pool *p = NULL;
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.processes = n}), 0);
+  assert_non_null(p);
+  return p;
+}
+
+static void close_join_free(mp_pool *p) {
+  assert_int_equal(mp_pool_close(p), 0);
+  assert_int_equal(mp_pool_join(p), 0);
+  mp_pool_free(p);
+}
+
+static int square_int(const void *in, void *out) {
+  int x = *(const int *)in;
+  *(int *)out = x * x;
+  return 0;
+}
+
+/* Element of any size: output = input bytes each plus its index byte. */
+static size_t g_elem;
+static int bytes_plus_one(const void *in, void *out) {
+  const unsigned char *a = in;
+  unsigned char *b = out;
+  for (size_t i = 0; i < g_elem; i++)
+    b[i] = (unsigned char)(a[i] + 1);
+  return 0;
+}
+
+static void test_map_matches_serial(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(2);
+  static const size_t ns[] = {0, 1, 7, 1000, 1000000};
+  for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+    size_t n = ns[k];
+    int *in = malloc((n ? n : 1) * sizeof *in);
+    int *out = malloc((n ? n : 1) * sizeof *out);
+    for (size_t i = 0; i < n; i++)
+      in[i] = (int)(i % 40000) - 20000;
+    for (int cs = 0; cs <= 1; cs++) {
+      if (cs == 1 && n > 100000)
+        continue; /* chunksize 1 over a million items: see the bench */
+      memset(out, 0, (n ? n : 1) * sizeof *out);
+      assert_int_equal(mp_pool_map(p, square_int, in, n, sizeof *in, out, sizeof *out,
+                                   &(mp_map_opts){.chunksize = (size_t)cs}), 0);
+      for (size_t i = 0; i < n; i++)
+        assert_int_equal(out[i], in[i] * in[i]);
+    }
+    free(in);
+    free(out);
+  }
+  close_join_free(p);
+}
+
+static void test_map_element_sizes(void **state) {
+  (void)state;
+  static const size_t sizes[] = {1, 3, 8, 100, 4096, 65536};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    /* Workers see memory as it was when they were forked. */
+    g_elem = sizes[k];
+    mp_pool *p = pool_of(2);
+    size_t n = g_elem >= 4096 ? 64 : 1000;
+    unsigned char *in = malloc(n * g_elem), *out = malloc(n * g_elem);
+    for (size_t i = 0; i < n * g_elem; i++)
+      in[i] = (unsigned char)(i * 31 + 7);
+    for (int cs = 0; cs <= 1; cs++) {
+      memset(out, 0, n * g_elem);
+      assert_int_equal(mp_pool_map(p, bytes_plus_one, in, n, g_elem, out, g_elem,
+                                   &(mp_map_opts){.chunksize = (size_t)cs}), 0);
+      for (size_t i = 0; i < n * g_elem; i++)
+        assert_int_equal(out[i], (unsigned char)(in[i] + 1));
+    }
+    free(in);
+    free(out);
+    close_join_free(p);
+  }
+}
+
+static int fail_on_multiple_of_7(const void *in, void *out) {
+  int x = *(const int *)in;
+  if (x % 7 == 0)
+    return 100 + x;
+  *(int *)out = -x;
+  return 0;
+}
+
+static void test_map_partial_failure(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(2);
+  enum { N = 200 };
+  int in[N], out[N];
+  mp_status st[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i + 1;
+  int rc = mp_pool_map(p, fail_on_multiple_of_7, in, N, sizeof *in, out, sizeof *out,
+                       &(mp_map_opts){.status = st, .chunksize = 3});
+  assert_int_equal(rc, MP_ETASK);
+  for (int i = 0; i < N; i++) {
+    if (in[i] % 7 == 0) {
+      assert_int_equal(st[i].code, MP_ETASK);
+      assert_int_equal(st[i].detail, 100 + in[i]);
+    } else {
+      assert_int_equal(st[i].code, 0);
+      assert_int_equal(out[i], -in[i]);
+    }
+  }
+  close_join_free(p);
+}
+
+static int echo_reverse(const void *arg, size_t len, mp_buf *res) {
+  unsigned char *o = mp_buf_grow(res, len);
+  if (!o && len)
+    return 1;
+  for (size_t i = 0; i < len; i++)
+    o[i] = ((const unsigned char *)arg)[len - 1 - i];
+  return 0;
+}
+
+static int apply_fail(const void *arg, size_t len, mp_buf *res) {
+  (void)arg;
+  (void)len;
+  mp_buf_append(res, "partial", 7);
+  return -42;
+}
+
+static int apply_empty(const void *arg, size_t len, mp_buf *res) {
+  (void)arg;
+  (void)len;
+  (void)res;
+  return 0;
+}
+
+static void test_apply(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(2);
+  void *res;
+  size_t len;
+  mp_status st;
+  assert_int_equal(mp_pool_apply(p, echo_reverse, "abcdef", 6, &res, &len, &st), 0);
+  assert_int_equal(len, 6);
+  assert_memory_equal(res, "fedcba", 6);
+  assert_int_equal(st.code, 0);
+  free(res);
+  assert_int_equal(mp_pool_apply(p, apply_fail, "x", 1, &res, &len, &st), MP_ETASK);
+  assert_null(res);
+  assert_int_equal(len, 0);
+  assert_int_equal(st.code, MP_ETASK);
+  assert_int_equal(st.detail, -42);
+  assert_int_equal(mp_pool_apply(p, apply_empty, NULL, 0, &res, &len, NULL), 0);
+  assert_null(res);
+  assert_int_equal(len, 0);
+  close_join_free(p);
+}
+
+static void test_apply_16mib_both_ways(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(1);
+  size_t n = (size_t)16 << 20;
+  unsigned char *big = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    big[i] = (unsigned char)(i * 13 + (i >> 12));
+  void *res;
+  size_t len;
+  assert_int_equal(mp_pool_apply(p, echo_reverse, big, n, &res, &len, NULL), 0);
+  assert_int_equal(len, n);
+  const unsigned char *r = res;
+  for (size_t i = 0; i < n; i++)
+    if (r[i] != big[n - 1 - i])
+      fail_msg("byte %zu differs", i);
+  free(res);
+  free(big);
+  close_join_free(p);
+}
+
+static int big_result(const void *arg, size_t len, mp_buf *res) {
+  (void)len;
+  size_t want = *(const size_t *)arg;
+  char block[4096];
+  memset(block, 'z', sizeof block);
+  for (size_t done = 0; done < want; done += sizeof block) {
+    int rc = mp_buf_append(res, block, sizeof block);
+    if (rc < 0)
+      return 0; /* ignores the error: the library must still report it */
+  }
+  return 0;
+}
+
+static void test_result_cap(void **state) {
+  (void)state;
+  mp_pool *p = NULL;
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.processes = 1, .max_result_bytes = 65536}), 0);
+  size_t want = 65536;
+  void *res;
+  size_t len;
+  mp_status st;
+  assert_int_equal(mp_pool_apply(p, big_result, &want, sizeof want, &res, &len, &st), 0);
+  assert_int_equal(len, 65536);
+  free(res);
+  want = 65536 + 4096;
+  assert_int_equal(mp_pool_apply(p, big_result, &want, sizeof want, &res, &len, &st), -EMSGSIZE);
+  assert_null(res);
+  assert_int_equal(st.code, -EMSGSIZE);
+  close_join_free(p);
+}
+
+static int record_pid(const void *in, void *out) {
+  (void)in;
+  *(pid_t *)out = getpid();
+  return 0;
+}
+
+static void test_workers_are_reused_children(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(2);
+  enum { N = 64 };
+  int in[N] = {0};
+  pid_t out[N];
+  assert_int_equal(mp_pool_map(p, record_pid, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.chunksize = 1}), 0);
+  pid_t workers[2];
+  assert_int_equal(mp_pool_worker_pids(p, workers, 2), 2);
+  for (int i = 0; i < N; i++) {
+    assert_int_not_equal(out[i], getpid());
+    assert_true(out[i] == workers[0] || out[i] == workers[1]);
+  }
+  close_join_free(p);
+}
+
+/* Initializer runs: counts in shared memory, per pid. */
+static int *g_init_log; /* [0]: count, then pids */
+static void init_record(void *arg) {
+  int *log = arg;
+  int k = __atomic_fetch_add(&log[0], 1, __ATOMIC_SEQ_CST);
+  log[1 + k] = getpid();
+}
+
+static void test_maxtasksperchild_and_initializer(void **state) {
+  (void)state;
+  g_init_log = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(g_init_log != MAP_FAILED);
+  mp_pool *p = NULL;
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.processes = 2, .maxtasksperchild = 2,
+                                                      .initializer = init_record,
+                                                      .initarg = g_init_log}), 0);
+  enum { N = 12 };
+  int in[N] = {0};
+  pid_t out[N];
+  assert_int_equal(mp_pool_map(p, record_pid, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.chunksize = 1}), 0);
+  /* 12 one-item tasks, 2 per worker: at least 6 distinct workers ran them,
+   * each of which ran the initializer. */
+  int distinct = 0;
+  for (int i = 0; i < N; i++) {
+    int seen = 0;
+    for (int k = 0; k < i; k++)
+      seen |= out[k] == out[i];
+    distinct += !seen;
+    int inited = 0;
+    for (int k = 0; k < g_init_log[0]; k++)
+      inited |= g_init_log[1 + k] == out[i];
+    assert_true(inited);
+  }
+  assert_int_equal(distinct, 6);
+  close_join_free(p);
+  assert_true(g_init_log[0] >= 6);
+  munmap(g_init_log, 4096);
+}
+
+static void test_closed_and_state_errors(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(1);
+  assert_int_equal(mp_pool_join(p), MP_ESTATE);
+  assert_int_equal(mp_pool_close(p), 0);
+  int x = 3, y;
+  assert_int_equal(mp_pool_map(p, square_int, &x, 1, sizeof x, &y, sizeof y, NULL), MP_ECLOSED);
+  void *res;
+  size_t len;
+  assert_int_equal(mp_pool_apply(p, echo_reverse, "a", 1, &res, &len, NULL), MP_ECLOSED);
+  mp_result *r = NULL;
+  assert_int_equal(mp_pool_apply_async(p, echo_reverse, "a", 1, NULL, &r), MP_ECLOSED);
+  assert_null(r);
+  mp_iter *it = NULL;
+  assert_int_equal(mp_pool_imap(p, square_int, &x, 1, sizeof x, sizeof y, NULL, &it), MP_ECLOSED);
+  assert_int_equal(mp_pool_join(p), 0);
+  assert_int_equal(mp_pool_close(p), 0);
+  mp_pool_free(p);
+  mp_pool_free(NULL);
+}
+
+static void test_bad_arguments(void **state) {
+  (void)state;
+  mp_pool *p = NULL;
+  assert_int_equal(mp_pool_create(NULL, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.processes = -1}), MP_EINVAL);
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.task_timeout = -1}), MP_EINVAL);
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.maxtasksperchild = -1}), MP_EINVAL);
+  assert_null(p);
+  p = pool_of(1);
+  int x = 2, y;
+  assert_int_equal(mp_pool_map(NULL, square_int, &x, 1, 4, &y, 4, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_map(p, NULL, &x, 1, 4, &y, 4, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_map(p, square_int, NULL, 1, 4, &y, 4, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_map(p, square_int, &x, 1, 4, NULL, 4, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_map(p, square_int, &x, 1, 0, &y, 4, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_map(p, square_int, &x, 1, 4, &y, 0, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_map(p, square_int, &x, SIZE_MAX / 2, 4, &y, 4, NULL), MP_EINVAL);
+  void *res;
+  size_t len;
+  assert_int_equal(mp_pool_apply(p, NULL, "a", 1, &res, &len, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_apply(p, echo_reverse, NULL, 1, &res, &len, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_apply(p, echo_reverse, "a", 1, NULL, &len, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_apply_async(p, echo_reverse, "a", 1, NULL, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_map_async(p, square_int, &x, 1, 4, &y, 4, NULL, NULL), MP_EINVAL);
+  assert_int_equal(mp_result_wait(NULL, 0), MP_EINVAL);
+  assert_int_equal(mp_result_successful(NULL), MP_EINVAL);
+  assert_int_equal(mp_iter_next(NULL, &y, NULL, NULL, 0), MP_EINVAL);
+  mp_result_free(NULL);
+  mp_iter_free(NULL);
+  close_join_free(p);
+}
+
+/* Async results with callbacks. */
+typedef struct cb_log {
+  int ok, err;
+  mp_result *last;
+} cb_log;
+static void on_ok(mp_result *r, void *arg) {
+  cb_log *l = arg;
+  l->ok++;
+  l->last = r;
+}
+static void on_err(mp_result *r, void *arg) {
+  cb_log *l = arg;
+  l->err++;
+  l->last = r;
+}
+
+/* Waits until its argument names a file that exists... no: blocks on a pipe
+ * fd number passed in arg until the parent writes a byte. */
+static int wait_for_byte(const void *arg, size_t len, mp_buf *res) {
+  (void)len;
+  int fd = *(const int *)arg;
+  char c;
+  while (read(fd, &c, 1) < 0 && errno == EINTR)
+    ;
+  return mp_buf_append(res, &c, 1);
+}
+
+static void test_async_apply_and_callbacks(void **state) {
+  (void)state;
+  int gate[2];
+  assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
+  mp_pool *p = pool_of(2);
+  cb_log log = {0};
+  mp_result *r = NULL, *bad = NULL;
+  assert_int_equal(mp_pool_apply_async(p, wait_for_byte, &gate[0], sizeof gate[0],
+                                       &(mp_async_opts){on_ok, on_err, &log}, &r), 0);
+  assert_int_equal(mp_pool_apply_async(p, apply_fail, "x", 1,
+                                       &(mp_async_opts){on_ok, on_err, &log}, &bad), 0);
+  /* The first cannot finish before we write: a true timeout. */
+  assert_int_equal(mp_result_wait(r, 0.05), MP_ETIMEDOUT);
+  assert_false(mp_result_ready(r));
+  assert_int_equal(mp_result_successful(r), MP_ESTATE);
+  const void *data;
+  size_t len;
+  assert_int_equal(mp_result_get(r, 0, &data, &len, NULL), MP_ETIMEDOUT);
+  mp_status st;
+  assert_int_equal(mp_result_get(bad, -1, &data, &len, &st), MP_ETASK);
+  assert_int_equal(st.detail, -42);
+  assert_null(data);
+  assert_int_equal(mp_result_successful(bad), 0);
+  assert_int_equal(log.err, 1);
+  assert_ptr_equal(log.last, bad);
+  assert_int_equal(log.ok, 0);
+  mpt_write(gate[1], "K", 1);
+  assert_int_equal(mp_result_get(r, -1, &data, &len, NULL), 0);
+  assert_int_equal(len, 1);
+  assert_memory_equal(data, "K", 1);
+  assert_int_equal(mp_result_successful(r), 1);
+  assert_true(mp_result_ready(r));
+  assert_int_equal(log.ok, 1);
+  /* Exactly once: more calls run nothing again. */
+  assert_int_equal(mp_result_wait(r, -1), 0);
+  close_join_free(p);
+  assert_int_equal(log.ok, 1);
+  assert_int_equal(log.err, 1);
+  mp_result_free(r);
+  mp_result_free(bad);
+  close(gate[0]);
+  close(gate[1]);
+}
+
+static void count_progress(size_t done, size_t total, void *arg) {
+  size_t *last = arg;
+  assert_true(done > last[0]);
+  assert_true(done <= total);
+  last[0] = done;
+  last[1] = total;
+  last[2]++;
+}
+
+static void test_map_async_and_progress(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(2);
+  enum { N = 5000 };
+  static int in[N], out[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i;
+  size_t prog[3] = {0, 0, 0};
+  cb_log log = {0};
+  mp_result *r;
+  mp_map_async_opts o = {.map = {.chunksize = 100, .progress = count_progress, .progress_arg = prog},
+                         .async = {on_ok, on_err, &log}};
+  assert_int_equal(mp_pool_map_async(p, square_int, in, N, sizeof *in, out, sizeof *out, &o, &r), 0);
+  const void *data = (void *)1;
+  size_t len = 1;
+  assert_int_equal(mp_result_get(r, -1, &data, &len, NULL), 0);
+  assert_null(data);
+  assert_int_equal(len, 0);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(out[i], i * i);
+  assert_int_equal(prog[0], N);
+  assert_int_equal(prog[1], N);
+  assert_int_equal(prog[2], N / 100);
+  assert_int_equal(log.ok, 1);
+  mp_result_free(r);
+  /* An empty map completes at once; its callback still runs exactly once. */
+  assert_int_equal(mp_pool_map_async(p, square_int, NULL, 0, 4, NULL, 4,
+                                     &(mp_map_async_opts){.async = {on_ok, on_err, &log}}, &r), 0);
+  assert_int_equal(mp_result_wait(r, -1), 0);
+  assert_true(mp_result_ready(r));
+  assert_int_equal(log.ok, 2);
+  mp_result_free(r);
+  close_join_free(p);
+}
+
+static void test_imap_ordered_and_unordered(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(2);
+  enum { N = 20000 };
+  static int in[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i;
+  for (int unordered = 0; unordered <= 1; unordered++) {
+    mp_iter *it;
+    if (unordered)
+      assert_int_equal(mp_pool_imap_unordered(p, fail_on_multiple_of_7, in, N, sizeof *in, sizeof(int),
+                                              &(mp_map_opts){.chunksize = 10}, &it), 0);
+    else
+      assert_int_equal(mp_pool_imap(p, fail_on_multiple_of_7, in, N, sizeof *in, sizeof(int), NULL, &it), 0);
+    static char seen[N];
+    memset(seen, 0, sizeof seen);
+    for (int k = 0; k < N; k++) {
+      int y;
+      size_t idx;
+      mp_status st;
+      int rc = mp_iter_next(it, &y, &idx, &st, -1);
+      assert_true(idx < N);
+      if (!unordered)
+        assert_int_equal(idx, (size_t)k);
+      assert_false(seen[idx]);
+      seen[idx] = 1;
+      if (in[idx] % 7 == 0) {
+        assert_int_equal(rc, MP_ETASK);
+        assert_int_equal(st.detail, 100 + in[idx]);
+      } else {
+        assert_int_equal(rc, 0);
+        assert_int_equal(y, -in[idx]);
+      }
+    }
+    int y;
+    assert_int_equal(mp_iter_next(it, &y, NULL, NULL, -1), MP_EOF);
+    assert_int_equal(mp_iter_next(it, &y, NULL, NULL, 0), MP_EOF);
+    mp_iter_free(it);
+  }
+  /* An iterator dropped half way cancels the rest and leaves the pool fine. */
+  mp_iter *it;
+  assert_int_equal(mp_pool_imap(p, square_int, in, N, sizeof *in, sizeof(int), NULL, &it), 0);
+  int y;
+  assert_int_equal(mp_iter_next(it, &y, NULL, NULL, -1), 0);
+  mp_iter_free(it);
+  int x = 9;
+  assert_int_equal(mp_pool_map(p, square_int, &x, 1, sizeof x, &y, sizeof y, NULL), 0);
+  assert_int_equal(y, 81);
+  close_join_free(p);
+}
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long v = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %ld", &v) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return v;
+}
+
+static void test_imap_million_flat_memory(void **state) {
+  (void)state;
+  enum { N = 1000000 };
+  int *in = malloc(N * sizeof *in);
+  for (int i = 0; i < N; i++)
+    in[i] = i & 0x7fff;
+  mp_pool *p = pool_of(2);
+  long before = rss_kib(); /* peak so far, input already touched */
+  mp_iter *it;
+  assert_int_equal(mp_pool_imap(p, square_int, in, N, sizeof *in, sizeof(int), NULL, &it), 0);
+  long long sum = 0, want = 0;
+  for (int k = 0; k < N; k++) {
+    int y;
+    assert_int_equal(mp_iter_next(it, &y, NULL, NULL, -1), 0);
+    sum += y;
+    want += (long long)in[k] * in[k];
+  }
+  mp_iter_free(it);
+  long after = rss_kib();
+  assert_true(sum == want);
+  /* The input is 3.8 MiB; results are never all held. */
+  if (after - before > 4 * 1024)
+    fail_msg("peak RSS grew by %ld KiB during imap", after - before);
+  close_join_free(p);
+  free(in);
+}
+
+static void test_terminate_fails_pending(void **state) {
+  (void)state;
+  int gate[2];
+  assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
+  mp_pool *p = pool_of(2);
+  cb_log log = {0};
+  mp_result *r[4];
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(mp_pool_apply_async(p, wait_for_byte, &gate[0], sizeof gate[0],
+                                         &(mp_async_opts){on_ok, on_err, &log}, &r[i]), 0);
+  enum { N = 1000 };
+  static int in[N], out[N];
+  mp_result *m;
+  assert_int_equal(mp_pool_map_async(p, square_int, in, N, sizeof *in, out, sizeof *out, NULL, &m), 0);
+  assert_int_equal(mp_pool_terminate(p), 0);
+  for (int i = 0; i < 4; i++) {
+    assert_true(mp_result_ready(r[i]));
+    assert_int_equal(mp_result_get(r[i], -1, NULL, NULL, NULL), MP_ECLOSED);
+  }
+  assert_int_equal(mp_result_get(m, -1, NULL, NULL, NULL), MP_ECLOSED);
+  assert_int_equal(log.err, 4);
+  assert_int_equal(mp_pool_close(p), MP_ESTATE);
+  assert_int_equal(mp_pool_join(p), 0);
+  mp_pool_free(p);
+  /* Handles outlive the pool. */
+  assert_int_equal(mp_result_get(r[0], 0, NULL, NULL, NULL), MP_ECLOSED);
+  for (int i = 0; i < 4; i++)
+    mp_result_free(r[i]);
+  mp_result_free(m);
+  close(gate[0]);
+  close(gate[1]);
+}
+
+static void test_free_without_close(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(3);
+  mp_result *r;
+  int x = 4, y = 0;
+  assert_int_equal(mp_pool_map_async(p, square_int, &x, 1, sizeof x, &y, sizeof y, NULL, &r), 0);
+  mp_result_free(r); /* detached: y may or may not be written before this */
+  mp_pool_free(p);   /* terminates and reaps: the fixture checks */
+}
+
+/* The fds a pid holds that are pipes, as inode numbers. */
+static int pipe_inodes(pid_t pid, unsigned long *ino, int max) {
+  char dir[64], path[384], link[128];
+  snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+  DIR *d = opendir(dir);
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    ssize_t l = readlink(path, link, sizeof link - 1);
+    if (l <= 0)
+      continue;
+    link[l] = 0;
+    unsigned long i;
+    if (sscanf(link, "pipe:[%lu]", &i) == 1 && n < max)
+      ino[n++] = i;
+  }
+  if (d)
+    closedir(d);
+  return n;
+}
+
+static void test_two_pools_do_not_share_fds(void **state) {
+  (void)state;
+  mp_pool *a = pool_of(2), *b = pool_of(2);
+  pid_t pa[2], pb[2];
+  mp_pool_worker_pids(a, pa, 2);
+  mp_pool_worker_pids(b, pb, 2);
+  unsigned long ia[2][64], ib[2][64];
+  int na[2], nb[2];
+  for (int k = 0; k < 2; k++) {
+    na[k] = pipe_inodes(pa[k], ia[k], 64);
+    nb[k] = pipe_inodes(pb[k], ib[k], 64);
+    /* A worker holds its own two pipe ends (plus any the test runner has). */
+    assert_true(na[k] >= 2);
+    assert_true(nb[k] >= 2);
+  }
+  /* Pipes the test process itself holds (its runner's) are inherited by
+   * every child; the pools' own pipes are not in that list. */
+  unsigned long mine[64];
+  int nmine = pipe_inodes(getpid(), mine, 64);
+  /* No pool pipe is held by a worker of each pool. */
+  for (int x = 0; x < 2; x++)
+    for (int y = 0; y < 2; y++)
+      for (int i = 0; i < na[x]; i++)
+        for (int j = 0; j < nb[y]; j++) {
+          int inherited = 0;
+          for (int k = 0; k < nmine; k++)
+            inherited |= mine[k] == ia[x][i];
+          if (!inherited && ia[x][i] == ib[y][j])
+            fail_msg("pipe %lu is held by workers of both pools", ia[x][i]);
+        }
+  int x = 5, y;
+  assert_int_equal(mp_pool_map(a, square_int, &x, 1, sizeof x, &y, sizeof y, NULL), 0);
+  assert_int_equal(mp_pool_map(b, square_int, &x, 1, sizeof x, &y, sizeof y, NULL), 0);
+  close_join_free(b);
+  close_join_free(a);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      MPT_TEST(test_map_matches_serial),
+      MPT_TEST(test_map_element_sizes),
+      MPT_TEST(test_map_partial_failure),
+      MPT_TEST(test_apply),
+      MPT_TEST(test_apply_16mib_both_ways),
+      MPT_TEST(test_result_cap),
+      MPT_TEST(test_workers_are_reused_children),
+      MPT_TEST(test_maxtasksperchild_and_initializer),
+      MPT_TEST(test_closed_and_state_errors),
+      MPT_TEST(test_bad_arguments),
+      MPT_TEST(test_async_apply_and_callbacks),
+      MPT_TEST(test_map_async_and_progress),
+      MPT_TEST(test_imap_ordered_and_unordered),
+      MPT_TEST(test_imap_million_flat_memory),
+      MPT_TEST(test_terminate_fails_pending),
+      MPT_TEST(test_free_without_close),
+      MPT_TEST(test_two_pools_do_not_share_fds),
+  };
+  return MPT_RUN(tests);
+}

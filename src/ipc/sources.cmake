@@ -1,2 +1,8 @@
 # Sources of the IPC objects (src/ipc/), added to the library's source list.
-set(MPOOL_IPC_SOURCES)
+# Paths are relative to the top source directory, which includes this file.
+set(MPOOL_IPC_SOURCES
+  src/ipc/shm.c
+  src/ipc/sync.c
+  src/ipc/value.c
+  src/ipc/queue.c
+  src/ipc/pipe.c)

@@ -1,0 +1,53 @@
+/* ipc_internal.h: helpers shared by the IPC objects (src/ipc/). */
+#ifndef MPOOL_IPC_INTERNAL_H
+#define MPOOL_IPC_INTERNAL_H
+
+#include "../internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* ---- shm.c: shared anonymous mappings ---- */
+
+/*
+ * A zeroed MAP_SHARED | MAP_ANONYMOUS mapping of len bytes: forked children
+ * share it with their parent. Returns 0 and sets *out, or -errno.
+ */
+int mp__ipc_map(void **out, size_t len);
+/* munmap, ignoring NULL. */
+void mp__ipc_unmap(void *p, size_t len);
+
+/* ---- sync.c: futex words and robust process-shared mutexes ---- */
+
+/*
+ * Why futexes and not process-shared condition variables: glibc's condvars
+ * (before 2.41) count waiters inside the condvar itself, and a process killed
+ * inside pthread_cond_wait never takes its count back, so later signalers or
+ * pthread_cond_destroy can block forever. A futex word holds no such state:
+ * a waiter that dies simply leaves the kernel's wait queue.
+ *
+ * Sleep while *word == val, until woken or the CLOCK_MONOTONIC deadline
+ * (INT64_MAX: none). Returns 0 (woken, value changed, or interrupted: the
+ * caller re-checks its condition) or MP_ETIMEDOUT.
+ */
+int mp__futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline);
+/* Wake up to n sleepers on word (INT32_MAX: all). */
+void mp__futex_wake(_Atomic uint32_t *word, int n);
+
+/*
+ * Initialise a robust, process-shared, error-checking mutex in shared
+ * memory. Returns 0 or -errno.
+ */
+int mp__ipc_mutex_init(pthread_mutex_t *m);
+/*
+ * Lock m until the CLOCK_MONOTONIC deadline (INT64_MAX: forever). When the
+ * previous holder died holding it, the mutex is made consistent and
+ * MP_EOWNERDEAD is returned with the lock held. Returns 0, MP_EOWNERDEAD,
+ * MP_ETIMEDOUT, -EDEADLK (the caller already holds it), or -errno.
+ */
+int mp__ipc_mutex_lock(pthread_mutex_t *m, int64_t deadline);
+/* Returns 0, -EPERM when the caller does not hold it, or -errno. */
+int mp__ipc_mutex_unlock(pthread_mutex_t *m);
+
+#endif /* MPOOL_IPC_INTERNAL_H */

@@ -1,0 +1,222 @@
+/* queue.c: mp_queue, a bounded many-producer many-consumer message queue
+ * between a process and the children it forks afterwards.
+ *
+ * One shared anonymous mapping holds a header and maxsize fixed slots of
+ * (8 + max_msg) bytes each, used as a ring. A robust process-shared mutex
+ * guards it; producers and consumers sleep on futex words (see
+ * ipc_internal.h for why not condition variables).
+ *
+ * Crash safety: every operation commits with one store to rd or wr, after
+ * its slot has been written or read, so a process killed anywhere in put or
+ * get leaves the ring as if the operation had not happened. Its lock is
+ * robust: the next process to take it gets EOWNERDEAD, marks it consistent
+ * and carries on, as the ring is consistent by construction.
+ */
+#include "ipc_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct queue_shared {
+  pthread_mutex_t mu;
+  _Atomic uint64_t rd;       /* messages taken; written under mu */
+  _Atomic uint64_t wr;       /* messages put; written under mu */
+  _Atomic uint32_t put_seq;  /* futex word consumers sleep on */
+  _Atomic uint32_t get_seq;  /* futex word producers sleep on */
+  _Atomic uint32_t nget_wait;
+  _Atomic uint32_t nput_wait;
+} queue_shared;
+
+/* A slot: the length, then the bytes. */
+typedef struct queue_slot {
+  uint64_t len;
+  unsigned char data[];
+} queue_slot;
+
+#define QUEUE_HDR 128
+_Static_assert(sizeof(queue_shared) <= QUEUE_HDR, "header must fit");
+
+/* The handle is private to each process (a forked child gets a copy), so the
+ * geometry that bounds every access never comes from shared memory. */
+struct mp_queue {
+  queue_shared *sh;
+  unsigned char *slots;
+  size_t map_len;
+  size_t slot_size;
+  size_t max_msg;
+  uint64_t nslots;
+};
+
+int mp_queue_create(mp_queue **out, size_t maxsize, size_t max_msg) {
+  if (!out || maxsize == 0 || maxsize > INT_MAX || max_msg > INT_MAX)
+    return MP_EINVAL;
+  size_t slot = sizeof(queue_slot) + ((max_msg + 7) & ~(size_t)7);
+  if (maxsize > (SIZE_MAX - QUEUE_HDR) / slot)
+    return MP_EINVAL;
+  mp_queue *q = malloc(sizeof *q);
+  if (!q)
+    return -ENOMEM;
+  q->slot_size = slot;
+  q->max_msg = max_msg;
+  q->nslots = maxsize;
+  q->map_len = QUEUE_HDR + maxsize * slot;
+  void *m;
+  int rc = mp__ipc_map(&m, q->map_len);
+  if (rc < 0)
+    goto error;
+  q->sh = m;
+  q->slots = (unsigned char *)m + QUEUE_HDR;
+  rc = mp__ipc_mutex_init(&q->sh->mu);
+  if (rc < 0) {
+    mp__ipc_unmap(m, q->map_len);
+    goto error;
+  }
+  *out = q;
+  return 0;
+error:
+  free(q);
+  return rc;
+}
+
+static queue_slot *queue_slot_at(const mp_queue *q, uint64_t i) {
+  return (queue_slot *)(q->slots + (i % q->nslots) * q->slot_size);
+}
+
+/* Lock the ring. A dead previous holder is not the caller's business: the
+ * ring is consistent whatever point it died at (see the top). */
+static int queue_lock(mp_queue *q, int64_t deadline) {
+  int rc = mp__ipc_mutex_lock(&q->sh->mu, deadline);
+  return rc == MP_EOWNERDEAD ? 0 : rc;
+}
+
+/*
+ * A waiter giving up (its deadline passed) may have been the one a wakeup
+ * was meant for: hand it on to another sleeper, or a message (or a free
+ * slot) could wait unseen until the next operation. A spare wakeup is
+ * harmless; everyone re-checks under the lock.
+ */
+static void queue_pass_wake(_Atomic uint32_t *word, _Atomic uint32_t *nwait) {
+  if (atomic_load(nwait) > 0)
+    mp__futex_wake(word, 1);
+}
+
+int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout) {
+  if (!q || (!msg && len > 0))
+    return MP_EINVAL;
+  if (len > q->max_msg)
+    return -EMSGSIZE;
+  queue_shared *sh = q->sh;
+  int64_t deadline = mp__deadline(timeout);
+  int rc = queue_lock(q, deadline);
+  if (rc < 0)
+    return rc;
+  for (;;) {
+    uint64_t wr = atomic_load(&sh->wr);
+    if (wr - atomic_load(&sh->rd) < q->nslots) {
+      queue_slot *s = queue_slot_at(q, wr);
+      s->len = len;
+      if (len)
+        memcpy(s->data, msg, len);
+      atomic_store(&sh->wr, wr + 1); /* the commit */
+      atomic_fetch_add(&sh->put_seq, 1);
+      int wake = atomic_load(&sh->nget_wait) > 0;
+      mp__ipc_mutex_unlock(&sh->mu);
+      if (wake)
+        mp__futex_wake(&sh->put_seq, 1);
+      return 0;
+    }
+    if (mp__now_ns() >= deadline) {
+      mp__ipc_mutex_unlock(&sh->mu);
+      return MP_ETIMEDOUT;
+    }
+    /* Full. Registered as a waiter under the lock, so a consumer that takes
+     * a message after we unlock sees us and wakes us; one that does so
+     * before we sleep has bumped get_seq and the futex returns at once. */
+    uint32_t seq = atomic_load(&sh->get_seq);
+    atomic_fetch_add(&sh->nput_wait, 1);
+    mp__ipc_mutex_unlock(&sh->mu);
+    rc = mp__futex_wait(&sh->get_seq, seq, deadline);
+    atomic_fetch_sub(&sh->nput_wait, 1);
+    if (rc == 0)
+      rc = queue_lock(q, deadline);
+    if (rc < 0) {
+      queue_pass_wake(&sh->get_seq, &sh->nput_wait);
+      return rc;
+    }
+  }
+}
+
+int mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout) {
+  if (!q || (!buf && cap > 0))
+    return MP_EINVAL;
+  queue_shared *sh = q->sh;
+  int64_t deadline = mp__deadline(timeout);
+  int rc = queue_lock(q, deadline);
+  if (rc < 0)
+    return rc;
+  for (;;) {
+    uint64_t rd = atomic_load(&sh->rd);
+    if (atomic_load(&sh->wr) != rd) {
+      queue_slot *s = queue_slot_at(q, rd);
+      uint64_t len = s->len;
+      if (len > q->max_msg) {
+        /* Scribbled over by some process: drop it rather than overrun. */
+        atomic_store(&sh->rd, rd + 1);
+        rc = MP_EPROTO;
+      } else if (len > cap) {
+        rc = -EMSGSIZE; /* left in the queue for a larger buffer */
+      } else {
+        if (len)
+          memcpy(buf, s->data, (size_t)len);
+        atomic_store(&sh->rd, rd + 1); /* the commit */
+        rc = (int)len;
+      }
+      int wake = 0;
+      if (rc != -EMSGSIZE) {
+        atomic_fetch_add(&sh->get_seq, 1);
+        wake = atomic_load(&sh->nput_wait) > 0;
+      }
+      mp__ipc_mutex_unlock(&sh->mu);
+      if (wake)
+        mp__futex_wake(&sh->get_seq, 1);
+      return rc;
+    }
+    if (mp__now_ns() >= deadline) {
+      mp__ipc_mutex_unlock(&sh->mu);
+      return MP_ETIMEDOUT;
+    }
+    uint32_t seq = atomic_load(&sh->put_seq);
+    atomic_fetch_add(&sh->nget_wait, 1);
+    mp__ipc_mutex_unlock(&sh->mu);
+    rc = mp__futex_wait(&sh->put_seq, seq, deadline);
+    atomic_fetch_sub(&sh->nget_wait, 1);
+    if (rc == 0)
+      rc = queue_lock(q, deadline);
+    if (rc < 0) {
+      queue_pass_wake(&sh->put_seq, &sh->nget_wait);
+      return rc;
+    }
+  }
+}
+
+int mp_queue_size(const mp_queue *q) {
+  if (!q)
+    return MP_EINVAL;
+  uint64_t rd = atomic_load(&q->sh->rd);
+  uint64_t wr = atomic_load(&q->sh->wr);
+  uint64_t n = wr - rd;
+  /* Two loads without the lock: clamp a torn view. */
+  return n > q->nslots ? (int)q->nslots : (int)n;
+}
+
+size_t mp_queue_max_msg(const mp_queue *q) { return q ? q->max_msg : 0; }
+
+void mp_queue_free(mp_queue *q) {
+  if (!q)
+    return;
+  mp__ipc_unmap(q->sh, q->map_len);
+  free(q);
+}

@@ -1,0 +1,298 @@
+/* sync.c: mp_lock, mp_sem, mp_event, and the futex and robust-mutex helpers
+ * the other IPC objects build on. Each object lives in one shared anonymous
+ * mapping, so a forked child uses its parent's object through the handle it
+ * inherited; the handle itself is a small private struct. */
+#include "ipc_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- futex ---- */
+
+static struct timespec sync_abs(int64_t deadline) {
+  struct timespec ts = {.tv_sec = deadline / 1000000000,
+                        .tv_nsec = deadline % 1000000000};
+  return ts;
+}
+
+int mp__futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline) {
+  struct timespec ts, *tsp = NULL;
+  if (deadline != INT64_MAX) {
+    if (mp__now_ns() >= deadline)
+      return MP_ETIMEDOUT;
+    ts = sync_abs(deadline);
+    tsp = &ts;
+  }
+  /* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. The
+   * bitset variant takes an absolute CLOCK_MONOTONIC deadline, so an
+   * interrupted wait never stretches the timeout. */
+  long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, val, tsp,
+                   NULL, FUTEX_BITSET_MATCH_ANY);
+  if (r < 0 && errno == ETIMEDOUT)
+    return MP_ETIMEDOUT;
+  return 0; /* woken, EAGAIN (value already changed) or EINTR */
+}
+
+void mp__futex_wake(_Atomic uint32_t *word, int n) {
+  (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* ---- robust mutexes ---- */
+
+int mp__ipc_mutex_init(pthread_mutex_t *m) {
+  pthread_mutexattr_t a;
+  int rc = pthread_mutexattr_init(&a);
+  if (rc)
+    return -rc;
+  rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  if (!rc)
+    rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  if (!rc)
+    rc = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+  if (!rc)
+    rc = pthread_mutex_init(m, &a);
+  pthread_mutexattr_destroy(&a);
+  return -rc;
+}
+
+int mp__ipc_mutex_lock(pthread_mutex_t *m, int64_t deadline) {
+  int rc;
+  if (deadline == INT64_MAX) {
+    rc = pthread_mutex_lock(m);
+  } else {
+    struct timespec ts = sync_abs(deadline);
+    rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+  }
+  switch (rc) {
+  case 0:
+    return 0;
+  case EOWNERDEAD:
+    /* The holder died inside its critical section. We hold the lock now;
+     * mark it usable again and let the caller judge the data. */
+    pthread_mutex_consistent(m);
+    return MP_EOWNERDEAD;
+  case ETIMEDOUT:
+    return MP_ETIMEDOUT;
+  default:
+    return -rc;
+  }
+}
+
+int mp__ipc_mutex_unlock(pthread_mutex_t *m) { return -pthread_mutex_unlock(m); }
+
+/* ---- mp_lock ---- */
+
+struct mp_lock {
+  pthread_mutex_t *mu; /* in the shared mapping */
+};
+
+int mp_lock_create(mp_lock **out) {
+  if (!out)
+    return MP_EINVAL;
+  mp_lock *l = malloc(sizeof *l);
+  if (!l)
+    return -ENOMEM;
+  void *m;
+  int rc = mp__ipc_map(&m, sizeof *l->mu);
+  if (rc < 0)
+    goto error;
+  l->mu = m;
+  rc = mp__ipc_mutex_init(l->mu);
+  if (rc < 0) {
+    mp__ipc_unmap(m, sizeof *l->mu);
+    goto error;
+  }
+  *out = l;
+  return 0;
+error:
+  free(l);
+  return rc;
+}
+
+int mp_lock_acquire(mp_lock *l, double timeout) {
+  if (!l)
+    return MP_EINVAL;
+  return mp__ipc_mutex_lock(l->mu, mp__deadline(timeout));
+}
+
+int mp_lock_release(mp_lock *l) {
+  if (!l)
+    return MP_EINVAL;
+  return mp__ipc_mutex_unlock(l->mu);
+}
+
+void mp_lock_free(mp_lock *l) {
+  if (!l)
+    return;
+  /* No pthread_mutex_destroy: other processes may still use their mapping,
+   * and a glibc mutex owns nothing outside it. */
+  mp__ipc_unmap(l->mu, sizeof *l->mu);
+  free(l);
+}
+
+/* ---- mp_sem ---- */
+
+typedef struct sem_shared {
+  _Atomic uint32_t value; /* the futex word */
+  _Atomic uint32_t nwait; /* sleepers, so release skips the syscall */
+  uint32_t bound;         /* 0: unbounded */
+} sem_shared;
+
+struct mp_sem {
+  sem_shared *s;
+  uint32_t bound; /* private copy: never trust shared memory for limits */
+};
+
+#define SEM_MAX ((uint32_t)INT_MAX)
+
+int mp_sem_create(mp_sem **out, unsigned value, unsigned bound) {
+  if (!out || value > SEM_MAX || bound > SEM_MAX || (bound && value > bound))
+    return MP_EINVAL;
+  mp_sem *s = malloc(sizeof *s);
+  if (!s)
+    return -ENOMEM;
+  void *m;
+  int rc = mp__ipc_map(&m, sizeof *s->s);
+  if (rc < 0) {
+    free(s);
+    return rc;
+  }
+  s->s = m;
+  s->bound = bound;
+  atomic_init(&s->s->value, value);
+  s->s->bound = bound;
+  *out = s;
+  return 0;
+}
+
+int mp_sem_acquire(mp_sem *sem, double timeout) {
+  if (!sem)
+    return MP_EINVAL;
+  sem_shared *s = sem->s;
+  int64_t deadline = mp__deadline(timeout);
+  for (;;) {
+    uint32_t v = atomic_load(&s->value);
+    while (v > 0)
+      if (atomic_compare_exchange_weak(&s->value, &v, v - 1))
+        return 0;
+    /* nwait is raised before the value is re-checked in the kernel, and a
+     * releaser raises the value before reading nwait: one of us sees the
+     * other (both seq_cst), so no wakeup is lost. */
+    atomic_fetch_add(&s->nwait, 1);
+    int rc = mp__futex_wait(&s->value, 0, deadline);
+    atomic_fetch_sub(&s->nwait, 1);
+    if (rc == MP_ETIMEDOUT) {
+      /* A last try: the value may have risen as the deadline passed. */
+      v = atomic_load(&s->value);
+      while (v > 0)
+        if (atomic_compare_exchange_weak(&s->value, &v, v - 1))
+          return 0;
+      return MP_ETIMEDOUT;
+    }
+  }
+}
+
+int mp_sem_release(mp_sem *sem) {
+  if (!sem)
+    return MP_EINVAL;
+  sem_shared *s = sem->s;
+  uint32_t limit = sem->bound ? sem->bound : SEM_MAX;
+  uint32_t v = atomic_load(&s->value);
+  do {
+    if (v >= limit)
+      return sem->bound ? MP_ESTATE : -EOVERFLOW;
+  } while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
+  if (atomic_load(&s->nwait) > 0)
+    mp__futex_wake(&s->value, 1);
+  return 0;
+}
+
+int mp_sem_value(const mp_sem *sem) {
+  if (!sem)
+    return MP_EINVAL;
+  return (int)atomic_load(&sem->s->value);
+}
+
+void mp_sem_free(mp_sem *sem) {
+  if (!sem)
+    return;
+  mp__ipc_unmap(sem->s, sizeof *sem->s);
+  free(sem);
+}
+
+/* ---- mp_event ---- */
+
+typedef struct event_shared {
+  _Atomic uint32_t flag; /* the futex word: 0 clear, 1 set */
+  _Atomic uint32_t nwait;
+} event_shared;
+
+struct mp_event {
+  event_shared *e;
+};
+
+int mp_event_create(mp_event **out) {
+  if (!out)
+    return MP_EINVAL;
+  mp_event *ev = malloc(sizeof *ev);
+  if (!ev)
+    return -ENOMEM;
+  void *m;
+  int rc = mp__ipc_map(&m, sizeof *ev->e);
+  if (rc < 0) {
+    free(ev);
+    return rc;
+  }
+  ev->e = m;
+  *out = ev;
+  return 0;
+}
+
+int mp_event_set(mp_event *ev) {
+  if (!ev)
+    return MP_EINVAL;
+  atomic_store(&ev->e->flag, 1);
+  if (atomic_load(&ev->e->nwait) > 0)
+    mp__futex_wake(&ev->e->flag, INT32_MAX);
+  return 0;
+}
+
+int mp_event_clear(mp_event *ev) {
+  if (!ev)
+    return MP_EINVAL;
+  atomic_store(&ev->e->flag, 0);
+  return 0;
+}
+
+int mp_event_is_set(const mp_event *ev) {
+  if (!ev)
+    return MP_EINVAL;
+  return atomic_load(&ev->e->flag) != 0;
+}
+
+int mp_event_wait(mp_event *ev, double timeout) {
+  if (!ev)
+    return MP_EINVAL;
+  event_shared *e = ev->e;
+  int64_t deadline = mp__deadline(timeout);
+  while (!atomic_load(&e->flag)) {
+    atomic_fetch_add(&e->nwait, 1);
+    int rc = mp__futex_wait(&e->flag, 0, deadline);
+    atomic_fetch_sub(&e->nwait, 1);
+    if (rc == MP_ETIMEDOUT)
+      return atomic_load(&e->flag) ? 0 : MP_ETIMEDOUT;
+  }
+  return 0;
+}
+
+void mp_event_free(mp_event *ev) {
+  if (!ev)
+    return;
+  mp__ipc_unmap(ev->e, sizeof *ev->e);
+  free(ev);
+}
