@@ -113,6 +113,14 @@ enum {
   MP__FR_APPLY_RES = 5,  /* worker -> parent: apply result */
 };
 
+/* Every frame is padded to a multiple of MP__ALIGN bytes on the wire, and
+ * payload headers are MP__ALIGN-sized, so a task's input elements (and an
+ * apply argument) sit at 16-byte-aligned addresses in the worker's buffer. */
+#define MP__ALIGN 16u
+static inline uint32_t mp__padded(uint32_t len) {
+  return (len + (MP__ALIGN - 1)) & ~(MP__ALIGN - 1);
+}
+
 typedef struct mp__frame_hdr {
   uint32_t magic_type;
   uint32_t len;
@@ -126,20 +134,23 @@ typedef struct mp__map_task {
   uint32_t out_size;
   uint32_t count;
   uint32_t pad;
+  uint64_t reserved;
 } mp__map_task;
 
 /* Apply task payload header; the argument bytes follow. */
 typedef struct mp__apply_task {
   uint64_t fn;
+  uint64_t reserved;
 } mp__apply_task;
 
 /* Apply result payload header; the result bytes follow (none on failure). */
 typedef struct mp__apply_res {
   int32_t code;   /* 0, MP_ETASK, -EMSGSIZE, -ENOMEM */
   int32_t detail; /* the task's return for MP_ETASK */
+  uint64_t reserved;
 } mp__apply_res;
-/* A map result payload is count int32 task returns then count * out_size
- * output bytes. */
+/* A map result payload is count * out_size output bytes, then count int32
+ * task returns (outputs first, so they are aligned as an array is). */
 
 /* Build a header. */
 void mp__frame_init(mp__frame_hdr *h, unsigned type, uint64_t id,

@@ -233,10 +233,11 @@ static void job_progress(job *j, size_t count) {
     j->progress(j->done, j->n, j->progress_arg);
 }
 
-/* Outcomes for items [start, start + count) of a map job: codes are the task
- * functions' returns (NULL: all fail with code/detail), outs their outputs. */
+/* Outcomes for items [start, start + count) of a map job: codes holds the
+ * task functions' int32 returns, unaligned (NULL: all fail with code and
+ * detail), outs their outputs. */
 static void job_deliver(job *j, size_t start, size_t count,
-                        const int32_t *codes, const char *outs, int code,
+                        const char *codes, const char *outs, int code,
                         int detail) {
   if (j->detached)
     return;
@@ -256,8 +257,13 @@ static void job_deliver(job *j, size_t start, size_t count,
   if (dst && outs)
     memcpy(dst, outs, count * j->out_size);
   for (size_t i = 0; i < count; i++) {
-    int c = codes ? (codes[i] ? MP_ETASK : 0) : code;
-    int d = codes ? codes[i] : detail;
+    int c = code, d = detail;
+    if (codes) {
+      int32_t rc;
+      memcpy(&rc, codes + i * sizeof rc, sizeof rc);
+      c = rc ? MP_ETASK : 0;
+      d = rc;
+    }
     if (st) {
       st[i].code = c;
       st[i].detail = d;
@@ -556,7 +562,8 @@ static void worker_write(mp_pool *p, worker *w, mp__sigpipe_guard *g) {
   while (w->tx && !w->dead) {
     chunk *c = w->tx;
     job *j = c->j;
-    struct iovec iov[3];
+    static const char zeros[MP__ALIGN];
+    struct iovec iov[4];
     size_t meta = j->kind == JOB_MAP ? sizeof(mp__map_task)
                                      : sizeof(mp__apply_task);
     iov[0] = (struct iovec){&w->tx_hdr, sizeof w->tx_hdr};
@@ -566,14 +573,16 @@ static void worker_write(mp_pool *p, worker *w, mp__sigpipe_guard *g) {
                               c->count * j->in_size};
     else
       iov[2] = (struct iovec){j->arg, j->arg_len};
+    iov[3] = (struct iovec){(void *)zeros,
+                            mp__padded(w->tx_hdr.len) - w->tx_hdr.len};
     /* Skip what is already written. */
     size_t off = (size_t)w->tx_off;
     int first = 0;
-    while (first < 3 && off >= iov[first].iov_len) {
+    while (first < 4 && off >= iov[first].iov_len) {
       off -= iov[first].iov_len;
       first++;
     }
-    if (first == 3) {
+    if (first == 4) {
       w->tx = c->next;
       if (w->tx)
         tx_prepare(p, w);
@@ -581,7 +590,7 @@ static void worker_write(mp_pool *p, worker *w, mp__sigpipe_guard *g) {
     }
     iov[first].iov_base = (char *)iov[first].iov_base + off;
     iov[first].iov_len -= off;
-    ssize_t n = mp__writev_some(w->task_fd, iov + first, 3 - first);
+    ssize_t n = mp__writev_some(w->task_fd, iov + first, 4 - first);
     if (n == -EAGAIN)
       return;
     if (n < 0) {
@@ -663,9 +672,8 @@ static int worker_frame(mp_pool *p, worker *w, const mp__frame_hdr *h,
     if (type != MP__FR_MAP_RES ||
         mp__map_res_check(h->len, c->count, (uint32_t)j->out_size) < 0)
       return MP_EPROTO;
-    const int32_t *codes = (const int32_t *)(const void *)payload;
-    job_deliver(j, c->start, c->count, codes,
-                payload + (size_t)c->count * sizeof(int32_t), 0, 0);
+    job_deliver(j, c->start, c->count,
+                payload + (size_t)c->count * j->out_size, payload, 0, 0);
   } else {
     if (type != MP__FR_APPLY_RES ||
         mp__apply_res_check(payload, h->len, (uint32_t)p->max_res) < 0)
@@ -705,7 +713,7 @@ static int worker_parse(mp_pool *p, worker *w) {
       rc = -1;
       break;
     }
-    size_t need = sizeof h + h.len;
+    size_t need = sizeof h + mp__padded(h.len);
     if (w->rlen - off < need) {
       if (need > w->rcap) {
         /* Grow to the validated size, keeping the unparsed bytes. */

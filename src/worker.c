@@ -96,6 +96,19 @@ static void slot_enter(const mp__worker_cfg *cfg, uint64_t id, uint32_t item) {
   atomic_store_explicit(&cfg->slot->task_id, id, memory_order_release);
 }
 
+static const char zeros[MP__ALIGN];
+
+/* Write one result frame, padded. Returns 0 or -1 (the parent is gone). */
+static int send_frame(const mp__worker_cfg *cfg, unsigned type, uint64_t id,
+                      const void *payload, size_t len) {
+  mp__frame_hdr h;
+  mp__frame_init(&h, type, id, (uint32_t)len);
+  struct iovec iov[3] = {{&h, sizeof h},
+                         {(void *)payload, len},
+                         {(void *)zeros, mp__padded((uint32_t)len) - len}};
+  return mp__writev_full(cfg->res_fd, iov, 3) < 0 ? -1 : 0;
+}
+
 /* Run a map chunk; returns 0 or -1 when the result could not be sent. */
 static int run_map(const mp__worker_cfg *cfg, uint64_t id, const char *p,
                    uint32_t len, char **out, size_t *out_cap) {
@@ -116,17 +129,15 @@ static int run_map(const mp__worker_cfg *cfg, uint64_t id, const char *p,
   }
   mp_map_fn fn = (mp_map_fn)(uintptr_t)t.fn;
   const char *in = p + sizeof t;
-  int32_t *codes = (int32_t *)(void *)*out;
-  char *outs = *out + (size_t)t.count * sizeof(int32_t);
+  char *outs = *out;
+  char *codes = *out + (size_t)t.count * t.out_size;
   for (uint32_t i = 0; i < t.count; i++) {
     slot_enter(cfg, id, i);
-    codes[i] = fn(in + (size_t)i * t.in_size, outs + (size_t)i * t.out_size);
+    int32_t rc = fn(in + (size_t)i * t.in_size, outs + (size_t)i * t.out_size);
+    memcpy(codes + (size_t)i * sizeof rc, &rc, sizeof rc);
   }
   atomic_store_explicit(&cfg->slot->task_id, 0, memory_order_release);
-  mp__frame_hdr h;
-  mp__frame_init(&h, MP__FR_MAP_RES, id, (uint32_t)res_len);
-  struct iovec iov[2] = {{&h, sizeof h}, {*out, res_len}};
-  return mp__writev_full(cfg->res_fd, iov, 2) < 0 ? -1 : 0;
+  return send_frame(cfg, MP__FR_MAP_RES, id, *out, res_len);
 }
 
 static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
@@ -137,7 +148,7 @@ static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
   memcpy(&t, p, sizeof t);
   mp_apply_fn fn = (mp_apply_fn)(uintptr_t)t.fn;
   mp_buf b = {.max = cfg->max_res};
-  mp__apply_res res = {0, 0};
+  mp__apply_res res = {0, 0, 0};
   slot_enter(cfg, id, 0);
   int rc = fn(p + sizeof t, len - sizeof t, &b);
   atomic_store_explicit(&cfg->slot->task_id, 0, memory_order_release);
@@ -151,12 +162,9 @@ static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
   mp__apply_res hdr_room;
   char *resp = b.data ? b.data : (char *)&hdr_room;
   memcpy(resp, &res, sizeof res);
-  mp__frame_hdr h;
-  mp__frame_init(&h, MP__FR_APPLY_RES, id, (uint32_t)(sizeof res + body));
-  struct iovec iov[2] = {{&h, sizeof h}, {resp, sizeof res + body}};
-  int w = mp__writev_full(cfg->res_fd, iov, 2);
+  int w = send_frame(cfg, MP__FR_APPLY_RES, id, resp, sizeof res + body);
   free(b.data);
-  return w < 0 ? -1 : 0;
+  return w;
 }
 
 _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
@@ -177,7 +185,8 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
     int type = mp__frame_check(&h, cfg->max_task);
     if (type < 0 || type == MP__FR_STOP)
       break;
-    if (rx_need(&r, sizeof h + h.len) < 0)
+    size_t framelen = sizeof h + mp__padded(h.len);
+    if (rx_need(&r, framelen) < 0)
       break;
     const char *payload = r.buf + r.start + sizeof h;
     int rc;
@@ -189,7 +198,7 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
       rc = -1;
     if (rc < 0)
       break;
-    r.start += sizeof h + h.len;
+    r.start += framelen;
     if (cfg->maxtasks && ++done >= cfg->maxtasks)
       break;
   }

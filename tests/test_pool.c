@@ -531,12 +531,18 @@ static void test_imap_million_flat_memory(void **state) {
   }
   mp_iter_free(it);
   long after = rss_kib();
-  assert_true(sum == want);
-  /* The input is 3.8 MiB; results are never all held. */
-  if (after - before > 4 * 1024)
-    fail_msg("peak RSS grew by %ld KiB during imap", after - before);
   close_join_free(p);
   free(in);
+  assert_true(sum == want);
+  /* The input is 3.8 MiB; results are never all held. Under a sanitizer or
+   * valgrind the process's RSS says nothing about the library. */
+#ifndef __SANITIZE_ADDRESS__
+  if (!getenv("MPOOL_TEST_UNDER_TOOL") && after - before > 4 * 1024)
+    fail_msg("peak RSS grew by %ld KiB during imap", after - before);
+#else
+  (void)before;
+  (void)after;
+#endif
 }
 
 static void test_terminate_fails_pending(void **state) {

@@ -412,8 +412,11 @@ static void test_free_running(void **state) {
 static void test_no_disposition_changed_and_cloexec(void **state) {
   (void)state;
   struct sigaction before[NSIG], after[NSIG];
+  int valid[NSIG];
+  memset(before, 0, sizeof before);
+  memset(after, 0, sizeof after);
   for (int s = 1; s < NSIG; s++)
-    sigaction(s, NULL, &before[s]);
+    valid[s] = sigaction(s, NULL, &before[s]) == 0;
   sigset_t mask_before, mask_after;
   sigprocmask(SIG_SETMASK, NULL, &mask_before);
   int fds[2];
@@ -439,6 +442,8 @@ static void test_no_disposition_changed_and_cloexec(void **state) {
   mp_process_free(p);
   close(fds[0]);
   for (int s = 1; s < NSIG; s++) {
+    if (!valid[s])
+      continue;
     sigaction(s, NULL, &after[s]);
     assert_ptr_equal(before[s].sa_handler, after[s].sa_handler);
     assert_int_equal(before[s].sa_flags, after[s].sa_flags);
