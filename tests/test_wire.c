@@ -41,22 +41,22 @@ static void test_map_res_check(void **state) {
 static void test_apply_res_check(void **state) {
   (void)state;
   char buf[64] = {0};
-  mp__apply_res r = {0, 0};
+  mp__apply_res r = {.code = 0};
   memcpy(buf, &r, sizeof r);
   assert_int_equal(mp__apply_res_check(buf, sizeof r + 10, 10), 0);
   assert_int_equal(mp__apply_res_check(buf, sizeof r + 11, 10), MP_EPROTO);
   assert_int_equal(mp__apply_res_check(buf, sizeof r - 1, 10), MP_EPROTO);
-  r = (mp__apply_res){MP_ETASK, 7};
+  r = (mp__apply_res){.code = MP_ETASK, .detail = 7};
   memcpy(buf, &r, sizeof r);
   assert_int_equal(mp__apply_res_check(buf, sizeof r, 10), 0);
   assert_int_equal(mp__apply_res_check(buf, sizeof r + 1, 10), MP_EPROTO);
-  r = (mp__apply_res){MP_ETASK, 0}; /* failure with detail 0 is a lie */
+  r = (mp__apply_res){.code = MP_ETASK, .detail = 0}; /* failure with detail 0 is a lie */
   memcpy(buf, &r, sizeof r);
   assert_int_equal(mp__apply_res_check(buf, sizeof r, 10), MP_EPROTO);
-  r = (mp__apply_res){12345, 0}; /* unknown code */
+  r = (mp__apply_res){.code = 12345, .detail = 0}; /* unknown code */
   memcpy(buf, &r, sizeof r);
   assert_int_equal(mp__apply_res_check(buf, sizeof r, 10), MP_EPROTO);
-  r = (mp__apply_res){-EMSGSIZE, 0};
+  r = (mp__apply_res){.code = -EMSGSIZE, .detail = 0};
   memcpy(buf, &r, sizeof r);
   assert_int_equal(mp__apply_res_check(buf, sizeof r, 10), 0);
 }

@@ -1,0 +1,10 @@
+# Script checks: exported symbols, and a consumer of an installed copy.
+find_program(MPOOL_SH sh REQUIRED)
+add_test(NAME check_symbols
+  COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_SOURCE_DIR}/check_symbols.sh $<TARGET_FILE:mpool>)
+add_test(NAME consumer_install
+  COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_SOURCE_DIR}/consumer/check.sh
+          ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_C_COMPILER})
+set_tests_properties(check_symbols PROPERTIES LABELS script TIMEOUT 300)
+# An installed sanitizer build needs instrumented consumers: not that run.
+set_tests_properties(consumer_install PROPERTIES LABELS "script;nosan" TIMEOUT 300)
