@@ -488,6 +488,319 @@ MP_EXPORT void mp_pool_free(mp_pool *pool);
 /* IPC: Pipe, Queue, Lock, Semaphore, Event, Value/Array, shared memory      */
 /* ------------------------------------------------------------------------ */
 /* MPOOL-IPC-BEGIN */
+/*
+ * Objects for processes to talk and synchronise, as in Python:
+ *
+ *   a, b = mp.Pipe()                 mp_pipe_create(&a, &b, 0)
+ *   q = mp.Queue(maxsize)            mp_queue_create(&q, maxsize, max_msg)
+ *   l = mp.Lock()                    mp_lock_create(&l)
+ *   s = mp.Semaphore(n)              mp_sem_create(&s, n, 0)
+ *   s = mp.BoundedSemaphore(n)       mp_sem_create(&s, n, n)
+ *   e = mp.Event()                   mp_event_create(&e)
+ *   v = mp.Value('i', 0)             mp_value_create(&v, sizeof(int))
+ *   a = mp.Array('d', 10)            mp_array_create(&a, 10, sizeof(double))
+ *   SharedMemory(name, create=True)  mp_shm_create(&m, "/name", size)
+ *   SharedMemory(name)               mp_shm_attach(&m, "/name")
+ *
+ * Sharing them. Create the object, then fork: every mp_process started and
+ * every pool created (or worker replaced) afterwards inherits it, and the
+ * child uses the same handle pointer it sees in its copy of the parent's
+ * memory (a global, or the arg of its target). A child created *before* the
+ * object cannot reach it; only named shared memory (mp_shm_attach) joins
+ * processes that are not parent and child. The objects use no threads and
+ * no signal handlers, and are not registered for closing in children.
+ *
+ * Handles. Each handle is private to the process holding it and owns its
+ * resources in that process only: mp_*_free in one process unmaps or closes
+ * that process's view, never another's, so a parent and each child free
+ * their own copies (a child that simply exits needs not). The object itself
+ * is gone when the last process holding it has freed it or exited. Free an
+ * object only when no thread of the process is using it. free(NULL) is a
+ * no-op everywhere.
+ *
+ * Threads. Every call below except free may be made from several threads and
+ * processes at once on the same object (mp_pipe: see its note).
+ *
+ * Timeouts are in seconds: negative waits forever, 0 polls. An expired
+ * timeout is MP_ETIMEDOUT. Waits use CLOCK_MONOTONIC, so changing the wall
+ * clock does not stretch or cut them.
+ */
+
+/* ---- Pipe: multiprocessing.Pipe() ---- */
+
+typedef struct mp_pipe mp_pipe;
+
+/*
+ * Create a connected pair of ends; each can send and receive (duplex).
+ * Messages keep their boundaries: each recv returns exactly one send's
+ * bytes, in order. max_msg is the largest message in bytes; 0 means 64 KiB.
+ * The kernel bounds it (one message must fit a unix socket's send buffer:
+ * about twice net.core.wmem_max); mp_pipe_max_msg() gives the value in use.
+ * Returns 0 and sets *a and *b; MP_EINVAL (NULL or identical out-pointers,
+ * max_msg over INT_MAX / 2); -EMSGSIZE when the system cannot hold messages
+ * of max_msg bytes; -EMFILE / -ENFILE; -ENOMEM. On error nothing is set.
+ *
+ * Typical use: create, start the child, then each side frees the end it
+ * does not use (the child frees a, the parent b). Only then does the death
+ * of one side show on the other: recv returns MP_EPEERDEAD once the peer's
+ * every copy of its end is closed (an end is also held open by every child
+ * forked while it was open, pool workers included).
+ */
+MP_EXPORT int mp_pipe_create(mp_pipe **a, mp_pipe **b, size_t max_msg);
+
+/*
+ * Send the len bytes at msg (len may be 0; msg may then be NULL) as one
+ * message to the other end, waiting up to timeout seconds for room.
+ * The bytes are copied before return. Returns 0; MP_ETIMEDOUT (nothing was
+ * sent); MP_EPEERDEAD when the other end is closed (the peer is gone; no
+ * SIGPIPE is raised); -EMSGSIZE when len > max_msg; MP_EINVAL.
+ */
+MP_EXPORT int mp_pipe_send(mp_pipe *p, const void *msg, size_t len,
+                           double timeout);
+
+/*
+ * Receive one message into buf (cap bytes of room), waiting up to timeout
+ * seconds. Returns the message's length (>= 0); MP_ETIMEDOUT; MP_EPEERDEAD
+ * when no message is left and the other end is closed (messages sent before
+ * the peer died are still delivered first); -EMSGSIZE when the message is
+ * longer than cap (it stays queued: receive it with a larger buffer, at most
+ * mp_pipe_max_msg() bytes); MP_EPROTO for bytes that are not a message of
+ * this library (discarded); MP_EINVAL.
+ * Several processes may receive on one end; each message goes to one of
+ * them. The "stays queued" promise then holds only for a single reader.
+ */
+MP_EXPORT int mp_pipe_recv(mp_pipe *p, void *buf, size_t cap, double timeout);
+
+/*
+ * Python's conn.poll(timeout): 1 when recv would not block (a message is
+ * waiting, or the peer is gone and recv reports it), 0 when the timeout
+ * expired first, MP_EINVAL, -errno.
+ */
+MP_EXPORT int mp_pipe_poll(mp_pipe *p, double timeout);
+
+/* The largest message in bytes the pipe carries; 0 for NULL. */
+MP_EXPORT size_t mp_pipe_max_msg(const mp_pipe *p);
+
+/*
+ * Close this process's copy of the end and release the handle (Python's
+ * conn.close()). Messages not yet received on it are lost once every copy
+ * is closed. free(NULL) is a no-op.
+ */
+MP_EXPORT void mp_pipe_free(mp_pipe *p);
+
+/* ---- Queue: multiprocessing.Queue(maxsize) ---- */
+
+typedef struct mp_queue mp_queue;
+
+/*
+ * A bounded FIFO of up to maxsize messages of 0..max_msg bytes each, for any
+ * number of producers and consumers among this process and the children it
+ * forks afterwards. It lives in shared memory (no fds):
+ * about maxsize * (max_msg + 8) bytes, reserved at once.
+ * Returns 0 and sets *out; MP_EINVAL (NULL out, maxsize 0 or over INT_MAX,
+ * max_msg over INT_MAX, a size that overflows); -ENOMEM.
+ * Crash safety: a process killed inside put or get leaves the queue as if
+ * that call had not happened, and the others go on; a message it had taken
+ * and returned from get is lost with it, as in Python. (A consumer killed in
+ * the instant between being woken and taking a message can leave another
+ * sleeping consumer unwoken until the next put or get.)
+ */
+MP_EXPORT int mp_queue_create(mp_queue **out, size_t maxsize, size_t max_msg);
+
+/*
+ * Append a copy of the len bytes at msg (msg may be NULL when len is 0),
+ * waiting up to timeout seconds while the queue is full (0: put_nowait).
+ * Returns 0; MP_ETIMEDOUT (Python's Full; nothing was added); -EMSGSIZE when
+ * len > max_msg; MP_EINVAL.
+ */
+MP_EXPORT int mp_queue_put(mp_queue *q, const void *msg, size_t len,
+                           double timeout);
+
+/*
+ * Take the oldest message into buf (cap bytes of room), waiting up to
+ * timeout seconds while the queue is empty (0: get_nowait). Returns the
+ * message's length (>= 0); MP_ETIMEDOUT (Python's Empty); -EMSGSIZE when it
+ * is longer than cap (it stays at the head of the queue: a buffer of
+ * mp_queue_max_msg() bytes always suffices); MP_EPROTO when the slot was
+ * corrupted by a stray write into shared memory (that message is dropped);
+ * MP_EINVAL. With timeout 0 it may also report MP_ETIMEDOUT when another
+ * process holds the queue's lock at that instant.
+ */
+MP_EXPORT int mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout);
+
+/* Messages in the queue now (Python's qsize(); stale at once when others
+ * use it), or MP_EINVAL. */
+MP_EXPORT int mp_queue_size(const mp_queue *q);
+
+/* The max_msg the queue was created with; 0 for NULL. */
+MP_EXPORT size_t mp_queue_max_msg(const mp_queue *q);
+
+/* Unmap this process's view and release the handle. Messages still queued
+ * stay for other processes holding it. free(NULL) is a no-op. */
+MP_EXPORT void mp_queue_free(mp_queue *q);
+
+/* ---- Lock: multiprocessing.Lock() ---- */
+
+typedef struct mp_lock mp_lock;
+
+/*
+ * A mutual-exclusion lock between processes (and threads), robust: when its
+ * holder dies holding it, the next acquirer gets the lock together with
+ * MP_EOWNERDEAD, instead of waiting forever. Not recursive.
+ * Returns 0 and sets *out; MP_EINVAL; -ENOMEM; -errno.
+ */
+MP_EXPORT int mp_lock_create(mp_lock **out);
+
+/*
+ * Acquire, waiting up to timeout seconds. Returns 0 (held);
+ * MP_EOWNERDEAD (held too, and usable normally from now on, but the
+ * previous holder died holding it: the data it guards may be half-updated);
+ * MP_ETIMEDOUT; -EDEADLK when this thread already holds it; MP_EINVAL.
+ */
+MP_EXPORT int mp_lock_acquire(mp_lock *l, double timeout);
+
+/* Release. Returns 0; -EPERM when the calling thread does not hold it (only
+ * the holder may release, unlike Python's Lock); MP_EINVAL. */
+MP_EXPORT int mp_lock_release(mp_lock *l);
+
+/* Release the handle (this process's view). free(NULL) is a no-op. */
+MP_EXPORT void mp_lock_free(mp_lock *l);
+
+/* ---- Semaphore: multiprocessing.Semaphore / BoundedSemaphore ---- */
+
+typedef struct mp_sem mp_sem;
+
+/*
+ * A counting semaphore starting at value. bound 0: Semaphore(value);
+ * bound > 0: BoundedSemaphore, release past bound is refused. Both at most
+ * INT_MAX, value <= bound when bounded. Not robust: a process that dies
+ * between acquire and release keeps its unit. Returns 0 and sets *out;
+ * MP_EINVAL; -ENOMEM.
+ */
+MP_EXPORT int mp_sem_create(mp_sem **out, unsigned value, unsigned bound);
+
+/* Take one unit, waiting up to timeout seconds while the value is 0.
+ * Returns 0, MP_ETIMEDOUT, MP_EINVAL. */
+MP_EXPORT int mp_sem_acquire(mp_sem *s, double timeout);
+
+/* Give one unit back and wake one waiter. Returns 0; MP_ESTATE past the
+ * bound of a bounded semaphore (Python's ValueError); -EOVERFLOW past
+ * INT_MAX; MP_EINVAL. */
+MP_EXPORT int mp_sem_release(mp_sem *s);
+
+/* The current value (Python's get_value()), or MP_EINVAL. */
+MP_EXPORT int mp_sem_value(const mp_sem *s);
+
+/* Release the handle (this process's view). free(NULL) is a no-op. */
+MP_EXPORT void mp_sem_free(mp_sem *s);
+
+/* ---- Event: multiprocessing.Event() ---- */
+
+typedef struct mp_event mp_event;
+
+/* A flag, initially clear, that processes can wait on. Returns 0 and sets
+ * *out; MP_EINVAL; -ENOMEM. */
+MP_EXPORT int mp_event_create(mp_event **out);
+
+/* Set the flag and wake every waiter. Returns 0 or MP_EINVAL. */
+MP_EXPORT int mp_event_set(mp_event *e);
+
+/* Clear the flag. Returns 0 or MP_EINVAL. */
+MP_EXPORT int mp_event_clear(mp_event *e);
+
+/* 1 when set, 0 when clear, MP_EINVAL. */
+MP_EXPORT int mp_event_is_set(const mp_event *e);
+
+/* Wait up to timeout seconds for the flag to be set. Returns 0 when it is
+ * set (at once if it already is), MP_ETIMEDOUT (Python's False), MP_EINVAL. */
+MP_EXPORT int mp_event_wait(mp_event *e, double timeout);
+
+/* Release the handle (this process's view). free(NULL) is a no-op. */
+MP_EXPORT void mp_event_free(mp_event *e);
+
+/* ---- Value and Array: multiprocessing.Value / Array ---- */
+
+typedef struct mp_value mp_value;
+
+/*
+ * size zeroed bytes in shared memory with a robust lock of their own
+ * (Python's Value(..., lock=True)). Use the bytes as any type: the pointer
+ * from mp_value_ptr is aligned for every C type. Returns 0 and sets *out;
+ * MP_EINVAL (NULL out, size 0 or over 1 TiB); -ENOMEM.
+ */
+MP_EXPORT int mp_value_create(mp_value **out, size_t size);
+
+/* Python's Array: mp_value_create for n elements of elem_size bytes, with
+ * the product checked for overflow (MP_EINVAL). */
+MP_EXPORT int mp_array_create(mp_value **out, size_t n, size_t elem_size);
+
+/*
+ * The shared bytes, valid until mp_value_free in this process (Python's
+ * .value / the array itself). Owned by the object; NULL for NULL. Reads and
+ * writes through it are not locked: hold mp_value_lock for any
+ * read-modify-write (v.value += 1 needs the lock in Python too).
+ */
+MP_EXPORT void *mp_value_ptr(const mp_value *v);
+
+/* The size in bytes; 0 for NULL. */
+MP_EXPORT size_t mp_value_size(const mp_value *v);
+
+/* Python's get_lock().acquire() / release(): as mp_lock_acquire and
+ * mp_lock_release, same codes (MP_EOWNERDEAD included). */
+MP_EXPORT int mp_value_lock(mp_value *v, double timeout);
+MP_EXPORT int mp_value_unlock(mp_value *v);
+
+/*
+ * Copy all mp_value_size() bytes out to dst (load) or in from src (store)
+ * under the lock, waiting for it forever. Returns 0; MP_EOWNERDEAD when a
+ * holder had died (the copy was still made); -EDEADLK when the caller holds
+ * the lock; MP_EINVAL.
+ */
+MP_EXPORT int mp_value_load(mp_value *v, void *dst);
+MP_EXPORT int mp_value_store(mp_value *v, const void *src);
+
+/* Release the handle (this process's view). free(NULL) is a no-op. */
+MP_EXPORT void mp_value_free(mp_value *v);
+
+/* ---- Shared memory: multiprocessing.shared_memory.SharedMemory ---- */
+
+typedef struct mp_shm mp_shm;
+
+/*
+ * Create size bytes of zeroed shared memory.
+ * name NULL: anonymous, shared with the children forked afterwards.
+ * name "/something" (one leading slash, no other, at most NAME_MAX bytes):
+ * a POSIX named segment (shm_open) that unrelated processes of the same user
+ * can mp_shm_attach; created with O_EXCL and mode 0600 exactly, and
+ * removed (shm_unlink) when the creating process frees the handle
+ * (processes already attached keep their mapping). No fd stays open.
+ * Returns 0 and sets *out; MP_EINVAL (NULL out, size 0, bad name);
+ * -EEXIST when the name is taken; -EACCES, -ENAMETOOLONG, -ENOMEM, -errno.
+ * A process that dies without freeing leaves a named segment behind, as in
+ * Python: remove it with shm_unlink(name).
+ */
+MP_EXPORT int mp_shm_create(mp_shm **out, const char *name, size_t size);
+
+/*
+ * Map the named segment another process created. The size is the segment's.
+ * Returns 0 and sets *out; -ENOENT when there is none; -EACCES; MP_ESTATE
+ * when its creator has not yet sized it (try again); MP_EINVAL; -errno.
+ */
+MP_EXPORT int mp_shm_attach(mp_shm **out, const char *name);
+
+/* The bytes (page-aligned; owned by the handle, valid until free), their
+ * size, and the name (NULL when anonymous). NULL / 0 for NULL. */
+MP_EXPORT void *mp_shm_ptr(const mp_shm *s);
+MP_EXPORT size_t mp_shm_size(const mp_shm *s);
+MP_EXPORT const char *mp_shm_name(const mp_shm *s);
+
+/*
+ * Unmap this process's view and release the handle; in the creating process
+ * of a named segment, also remove the name (later attaches get -ENOENT). A
+ * forked child freeing its inherited copy never removes it.
+ * free(NULL) is a no-op.
+ */
+MP_EXPORT void mp_shm_free(mp_shm *s);
 /* MPOOL-IPC-END */
 
 #ifdef __cplusplus

@@ -83,7 +83,9 @@ int mp__ipc_mutex_lock(pthread_mutex_t *m, int64_t deadline) {
   }
 }
 
-int mp__ipc_mutex_unlock(pthread_mutex_t *m) { return -pthread_mutex_unlock(m); }
+int mp__ipc_mutex_unlock(pthread_mutex_t *m) {
+  return -pthread_mutex_unlock(m);
+}
 
 /* ---- mp_lock ---- */
 

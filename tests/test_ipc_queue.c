@@ -1,0 +1,367 @@
+/* test_ipc_queue.c: mp_queue within a process, between mp_process children,
+ * and in pool workers. Run with the argument "stress" for the 4 x 4 million
+ * message run (registered as its own ctest, labelled slow). Children report
+ * through exit codes; processes are sequenced by queues and events. */
+#define _GNU_SOURCE
+#include "fixture.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static mp_process *start(mp_target_fn fn, void *arg) {
+  mp_process *p = NULL;
+  assert_int_equal(mp_process_create(&p, fn, arg, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  return p;
+}
+
+static int finish(mp_process *p) {
+  int code = -1000;
+  assert_int_equal(mp_process_join(p, -1), 0);
+  assert_int_equal(mp_process_exitcode(p, &code), 0);
+  mp_process_free(p);
+  return code;
+}
+
+static mp_queue *g_q;
+static mp_event *g_ev;
+
+static void test_queue_fifo_and_sizes(void **state) {
+  (void)state;
+  mp_queue *q = NULL;
+  assert_int_equal(mp_queue_create(&q, 4, 16), 0);
+  assert_int_equal(mp_queue_max_msg(q), 16);
+  assert_int_equal(mp_queue_size(q), 0);
+  assert_int_equal(mp_queue_put(q, "a", 1, 0), 0);
+  assert_int_equal(mp_queue_put(q, "bb", 2, 0), 0);
+  assert_int_equal(mp_queue_put(q, NULL, 0, 0), 0); /* empty message */
+  assert_int_equal(mp_queue_put(q, "0123456789abcdef", 16, 0), 0);
+  assert_int_equal(mp_queue_size(q), 4);
+  assert_int_equal(mp_queue_put(q, "x", 1, 0), MP_ETIMEDOUT); /* full */
+
+  char buf[32] = {0};
+  assert_int_equal(mp_queue_get(q, buf, sizeof buf, 0), 1);
+  assert_memory_equal(buf, "a", 1);
+  assert_int_equal(mp_queue_get(q, buf, 1, 0), -EMSGSIZE); /* "bb" stays */
+  assert_int_equal(mp_queue_size(q), 3);
+  assert_int_equal(mp_queue_get(q, buf, 2, 0), 2);
+  assert_memory_equal(buf, "bb", 2);
+  assert_int_equal(mp_queue_get(q, NULL, 0, 0), 0);
+  assert_int_equal(mp_queue_get(q, buf, sizeof buf, -1), 16);
+  assert_memory_equal(buf, "0123456789abcdef", 16);
+  assert_int_equal(mp_queue_get(q, buf, sizeof buf, 0), MP_ETIMEDOUT);
+
+  /* Wrap around the ring several times. */
+  for (int i = 0; i < 50; i++) {
+    assert_int_equal(mp_queue_put(q, &i, sizeof i, 0), 0);
+    if (i % 3 == 2)
+      for (int k = 0; k < 3; k++) {
+        int v;
+        assert_int_equal(mp_queue_get(q, &v, sizeof v, 0), sizeof v);
+        assert_int_equal(v, i - 2 + k);
+      }
+  }
+  mp_queue_free(q);
+}
+
+static void test_queue_errors(void **state) {
+  (void)state;
+  mp_queue *q = NULL;
+  assert_int_equal(mp_queue_create(NULL, 1, 1), MP_EINVAL);
+  assert_int_equal(mp_queue_create(&q, 0, 1), MP_EINVAL);
+  assert_int_equal(mp_queue_create(&q, (size_t)1 << 40, 1), MP_EINVAL);
+  assert_int_equal(mp_queue_create(&q, 1, (size_t)1 << 40), MP_EINVAL);
+  /* 2^31 slots of 2 GiB: no address space holds it. mmap says ENOMEM
+   * (EINVAL under valgrind, which has its own address-space manager). */
+  int rc = mp_queue_create(&q, 0x7fffffff, 0x7fffffff);
+  assert_true(rc == -ENOMEM || rc == -EINVAL);
+  assert_null(q);
+  assert_int_equal(mp_queue_create(&q, 2, 8), 0);
+  char buf[16];
+  assert_int_equal(mp_queue_put(NULL, "x", 1, 0), MP_EINVAL);
+  assert_int_equal(mp_queue_put(q, NULL, 1, 0), MP_EINVAL);
+  assert_int_equal(mp_queue_put(q, buf, 9, 0), -EMSGSIZE); /* oversize */
+  assert_int_equal(mp_queue_get(NULL, buf, 1, 0), MP_EINVAL);
+  assert_int_equal(mp_queue_get(q, NULL, 1, 0), MP_EINVAL);
+  assert_int_equal(mp_queue_size(NULL), MP_EINVAL);
+  assert_int_equal(mp_queue_max_msg(NULL), 0);
+  assert_int_equal(mp_queue_size(q), 0);
+  mp_queue_free(q);
+  mp_queue_free(NULL);
+}
+
+static void test_queue_timeouts(void **state) {
+  (void)state;
+  mp_queue *q;
+  assert_int_equal(mp_queue_create(&q, 1, 4), 0);
+  int v = 5;
+  double t0 = now_s();
+  assert_int_equal(mp_queue_get(q, &v, sizeof v, 0.05), MP_ETIMEDOUT);
+  assert_true(now_s() - t0 >= 0.049);
+  assert_int_equal(mp_queue_put(q, &v, sizeof v, 0.05), 0);
+  t0 = now_s();
+  assert_int_equal(mp_queue_put(q, &v, sizeof v, 0.05), MP_ETIMEDOUT);
+  assert_true(now_s() - t0 >= 0.049);
+  assert_int_equal(mp_queue_size(q), 1);
+  mp_queue_free(q);
+}
+
+/* Blocks in get until the parent puts; returns the value it got. */
+static int get_one(void *arg) {
+  (void)arg;
+  int v = 0;
+  mp_event_set(g_ev);
+  return mp_queue_get(g_q, &v, sizeof v, -1) == sizeof v ? v : 1;
+}
+
+/* Fills the queue (capacity 1), then blocks putting a second message. */
+static int put_two(void *arg) {
+  (void)arg;
+  int a = 11, b = 22;
+  if (mp_queue_put(g_q, &a, sizeof a, -1) != 0)
+    return 1;
+  mp_event_set(g_ev);
+  return mp_queue_put(g_q, &b, sizeof b, -1) == 0 ? 0 : 2;
+}
+
+static void test_queue_blocking_wakeups(void **state) {
+  (void)state;
+  assert_int_equal(mp_queue_create(&g_q, 1, sizeof(int)), 0);
+  assert_int_equal(mp_event_create(&g_ev), 0);
+
+  mp_process *p = start(get_one, NULL);
+  assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  int v = 77;
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, -1), 0);
+  assert_int_equal(finish(p), 77);
+
+  assert_int_equal(mp_event_clear(g_ev), 0);
+  p = start(put_two, NULL);
+  assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, -1), sizeof v);
+  assert_int_equal(v, 11);
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, -1), sizeof v);
+  assert_int_equal(v, 22);
+  assert_int_equal(finish(p), 0);
+
+  mp_event_free(g_ev);
+  mp_queue_free(g_q);
+}
+
+/* A worker's result: who computed what. */
+typedef struct result {
+  int who;
+  int value;
+} result;
+
+static int compute(void *arg) {
+  int who = (int)(intptr_t)arg;
+  result r = {who, who * who};
+  return mp_queue_put(g_q, &r, sizeof r, -1) == 0 ? 0 : 1;
+}
+
+static void test_queue_collects_results(void **state) {
+  (void)state;
+  enum { N = 6 };
+  assert_int_equal(mp_queue_create(&g_q, 2, sizeof(result)), 0);
+  mp_process *p[N];
+  for (int i = 0; i < N; i++)
+    p[i] = start(compute, (void *)(intptr_t)i);
+  int seen[N] = {0};
+  for (int i = 0; i < N; i++) {
+    result r;
+    assert_int_equal(mp_queue_get(g_q, &r, sizeof r, 30), sizeof r);
+    assert_true(r.who >= 0 && r.who < N);
+    assert_int_equal(r.value, r.who * r.who);
+    seen[r.who]++;
+  }
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(seen[i], 1);
+    assert_int_equal(finish(p[i]), 0);
+  }
+  assert_int_equal(mp_queue_size(g_q), 0);
+  mp_queue_free(g_q);
+}
+
+/* A consumer killed while it waits in get does not wedge the queue. */
+static void test_queue_consumer_killed(void **state) {
+  (void)state;
+  assert_int_equal(mp_queue_create(&g_q, 2, sizeof(int)), 0);
+  assert_int_equal(mp_event_create(&g_ev), 0);
+  mp_process *p = start(get_one, NULL);
+  assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  assert_int_equal(mp_process_kill(p), 0);
+  assert_int_equal(finish(p), -SIGKILL);
+  int v = 5;
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 0), sizeof v);
+  assert_int_equal(mp_event_clear(g_ev), 0);
+  p = start(get_one, NULL);
+  assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  v = 33;
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, -1), 0);
+  assert_int_equal(finish(p), 33);
+  mp_event_free(g_ev);
+  mp_queue_free(g_q);
+}
+
+/* ---- pool workers ---- */
+
+static int put_double(const void *in, void *out) {
+  int x = *(const int *)in;
+  int y = 2 * x;
+  *(int *)out = y;
+  return mp_queue_put(g_q, &y, sizeof y, -1) == 0 ? 0 : 1;
+}
+
+static int apply_put(const void *arg, size_t len, mp_buf *res) {
+  (void)res;
+  return mp_queue_put(g_q, arg, len, -1) == 0 ? 0 : 1;
+}
+
+static void test_queue_in_pool_workers(void **state) {
+  (void)state;
+  enum { N = 40 };
+  /* Room for every message: the workers never block on a full queue while
+   * the parent waits in map. */
+  assert_int_equal(mp_queue_create(&g_q, N + 1, sizeof(int)), 0);
+  mp_pool *pool = NULL;
+  assert_int_equal(mp_pool_create(&pool, &(mp_pool_opts){.processes = 2}), 0);
+  int in[N], out[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i;
+  assert_int_equal(mp_pool_map(pool, put_double, in, N, sizeof *in, out,
+                               sizeof *out, NULL),
+                   0);
+  int seen[N] = {0};
+  for (int i = 0; i < N; i++) {
+    int y;
+    assert_int_equal(mp_queue_get(g_q, &y, sizeof y, 30), sizeof y);
+    assert_true(y >= 0 && y < 2 * N && y % 2 == 0);
+    seen[y / 2]++;
+    assert_int_equal(out[i], 2 * i);
+  }
+  for (int i = 0; i < N; i++)
+    assert_int_equal(seen[i], 1);
+
+  int v = -9;
+  void *res = NULL;
+  size_t res_len = 0;
+  assert_int_equal(mp_pool_apply(pool, apply_put, &v, sizeof v, &res, &res_len,
+                                 NULL),
+                   0);
+  free(res);
+  int got = 0;
+  assert_int_equal(mp_queue_get(g_q, &got, sizeof got, 30), sizeof got);
+  assert_int_equal(got, -9);
+  assert_int_equal(mp_queue_size(g_q), 0);
+  assert_int_equal(mp_pool_close(pool), 0);
+  assert_int_equal(mp_pool_join(pool), 0);
+  mp_pool_free(pool);
+  mp_queue_free(g_q);
+}
+
+/* ---- stress: 4 producers, 4 consumers, 250,000 messages each ---- */
+
+enum { NPROD = 4, NCONS = 4, PER_PROD = 250000 };
+
+typedef struct item {
+  uint32_t prod;
+  uint32_t seq;
+} item;
+
+#define STOP UINT32_MAX
+
+/* seen[prod * PER_PROD + seq]: how often each message was consumed. */
+static _Atomic uint8_t *g_seen;
+static _Atomic uint32_t *g_bad;
+
+static int producer(void *arg) {
+  item it = {(uint32_t)(intptr_t)arg, 0};
+  for (; it.seq < PER_PROD; it.seq++)
+    if (mp_queue_put(g_q, &it, sizeof it, -1) != 0)
+      return 1;
+  return 0;
+}
+
+static int consumer(void *arg) {
+  (void)arg;
+  for (;;) {
+    item it;
+    if (mp_queue_get(g_q, &it, sizeof it, -1) != sizeof it)
+      return 1;
+    if (it.prod == STOP)
+      return 0;
+    if (it.prod >= NPROD || it.seq >= PER_PROD) {
+      atomic_fetch_add(g_bad, 1);
+      continue;
+    }
+    atomic_fetch_add(&g_seen[(size_t)it.prod * PER_PROD + it.seq], 1);
+  }
+}
+
+static void test_queue_4x4_million(void **state) {
+  (void)state;
+  mp_shm *shm;
+  size_t n = (size_t)NPROD * PER_PROD;
+  assert_int_equal(mp_shm_create(&shm, NULL, n + 64), 0);
+  g_bad = mp_shm_ptr(shm);
+  g_seen = (_Atomic uint8_t *)((char *)mp_shm_ptr(shm) + 64);
+  assert_int_equal(mp_queue_create(&g_q, 1024, sizeof(item)), 0);
+
+  mp_process *prod[NPROD], *cons[NCONS];
+  for (int i = 0; i < NCONS; i++)
+    cons[i] = start(consumer, NULL);
+  for (int i = 0; i < NPROD; i++)
+    prod[i] = start(producer, (void *)(intptr_t)i);
+  for (int i = 0; i < NPROD; i++)
+    assert_int_equal(finish(prod[i]), 0);
+  item stop = {STOP, 0};
+  for (int i = 0; i < NCONS; i++)
+    assert_int_equal(mp_queue_put(g_q, &stop, sizeof stop, -1), 0);
+  for (int i = 0; i < NCONS; i++)
+    assert_int_equal(finish(cons[i]), 0);
+
+  assert_int_equal(atomic_load(g_bad), 0);
+  size_t missing = 0, dup = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = atomic_load(&g_seen[i]);
+    missing += c == 0;
+    dup += c > 1;
+  }
+  assert_int_equal(missing, 0);
+  assert_int_equal(dup, 0);
+  assert_int_equal(mp_queue_size(g_q), 0);
+  mp_queue_free(g_q);
+  mp_shm_free(shm);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      MPT_TEST(test_queue_fifo_and_sizes),
+      MPT_TEST(test_queue_errors),
+      MPT_TEST(test_queue_timeouts),
+      MPT_TEST(test_queue_blocking_wakeups),
+      MPT_TEST(test_queue_collects_results),
+      MPT_TEST(test_queue_consumer_killed),
+      MPT_TEST(test_queue_in_pool_workers),
+  };
+  const struct CMUnitTest stress[] = {
+      MPT_TEST(test_queue_4x4_million),
+  };
+  if (argc > 1 && strcmp(argv[1], "stress") == 0)
+    return MPT_RUN(stress);
+  return MPT_RUN(tests);
+}

@@ -1,0 +1,190 @@
+/* test_ipc_shm.c: mp_shm, anonymous and named shared memory: sharing across
+ * fork and by name, mode 0600, O_EXCL, removal by its owner only. */
+#define _GNU_SOURCE
+#include "fixture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static mp_process *start(mp_target_fn fn, void *arg) {
+  mp_process *p = NULL;
+  assert_int_equal(mp_process_create(&p, fn, arg, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  return p;
+}
+
+static int finish(mp_process *p) {
+  int code = -1000;
+  assert_int_equal(mp_process_join(p, -1), 0);
+  assert_int_equal(mp_process_exitcode(p, &code), 0);
+  mp_process_free(p);
+  return code;
+}
+
+static mp_shm *g_shm;
+static char g_name[64];
+
+/* A name no other run of this test uses. */
+static const char *fresh_name(void) {
+  static int n;
+  snprintf(g_name, sizeof g_name, "/mpool-test-%ld-%d", (long)getpid(), ++n);
+  return g_name;
+}
+
+/* Whether the name exists, and its mode and size when it does. */
+static int name_stat(const char *name, struct stat *st) {
+  int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int rc = fstat(fd, st) < 0 ? -errno : 0;
+  close(fd);
+  return rc;
+}
+
+static int fill_pattern(void *arg) {
+  (void)arg;
+  unsigned char *p = mp_shm_ptr(g_shm);
+  for (size_t i = 0; i < mp_shm_size(g_shm); i++)
+    p[i] = (unsigned char)(i % 251);
+  return 0;
+}
+
+static void test_shm_anonymous(void **state) {
+  (void)state;
+  size_t n = 3 * 4096 + 5;
+  assert_int_equal(mp_shm_create(&g_shm, NULL, n), 0);
+  assert_int_equal(mp_shm_size(g_shm), n);
+  assert_null(mp_shm_name(g_shm));
+  unsigned char *p = mp_shm_ptr(g_shm);
+  assert_non_null(p);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(p[i], 0);
+  assert_int_equal(finish(start(fill_pattern, NULL)), 0);
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (unsigned char)(i % 251))
+      fail_msg("byte %zu not written by the child", i);
+  mp_shm_free(g_shm);
+  mp_shm_free(NULL);
+}
+
+static void test_shm_named(void **state) {
+  (void)state;
+  const char *name = fresh_name();
+  mp_shm *owner = NULL, *other = NULL;
+  mode_t old = umask(0); /* the mode must not depend on the umask */
+  int rc = mp_shm_create(&owner, name, 10000);
+  umask(old);
+  assert_int_equal(rc, 0);
+  assert_string_equal(mp_shm_name(owner), name);
+  assert_int_equal(mp_shm_size(owner), 10000);
+
+  struct stat st;
+  assert_int_equal(name_stat(name, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  assert_int_equal(st.st_size, 10000);
+  assert_int_equal(st.st_uid, getuid());
+
+  mp_shm *dup = NULL;
+  assert_int_equal(mp_shm_create(&dup, name, 10), -EEXIST);
+  assert_null(dup);
+
+  assert_int_equal(mp_shm_attach(&other, name), 0);
+  assert_int_equal(mp_shm_size(other), 10000);
+  assert_ptr_not_equal(mp_shm_ptr(other), mp_shm_ptr(owner));
+  memcpy(mp_shm_ptr(owner), "shared!", 8);
+  assert_string_equal(mp_shm_ptr(other), "shared!");
+  mp_shm_free(other); /* an attacher's free keeps the name */
+  assert_int_equal(name_stat(name, &st), 0);
+
+  assert_int_equal(mp_shm_attach(&other, name), 0);
+  mp_shm_free(owner); /* the owner's free removes it */
+  assert_int_equal(name_stat(name, &st), -ENOENT);
+  assert_int_equal(mp_shm_attach(&owner, name), -ENOENT);
+  /* Still mapped where it was attached. */
+  assert_string_equal(mp_shm_ptr(other), "shared!");
+  mp_shm_free(other);
+}
+
+/* A process that knows only the name: attach, write, detach. */
+static int attach_and_write(void *arg) {
+  const char *name = arg;
+  mp_shm *s;
+  if (mp_shm_attach(&s, name) != 0)
+    return 1;
+  memcpy(mp_shm_ptr(s), "from child", 11);
+  mp_shm_free(s);
+  return 0;
+}
+
+/* A child freeing its inherited copy of the owner's handle. */
+static int free_inherited(void *arg) {
+  (void)arg;
+  mp_shm_free(g_shm);
+  return 0;
+}
+
+static void test_shm_named_across_processes(void **state) {
+  (void)state;
+  const char *name = fresh_name();
+  assert_int_equal(mp_shm_create(&g_shm, name, 64), 0);
+  assert_int_equal(finish(start(attach_and_write, (void *)name)), 0);
+  assert_string_equal(mp_shm_ptr(g_shm), "from child");
+  assert_int_equal(finish(start(free_inherited, NULL)), 0);
+  struct stat st;
+  assert_int_equal(name_stat(name, &st), 0); /* not the child's to remove */
+  mp_shm_free(g_shm);
+  assert_int_equal(name_stat(name, &st), -ENOENT);
+}
+
+static void test_shm_errors(void **state) {
+  (void)state;
+  mp_shm *s = NULL;
+  char long_name[NAME_MAX + 3];
+  long_name[0] = '/';
+  memset(long_name + 1, 'a', NAME_MAX + 1);
+  long_name[NAME_MAX + 2] = 0;
+  assert_int_equal(mp_shm_create(NULL, NULL, 1), MP_EINVAL);
+  assert_int_equal(mp_shm_create(&s, NULL, 0), MP_EINVAL);
+  assert_int_equal(mp_shm_create(&s, "/mpool-x", 0), MP_EINVAL);
+  assert_int_equal(mp_shm_create(&s, "no-slash", 8), MP_EINVAL);
+  assert_int_equal(mp_shm_create(&s, "/a/b", 8), MP_EINVAL);
+  assert_int_equal(mp_shm_create(&s, "/", 8), MP_EINVAL);
+  assert_int_equal(mp_shm_create(&s, long_name, 8), MP_EINVAL);
+  int rc = mp_shm_create(&s, NULL, SIZE_MAX);
+  assert_true(rc == -ENOMEM || rc == -EINVAL); /* EINVAL: valgrind's mmap */
+  assert_int_equal(mp_shm_attach(NULL, "/x"), MP_EINVAL);
+  assert_int_equal(mp_shm_attach(&s, NULL), MP_EINVAL);
+  assert_int_equal(mp_shm_attach(&s, "bad"), MP_EINVAL);
+  assert_int_equal(mp_shm_attach(&s, fresh_name()), -ENOENT);
+  assert_null(s);
+  assert_null(mp_shm_ptr(NULL));
+  assert_int_equal(mp_shm_size(NULL), 0);
+  assert_null(mp_shm_name(NULL));
+
+  /* A segment of size 0 (its creator not done yet) is not attached. */
+  const char *name = fresh_name();
+  int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(mp_shm_attach(&s, name), MP_ESTATE);
+  assert_null(s);
+  close(fd);
+  shm_unlink(name);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      MPT_TEST(test_shm_anonymous),
+      MPT_TEST(test_shm_named),
+      MPT_TEST(test_shm_named_across_processes),
+      MPT_TEST(test_shm_errors),
+  };
+  return MPT_RUN(tests);
+}

@@ -1,0 +1,283 @@
+/* test_ipc_sync.c: mp_lock, mp_sem, mp_event, within a process and across
+ * processes. Processes are sequenced with events, never with sleeps; a
+ * child reports through its exit code (it must not call cmocka). */
+#define _GNU_SOURCE
+#include "fixture.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static mp_process *start(mp_target_fn fn, void *arg) {
+  mp_process *p = NULL;
+  assert_int_equal(mp_process_create(&p, fn, arg, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  return p;
+}
+
+/* Join, free, and return the exit code. */
+static int finish(mp_process *p) {
+  int code = -1000;
+  assert_int_equal(mp_process_join(p, -1), 0);
+  assert_int_equal(mp_process_exitcode(p, &code), 0);
+  mp_process_free(p);
+  return code;
+}
+
+/* What the children share: created by the parent before it forks. */
+static mp_lock *g_lock;
+static mp_event *g_held, *g_go;
+static mp_sem *g_sem;
+
+/* ---- lock ---- */
+
+static void test_lock_basic(void **state) {
+  (void)state;
+  mp_lock *l = NULL;
+  assert_int_equal(mp_lock_create(&l), 0);
+  assert_int_equal(mp_lock_acquire(l, -1), 0);
+  assert_int_equal(mp_lock_acquire(l, 0), -EDEADLK); /* not recursive */
+  assert_int_equal(mp_lock_release(l), 0);
+  assert_int_equal(mp_lock_release(l), -EPERM); /* not held */
+  assert_int_equal(mp_lock_acquire(l, 0), 0);
+  assert_int_equal(mp_lock_release(l), 0);
+  mp_lock_free(l);
+  mp_lock_free(NULL);
+}
+
+static void test_sync_null_args(void **state) {
+  (void)state;
+  assert_int_equal(mp_lock_create(NULL), MP_EINVAL);
+  assert_int_equal(mp_lock_acquire(NULL, 0), MP_EINVAL);
+  assert_int_equal(mp_lock_release(NULL), MP_EINVAL);
+  assert_int_equal(mp_sem_create(NULL, 1, 0), MP_EINVAL);
+  mp_sem *s = NULL;
+  assert_int_equal(mp_sem_create(&s, 2, 1), MP_EINVAL); /* value > bound */
+  assert_int_equal(mp_sem_create(&s, 0x80000000u, 0), MP_EINVAL);
+  assert_null(s);
+  assert_int_equal(mp_sem_acquire(NULL, 0), MP_EINVAL);
+  assert_int_equal(mp_sem_release(NULL), MP_EINVAL);
+  assert_int_equal(mp_sem_value(NULL), MP_EINVAL);
+  mp_sem_free(NULL);
+  assert_int_equal(mp_event_create(NULL), MP_EINVAL);
+  assert_int_equal(mp_event_set(NULL), MP_EINVAL);
+  assert_int_equal(mp_event_clear(NULL), MP_EINVAL);
+  assert_int_equal(mp_event_is_set(NULL), MP_EINVAL);
+  assert_int_equal(mp_event_wait(NULL, 0), MP_EINVAL);
+  mp_event_free(NULL);
+}
+
+/* Takes the lock, says so, and holds it until g_go. */
+static int hold_until_go(void *arg) {
+  (void)arg;
+  if (mp_lock_acquire(g_lock, -1) != 0)
+    return 1;
+  mp_event_set(g_held);
+  if (mp_event_wait(g_go, -1) != 0)
+    return 2;
+  return mp_lock_release(g_lock) == 0 ? 0 : 3;
+}
+
+/* Takes the lock, says so, and holds it until killed. */
+static int hold_forever(void *arg) {
+  (void)arg;
+  if (mp_lock_acquire(g_lock, -1) != 0)
+    return 1;
+  mp_event_set(g_held);
+  mp_event_wait(g_go, -1); /* never set */
+  return 2;
+}
+
+/* Waits for the lock: 42 when told its holder died, then releases it. */
+static int acquire_expect_dead(void *arg) {
+  (void)arg;
+  int rc = mp_lock_acquire(g_lock, -1);
+  if (rc != MP_EOWNERDEAD)
+    return rc == 0 ? 10 : 11;
+  return mp_lock_release(g_lock) == 0 ? 42 : 12;
+}
+
+static void test_lock_timeout_held_by_other(void **state) {
+  (void)state;
+  assert_int_equal(mp_lock_create(&g_lock), 0);
+  assert_int_equal(mp_event_create(&g_held), 0);
+  assert_int_equal(mp_event_create(&g_go), 0);
+  mp_process *p = start(hold_until_go, NULL);
+  assert_int_equal(mp_event_wait(g_held, -1), 0);
+  assert_int_equal(mp_lock_acquire(g_lock, 0), MP_ETIMEDOUT);
+  double t0 = now_s();
+  assert_int_equal(mp_lock_acquire(g_lock, 0.05), MP_ETIMEDOUT);
+  assert_true(now_s() - t0 >= 0.049);
+  assert_int_equal(mp_event_set(g_go), 0);
+  assert_int_equal(mp_lock_acquire(g_lock, -1), 0); /* released, not dead */
+  assert_int_equal(mp_lock_release(g_lock), 0);
+  assert_int_equal(finish(p), 0);
+  mp_event_free(g_go);
+  mp_event_free(g_held);
+  mp_lock_free(g_lock);
+}
+
+static void test_lock_holder_killed(void **state) {
+  (void)state;
+  assert_int_equal(mp_lock_create(&g_lock), 0);
+  assert_int_equal(mp_event_create(&g_held), 0);
+  assert_int_equal(mp_event_create(&g_go), 0);
+
+  /* A holder dies; a waiting process gets the lock and is told. */
+  mp_process *holder = start(hold_forever, NULL);
+  assert_int_equal(mp_event_wait(g_held, -1), 0);
+  mp_process *waiter = start(acquire_expect_dead, NULL);
+  assert_int_equal(mp_process_kill(holder), 0);
+  assert_int_equal(finish(holder), -SIGKILL);
+  assert_int_equal(finish(waiter), 42);
+  /* The waiter released it: the lock works normally again. */
+  assert_int_equal(mp_lock_acquire(g_lock, 0), 0);
+  assert_int_equal(mp_lock_release(g_lock), 0);
+
+  /* Again, with this process as the one told. */
+  assert_int_equal(mp_event_clear(g_held), 0);
+  holder = start(hold_forever, NULL);
+  assert_int_equal(mp_event_wait(g_held, -1), 0);
+  assert_int_equal(mp_lock_acquire(g_lock, 0), MP_ETIMEDOUT);
+  assert_int_equal(mp_process_kill(holder), 0);
+  assert_int_equal(finish(holder), -SIGKILL);
+  assert_int_equal(mp_lock_acquire(g_lock, 5), MP_EOWNERDEAD);
+  assert_int_equal(mp_lock_release(g_lock), 0);
+  assert_int_equal(mp_lock_acquire(g_lock, 0), 0);
+  assert_int_equal(mp_lock_release(g_lock), 0);
+
+  mp_event_free(g_go);
+  mp_event_free(g_held);
+  mp_lock_free(g_lock);
+}
+
+/* A holder that exits without releasing is also reported. */
+static int take_and_exit(void *arg) {
+  (void)arg;
+  return mp_lock_acquire(g_lock, -1) == 0 ? 0 : 1;
+}
+
+static void test_lock_holder_exited(void **state) {
+  (void)state;
+  assert_int_equal(mp_lock_create(&g_lock), 0);
+  assert_int_equal(finish(start(take_and_exit, NULL)), 0);
+  assert_int_equal(mp_lock_acquire(g_lock, -1), MP_EOWNERDEAD);
+  assert_int_equal(mp_lock_release(g_lock), 0);
+  mp_lock_free(g_lock);
+}
+
+/* ---- semaphore ---- */
+
+static void test_sem_basic(void **state) {
+  (void)state;
+  mp_sem *s;
+  assert_int_equal(mp_sem_create(&s, 2, 0), 0);
+  assert_int_equal(mp_sem_value(s), 2);
+  assert_int_equal(mp_sem_acquire(s, 0), 0);
+  assert_int_equal(mp_sem_acquire(s, -1), 0);
+  assert_int_equal(mp_sem_value(s), 0);
+  assert_int_equal(mp_sem_acquire(s, 0), MP_ETIMEDOUT);
+  double t0 = now_s();
+  assert_int_equal(mp_sem_acquire(s, 0.05), MP_ETIMEDOUT);
+  assert_true(now_s() - t0 >= 0.049);
+  assert_int_equal(mp_sem_release(s), 0);
+  assert_int_equal(mp_sem_release(s), 0);
+  assert_int_equal(mp_sem_release(s), 0); /* unbounded */
+  assert_int_equal(mp_sem_value(s), 3);
+  mp_sem_free(s);
+
+  assert_int_equal(mp_sem_create(&s, 1, 1), 0); /* BoundedSemaphore(1) */
+  assert_int_equal(mp_sem_release(s), MP_ESTATE);
+  assert_int_equal(mp_sem_acquire(s, 0), 0);
+  assert_int_equal(mp_sem_release(s), 0);
+  assert_int_equal(mp_sem_value(s), 1);
+  mp_sem_free(s);
+
+  assert_int_equal(mp_sem_create(&s, 0x7fffffffu, 0), 0);
+  assert_int_equal(mp_sem_release(s), -EOVERFLOW);
+  mp_sem_free(s);
+}
+
+/* Takes one unit, waiting as long as it takes. */
+static int sem_take(void *arg) {
+  (void)arg;
+  return mp_sem_acquire(g_sem, -1) == 0 ? 7 : 1;
+}
+
+static void test_sem_across_processes(void **state) {
+  (void)state;
+  assert_int_equal(mp_sem_create(&g_sem, 0, 0), 0);
+  mp_process *p[3];
+  for (int i = 0; i < 3; i++)
+    p[i] = start(sem_take, NULL);
+  /* Each release lets exactly one child through. */
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(mp_sem_release(g_sem), 0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(finish(p[i]), 7);
+  assert_int_equal(mp_sem_value(g_sem), 0);
+  mp_sem_free(g_sem);
+}
+
+/* ---- event ---- */
+
+static void test_event_basic(void **state) {
+  (void)state;
+  mp_event *e;
+  assert_int_equal(mp_event_create(&e), 0);
+  assert_int_equal(mp_event_is_set(e), 0);
+  assert_int_equal(mp_event_wait(e, 0), MP_ETIMEDOUT);
+  double t0 = now_s();
+  assert_int_equal(mp_event_wait(e, 0.05), MP_ETIMEDOUT);
+  assert_true(now_s() - t0 >= 0.049);
+  assert_int_equal(mp_event_set(e), 0);
+  assert_int_equal(mp_event_is_set(e), 1);
+  assert_int_equal(mp_event_wait(e, 0), 0);
+  assert_int_equal(mp_event_wait(e, -1), 0);
+  assert_int_equal(mp_event_set(e), 0); /* twice: still set */
+  assert_int_equal(mp_event_clear(e), 0);
+  assert_int_equal(mp_event_is_set(e), 0);
+  assert_int_equal(mp_event_wait(e, 0), MP_ETIMEDOUT);
+  mp_event_free(e);
+}
+
+/* Waits for g_go; 9 when woken by it. */
+static int event_waiter(void *arg) {
+  (void)arg;
+  return mp_event_wait(g_go, -1) == 0 && mp_event_is_set(g_go) == 1 ? 9 : 1;
+}
+
+static void test_event_wakes_all(void **state) {
+  (void)state;
+  assert_int_equal(mp_event_create(&g_go), 0);
+  mp_process *p[4];
+  for (int i = 0; i < 4; i++)
+    p[i] = start(event_waiter, NULL);
+  assert_int_equal(mp_event_set(g_go), 0);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(finish(p[i]), 9);
+  mp_event_free(g_go);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      MPT_TEST(test_lock_basic),
+      MPT_TEST(test_sync_null_args),
+      MPT_TEST(test_lock_timeout_held_by_other),
+      MPT_TEST(test_lock_holder_killed),
+      MPT_TEST(test_lock_holder_exited),
+      MPT_TEST(test_sem_basic),
+      MPT_TEST(test_sem_across_processes),
+      MPT_TEST(test_event_basic),
+      MPT_TEST(test_event_wakes_all),
+  };
+  return MPT_RUN(tests);
+}
