@@ -161,6 +161,15 @@ void mp__frame_init(mp__frame_hdr *h, unsigned type, uint64_t id,
  */
 int mp__frame_check(const mp__frame_hdr *h, uint32_t max_len);
 /*
+ * Find the next frame at the start of buf (len bytes received so far).
+ * Returns 1 with *h and *frame_len (header + padded payload) when a whole,
+ * valid frame is there; 0 when more bytes are needed (*frame_len is then
+ * the size the frame will have once its header is in, else 0); MP_EPROTO
+ * when the bytes cannot be a frame of at most max_len payload bytes.
+ */
+int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
+                   mp__frame_hdr *h, size_t *frame_len);
+/*
  * Validate a map result payload of len bytes for a chunk of count items
  * of out_size bytes each. Returns 0 or MP_EPROTO.
  */
@@ -195,6 +204,10 @@ typedef struct mp__worker_cfg {
 
 /* Run the worker loop; never returns. */
 _Noreturn void mp__worker_main(const mp__worker_cfg *cfg);
+
+/* In a worker: its result pipe, or -1 elsewhere. For the fault tests, which
+ * make a task break the protocol; not part of the API. */
+int mp__worker_res_fd(void);
 
 /* Set the name mp_current_process_name() returns (child side). */
 void mp__set_process_name(const char *name);

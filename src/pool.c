@@ -660,23 +660,35 @@ static void pool_feed(mp_pool *p, mp__sigpipe_guard *g) {
 /* results                                                                */
 /* ---------------------------------------------------------------------- */
 
-/* One complete frame from worker w. Returns 0 or MP_EPROTO. */
+/* A header from worker w must answer the task at the head of its queue,
+ * already sent, with the right type and (for a map) the exact length. This
+ * is checked as soon as the header is in, so a worker that sends a bogus
+ * header and stops is caught at once. Returns 0 or MP_EPROTO. */
+static int worker_check_hdr(const worker *w, const mp__frame_hdr *h) {
+  const chunk *c = w->q;
+  if (!c || c == w->tx || h->id != c->id)
+    return MP_EPROTO;
+  int type = (int)(h->magic_type & ~MP__FRAME_MAGIC_MASK);
+  if (c->j->kind == JOB_MAP)
+    return type == MP__FR_MAP_RES &&
+                   mp__map_res_check(h->len, c->count,
+                                     (uint32_t)c->j->out_size) == 0
+               ? 0
+               : MP_EPROTO;
+  return type == MP__FR_APPLY_RES ? 0 : MP_EPROTO;
+}
+
+/* One complete frame from worker w, its header checked. Returns 0 or
+ * MP_EPROTO. */
 static int worker_frame(mp_pool *p, worker *w, const mp__frame_hdr *h,
                         const char *payload) {
   chunk *c = w->q;
-  if (!c || c == w->tx || h->id != c->id)
-    return MP_EPROTO;
   job *j = c->j;
-  int type = (int)(h->magic_type & ~MP__FRAME_MAGIC_MASK);
   if (j->kind == JOB_MAP) {
-    if (type != MP__FR_MAP_RES ||
-        mp__map_res_check(h->len, c->count, (uint32_t)j->out_size) < 0)
-      return MP_EPROTO;
     job_deliver(j, c->start, c->count,
                 payload + (size_t)c->count * j->out_size, payload, 0, 0);
   } else {
-    if (type != MP__FR_APPLY_RES ||
-        mp__apply_res_check(payload, h->len, (uint32_t)p->max_res) < 0)
+    if (mp__apply_res_check(payload, h->len, (uint32_t)p->max_res) < 0)
       return MP_EPROTO;
     mp__apply_res res;
     memcpy(&res, payload, sizeof res);
@@ -706,15 +718,16 @@ static uint32_t worker_rx_max(const mp_pool *p, const worker *w) {
 static int worker_parse(mp_pool *p, worker *w) {
   size_t off = 0;
   int rc = 0;
-  while (w->rlen - off >= sizeof(mp__frame_hdr)) {
+  for (;;) {
     mp__frame_hdr h;
-    memcpy(&h, w->rbuf + off, sizeof h);
-    if (mp__frame_check(&h, worker_rx_max(p, w)) < 0) {
+    size_t need;
+    int r = mp__frame_next(w->rbuf + off, w->rlen - off, worker_rx_max(p, w),
+                           &h, &need);
+    if (r < 0 || (need && worker_check_hdr(w, &h) < 0)) {
       rc = -1;
       break;
     }
-    size_t need = sizeof h + mp__padded(h.len);
-    if (w->rlen - off < need) {
+    if (r == 0) {
       if (need > w->rcap) {
         /* Grow to the validated size, keeping the unparsed bytes. */
         memmove(w->rbuf, w->rbuf + off, w->rlen - off);
@@ -858,15 +871,20 @@ static int64_t pool_check_timeouts(mp_pool *p) {
     if (!w->pid || w->dead || !w->q)
       continue;
     mp__slot *s = &p->slots[i];
+    /* A worker that holds work but shows no item yet (it is reading its
+     * task, or moving on) starts one at the earliest now: look again by
+     * now + limit at the latest, since nothing else would wake us. */
+    int64_t recheck = now + limit;
     uint64_t t1 = atomic_load_explicit(&s->task_id, memory_order_acquire);
-    if (!t1)
-      continue;
     uint32_t item = atomic_load_explicit(&s->item, memory_order_relaxed);
     int64_t start = atomic_load_explicit(&s->start_ns, memory_order_relaxed);
     uint64_t t2 = atomic_load_explicit(&s->task_id, memory_order_acquire);
     uint32_t item2 = atomic_load_explicit(&s->item, memory_order_relaxed);
-    if (t1 != t2 || item != item2)
-      continue; /* moving on: look again next round */
+    if (!t1 || t1 != t2 || item != item2) {
+      if (recheck < soonest)
+        soonest = recheck;
+      continue;
+    }
     int64_t due = start + limit;
     if (due <= now)
       worker_kill(w, MP_ETIMEDOUT, t1, item);

@@ -169,6 +169,18 @@ int mp__frame_check(const mp__frame_hdr *h, uint32_t max_len) {
   return (int)type;
 }
 
+int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
+                   mp__frame_hdr *h, size_t *frame_len) {
+  *frame_len = 0;
+  if (len < sizeof *h)
+    return 0;
+  memcpy(h, buf, sizeof *h);
+  if (mp__frame_check(h, max_len) < 0)
+    return MP_EPROTO;
+  *frame_len = sizeof *h + (size_t)mp__padded(h->len);
+  return len >= *frame_len;
+}
+
 int mp__map_res_check(uint32_t len, uint32_t count, uint32_t out_size) {
   uint64_t want = (uint64_t)count * (sizeof(int32_t) + (uint64_t)out_size);
   return want == len ? 0 : MP_EPROTO;

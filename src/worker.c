@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,9 +99,13 @@ static void slot_enter(const mp__worker_cfg *cfg, uint64_t id, uint32_t item) {
 
 static const char zeros[MP__ALIGN];
 
-/* Write one result frame, padded. Returns 0 or -1 (the parent is gone). */
+/* Write one result frame, padded. Returns 0 or -1 (the parent is gone).
+ * What the task printed is flushed first: a worker may be killed later
+ * (terminate, a timeout) and its output must not die in its buffers, and it
+ * reaches the terminal before the parent learns the result. */
 static int send_frame(const mp__worker_cfg *cfg, unsigned type, uint64_t id,
                       const void *payload, size_t len) {
+  fflush(NULL);
   mp__frame_hdr h;
   mp__frame_init(&h, type, id, (uint32_t)len);
   struct iovec iov[3] = {{&h, sizeof h},
@@ -167,7 +172,12 @@ static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
   return w;
 }
 
+static int current_res_fd = -1;
+
+int mp__worker_res_fd(void) { return current_res_fd; }
+
 _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
+  current_res_fd = cfg->res_fd;
   if (cfg->initializer)
     cfg->initializer(cfg->initarg);
   rx r = {.fd = cfg->task_fd, .cap = 65536};

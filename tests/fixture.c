@@ -4,6 +4,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +83,32 @@ int mpt_teardown(void **state) {
     fail_msg("open fds: %d before the test, %d after", baseline_fds, fds);
 
   return 0;
+}
+
+int mpt_exited_within(pid_t pid, int ms) {
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd >= 0) {
+    struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+    int r;
+    do
+      r = poll(&pfd, 1, ms);
+    while (r < 0 && errno == EINTR);
+    close(pidfd);
+    return r == 1;
+  }
+  struct timespec t0, t, tick = {0, 1000000};
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid == pid)
+      return 1;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if ((t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L >= ms)
+      return 0;
+    nanosleep(&tick, NULL);
+  }
 }
 
 void mpt_write(int fd, const void *buf, size_t n) {

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cmocka.h>
 
@@ -25,6 +26,11 @@ int mpt_teardown(void **state);
 
 /* Run the group; returns cmocka's failure count. */
 #define MPT_RUN(tests) cmocka_run_group_tests(tests, NULL, NULL)
+
+/* 1 if pid, a child of ours, has exited (not reaped) within ms
+ * milliseconds, else 0. A pidfd when the kernel (and valgrind) has one,
+ * else its status is polled for the same time. */
+int mpt_exited_within(pid_t pid, int ms);
 
 /* Blocking helpers for tests: write/read exactly n bytes or fail the test. */
 void mpt_write(int fd, const void *buf, size_t n);

@@ -1,0 +1,611 @@
+/* test_faults.c: tasks that crash, hang or break the protocol never hang the
+ * pool or lose another item's result. Run with the argument "stress" for the
+ * 100,000-task stress test. */
+#define _GNU_SOURCE
+#include "fixture.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum kind { OK, SEGV, ABRT, EXIT3, HANG, REPORT_HANG, GARBAGE, FAIL };
+
+typedef struct item {
+  int kind;
+  int value;
+  int fd; /* REPORT_HANG: where to write the worker's pid */
+  int arg;
+} item;
+
+/* Under valgrind every fork and signal costs a thousandfold: the same
+ * checks on a smaller scale. */
+static int under_tool(void) { return getenv("MPOOL_TEST_UNDER_TOOL") != NULL; }
+
+static void hang(void) {
+  for (;;)
+    pause();
+}
+
+static void crash(int sig) {
+  /* The test runner catches some signals; a crash must be a crash. */
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static int fault_task(const void *in, void *out) {
+  const item *it = in;
+  switch (it->kind) {
+  case SEGV:
+    crash(SIGSEGV);
+    break;
+  case ABRT:
+    crash(SIGABRT);
+    break;
+  case EXIT3:
+    _exit(3);
+  case HANG:
+    hang();
+    break;
+  case REPORT_HANG: {
+    pid_t me = getpid();
+    (void)!write(it->fd, &me, sizeof me);
+    hang();
+    break;
+  }
+  case GARBAGE: {
+    /* Bytes on the result pipe that are not a valid frame. */
+    mp__frame_hdr h;
+    memset(&h, 0xab, sizeof h);
+    if (it->arg == 1) /* right magic, unknown task id */
+      mp__frame_init(&h, MP__FR_MAP_RES, 999999, 8);
+    if (it->arg == 2) /* right magic, absurd length */
+      mp__frame_init(&h, MP__FR_MAP_RES, 1, 0x7fffffff);
+    (void)!write(mp__worker_res_fd(), &h, sizeof h);
+    hang();
+    break;
+  }
+  case FAIL:
+    return it->arg;
+  default:
+    break;
+  }
+  *(int *)out = it->value * 2;
+  return 0;
+}
+
+static item *items(int n) {
+  item *v = calloc((size_t)n, sizeof *v);
+  for (int i = 0; i < n; i++)
+    v[i] = (item){.kind = OK, .value = i + 1};
+  return v;
+}
+
+static mp_pool *pool_with(mp_pool_opts o) {
+  mp_pool *p = NULL;
+  assert_int_equal(mp_pool_create(&p, &o), 0);
+  return p;
+}
+
+static void close_join_free(mp_pool *p) {
+  assert_int_equal(mp_pool_close(p), 0);
+  assert_int_equal(mp_pool_join(p), 0);
+  mp_pool_free(p);
+}
+
+/* A plain map still works on this pool. */
+static void assert_pool_works(mp_pool *p) {
+  enum { N = 500 };
+  item *in = items(N);
+  int out[N];
+  assert_int_equal(mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out, NULL), 0);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(out[i], 2 * (i + 1));
+  free(in);
+}
+
+static void assert_others_ok(const item *in, const int *out, const mp_status *st, int n) {
+  for (int i = 0; i < n; i++)
+    if (in[i].kind == OK) {
+      assert_int_equal(st[i].code, 0);
+      assert_int_equal(out[i], 2 * in[i].value);
+    }
+}
+
+static void test_crashes_fail_alone(void **state) {
+  (void)state;
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  pid_t before[2], after[2];
+  mp_pool_worker_pids(p, before, 2);
+  enum { N = 40 };
+  item *in = items(N);
+  in[5].kind = SEGV;
+  in[15].kind = ABRT;
+  in[25].kind = EXIT3;
+  int out[N];
+  mp_status st[N];
+  int rc = mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out,
+                       &(mp_map_opts){.status = st});
+  assert_int_equal(rc, MP_ECRASHED); /* the lowest-indexed failure */
+  assert_int_equal(st[5].code, MP_ECRASHED);
+  assert_int_equal(st[5].detail, -SIGSEGV);
+  assert_int_equal(st[15].code, MP_ECRASHED);
+  assert_int_equal(st[15].detail, -SIGABRT);
+  assert_int_equal(st[25].code, MP_ECRASHED);
+  assert_int_equal(st[25].detail, 3);
+  assert_others_ok(in, out, st, N);
+  /* Crashed workers were replaced: three deaths, two slots. */
+  mp_pool_worker_pids(p, after, 2);
+  assert_true(after[0] > 0 && after[1] > 0);
+  assert_false(after[0] == before[0] && after[1] == before[1]);
+  assert_pool_works(p);
+  free(in);
+  close_join_free(p);
+}
+
+static void test_killed_from_outside(void **state) {
+  (void)state;
+  int rep[2];
+  assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  enum { N = 30 };
+  item *in = items(N);
+  in[3] = (item){.kind = REPORT_HANG, .value = 4, .fd = rep[1]};
+  int out[N];
+  mp_status st[N];
+  mp_result *r;
+  assert_int_equal(mp_pool_map_async(p, fault_task, in, N, sizeof *in, out, sizeof *out,
+                                     &(mp_map_async_opts){.map = {.status = st, .chunksize = 1}}, &r), 0);
+  pid_t victim;
+  /* The worker is running item 3 once its pid arrives; the library only
+   * makes progress inside its calls, so drive it while we wait. */
+  while (mp_result_wait(r, 0) == MP_ETIMEDOUT) {
+    struct pollfd pfd = {.fd = rep[0], .events = POLLIN};
+    if (poll(&pfd, 1, 10) == 1)
+      break;
+  }
+  mpt_read(rep[0], &victim, sizeof victim);
+  assert_int_equal(kill(victim, SIGKILL), 0);
+  assert_int_equal(mp_result_get(r, -1, NULL, NULL, NULL), MP_ECRASHED);
+  assert_int_equal(st[3].code, MP_ECRASHED);
+  assert_int_equal(st[3].detail, -SIGKILL);
+  assert_others_ok(in, out, st, N);
+  mp_result_free(r);
+  assert_pool_works(p);
+  free(in);
+  close_join_free(p);
+  close(rep[0]);
+  close(rep[1]);
+}
+
+static void test_task_timeout(void **state) {
+  (void)state;
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .task_timeout = 0.2});
+  enum { N = 20 };
+  item *in = items(N);
+  in[7].kind = HANG;
+  int out[N];
+  mp_status st[N];
+  assert_int_equal(mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.status = st}), MP_ETIMEDOUT);
+  assert_int_equal(st[7].code, MP_ETIMEDOUT);
+  assert_others_ok(in, out, st, N);
+  assert_pool_works(p);
+  free(in);
+  close_join_free(p);
+}
+
+static int apply_hang(const void *arg, size_t len, mp_buf *res) {
+  (void)arg;
+  (void)len;
+  (void)res;
+  hang();
+  return 0;
+}
+
+static void test_apply_timeout(void **state) {
+  (void)state;
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 1, .task_timeout = 0.1});
+  void *res;
+  size_t len;
+  mp_status st;
+  assert_int_equal(mp_pool_apply(p, apply_hang, NULL, 0, &res, &len, &st), MP_ETIMEDOUT);
+  assert_int_equal(st.code, MP_ETIMEDOUT);
+  assert_null(res);
+  assert_pool_works(p);
+  close_join_free(p);
+}
+
+static void test_task_failure_code(void **state) {
+  (void)state;
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  enum { N = 10 };
+  item *in = items(N);
+  in[6] = (item){.kind = FAIL, .arg = -77};
+  int out[N];
+  mp_status st[N];
+  assert_int_equal(mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.status = st}), MP_ETASK);
+  assert_int_equal(st[6].code, MP_ETASK);
+  assert_int_equal(st[6].detail, -77);
+  assert_others_ok(in, out, st, N);
+  free(in);
+  close_join_free(p);
+}
+
+static void test_no_orphans(void **state) {
+  (void)state;
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int rep[2];
+  assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+  pid_t mid = fork();
+  if (mid == 0) {
+    mp_pool *p;
+    if (mp_pool_create(&p, &(mp_pool_opts){.processes = 2}) < 0)
+      _exit(1);
+    static item in[4] = {{.kind = HANG}, {.kind = HANG}, {.kind = HANG}, {.kind = HANG}};
+    static int out[4];
+    mp_result *r;
+    if (mp_pool_map_async(p, fault_task, in, 4, sizeof *in, out, sizeof *out, NULL, &r) < 0)
+      _exit(1);
+    pid_t pids[2];
+    mp_pool_worker_pids(p, pids, 2);
+    mpt_write(rep[1], pids, sizeof pids);
+    mp_result_wait(r, -1); /* mid-map, forever */
+    _exit(1);
+  }
+  pid_t workers[2];
+  mpt_read(rep[0], workers, sizeof workers);
+  assert_int_equal(kill(mid, SIGKILL), 0);
+  int st;
+  assert_int_equal(waitpid(mid, &st, 0), mid);
+  int gone[2];
+  for (int i = 0; i < 2; i++) {
+    gone[i] = mpt_exited_within(workers[i], 1000);
+    if (!gone[i])
+      kill(workers[i], SIGKILL);
+    waitpid(workers[i], &st, 0);
+  }
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  close(rep[0]);
+  close(rep[1]);
+  assert_true(gone[0]);
+  assert_true(gone[1]);
+}
+
+static void test_protocol_violation(void **state) {
+  (void)state;
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  for (int variant = 0; variant < 3; variant++) {
+    enum { N = 20 };
+    item *in = items(N);
+    in[4] = (item){.kind = GARBAGE, .arg = variant};
+    int out[N];
+    mp_status st[N];
+    memset(st, 0x55, sizeof st);
+    assert_int_equal(mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out,
+                                 &(mp_map_opts){.status = st, .chunksize = 1}), MP_EPROTO);
+    assert_int_equal(st[4].code, MP_EPROTO);
+    assert_others_ok(in, out, st, N);
+    free(in);
+  }
+  assert_pool_works(p);
+  close_join_free(p);
+}
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t g_sigs;
+static void count_signal(int sig) {
+  (void)sig;
+  g_sigs++;
+}
+
+static void snapshot_dispositions(struct sigaction *sa, int *valid) {
+  for (int s = 1; s < NSIG; s++) {
+    memset(&sa[s], 0, sizeof sa[s]);
+    valid[s] = sigaction(s, NULL, &sa[s]) == 0;
+  }
+}
+
+static void assert_same_dispositions(const struct sigaction *a, const int *valid) {
+  struct sigaction now;
+  for (int s = 1; s < NSIG; s++) {
+    if (!valid[s])
+      continue;
+    sigaction(s, NULL, &now);
+    assert_ptr_equal(a[s].sa_handler, now.sa_handler);
+    assert_int_equal(a[s].sa_flags, now.sa_flags);
+  }
+}
+
+/* A mixed workload: crashes, a task failure, imap. */
+static void mixed_workload(mp_pool *p, int expect_status_known) {
+  int N = under_tool() ? 2000 : 20000;
+  item *in = items(N);
+  in[100].kind = SEGV;
+  in[N / 2].kind = EXIT3;
+  in[N - 5] = (item){.kind = FAIL, .arg = 5};
+  int *out = malloc(N * sizeof *out);
+  mp_status *st = malloc(N * sizeof *st);
+  assert_int_equal(mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.status = st}), MP_ECRASHED);
+  assert_int_equal(st[100].code, MP_ECRASHED);
+  assert_int_equal(st[N / 2].code, MP_ECRASHED);
+  if (expect_status_known) {
+    assert_int_equal(st[100].detail, -SIGSEGV);
+    assert_int_equal(st[N / 2].detail, 3);
+  }
+  assert_int_equal(st[N - 5].code, MP_ETASK);
+  assert_others_ok(in, out, st, N);
+  mp_iter *it;
+  assert_int_equal(mp_pool_imap(p, fault_task, in, 1000, sizeof *in, sizeof(int), NULL, &it), 0);
+  for (int i = 0; i < 1000; i++) {
+    int y;
+    size_t idx;
+    int rc = mp_iter_next(it, &y, &idx, NULL, -1);
+    assert_int_equal(idx, (size_t)i);
+    if (i == 100)
+      assert_int_equal(rc, MP_ECRASHED);
+    else
+      assert_int_equal(y, 2 * (i + 1));
+  }
+  mp_iter_free(it);
+  free(in);
+  free(out);
+  free(st);
+}
+
+static void test_app_sigchld_handler(void **state) {
+  (void)state;
+  struct sigaction sa = {.sa_handler = count_signal}, old;
+  sigaction(SIGCHLD, &sa, &old);
+  struct sigaction before[NSIG];
+  int valid[NSIG];
+  snapshot_dispositions(before, valid);
+  g_sigs = 0;
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  mixed_workload(p, 1);
+  close_join_free(p);
+  assert_same_dispositions(before, valid);
+  sigaction(SIGCHLD, &old, NULL);
+  assert_true(g_sigs > 0); /* the application's handler saw the deaths */
+}
+
+static void test_sigchld_ignored(void **state) {
+  (void)state;
+  struct sigaction sa = {.sa_handler = SIG_IGN}, old;
+  sigaction(SIGCHLD, &sa, &old);
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .maxtasksperchild = 3});
+  mixed_workload(p, 0); /* the kernel keeps no status to report */
+  close_join_free(p);
+  sigaction(SIGCHLD, &old, NULL);
+}
+
+static int echo_len(const void *arg, size_t len, mp_buf *res) {
+  (void)arg;
+  return mp_buf_append(res, &len, sizeof len);
+}
+
+static void test_interval_timer_eintr(void **state) {
+  (void)state;
+  struct sigaction sa = {.sa_handler = count_signal}, old; /* no SA_RESTART */
+  sigaction(SIGALRM, &sa, &old);
+  struct sigaction before[NSIG];
+  int valid[NSIG];
+  snapshot_dispositions(before, valid);
+  /* Every millisecond; under valgrind every 10 (it could not keep up). */
+  long us = under_tool() ? 10000 : 1000;
+  struct itimerval every_ms = {{0, us}, {0, us}}, off = {{0, 0}, {0, 0}};
+  g_sigs = 0;
+  setitimer(ITIMER_REAL, &every_ms, NULL);
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .task_timeout = 5});
+  mixed_workload(p, 1);
+  size_t n = (size_t)8 << 20;
+  char *big = calloc(1, n);
+  void *res;
+  size_t len;
+  assert_int_equal(mp_pool_apply(p, echo_len, big, n, &res, &len, NULL), 0);
+  assert_int_equal(len, sizeof(size_t));
+  assert_int_equal(*(size_t *)res, n);
+  free(res);
+  free(big);
+  close_join_free(p);
+  setitimer(ITIMER_REAL, &off, NULL);
+  assert_same_dispositions(before, valid);
+  sigaction(SIGALRM, &old, NULL);
+  assert_true(g_sigs > 10);
+}
+
+static int apply_report_hang(const void *arg, size_t len, mp_buf *res) {
+  (void)len;
+  (void)res;
+  pid_t me = getpid();
+  (void)!write(*(const int *)arg, &me, sizeof me);
+  hang();
+  return 0;
+}
+
+static void test_no_sigpipe_when_worker_dies_mid_write(void **state) {
+  (void)state;
+  struct sigaction before[NSIG];
+  int valid[NSIG];
+  snapshot_dispositions(before, valid);
+  assert_ptr_equal(before[SIGPIPE].sa_handler, SIG_DFL); /* SIGPIPE would kill us */
+  int rep[2];
+  assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 1});
+  mp_result *a, *b;
+  assert_int_equal(mp_pool_apply_async(p, apply_report_hang, &rep[1], sizeof rep[1], NULL, &a), 0);
+  size_t n = (size_t)16 << 20; /* far more than the pipe holds */
+  char *big = calloc(1, n);
+  assert_int_equal(mp_pool_apply_async(p, echo_len, big, n, NULL, &b), 0);
+  /* The worker hangs in a; b is partly written into its full pipe. */
+  while (mp_result_wait(a, 0) == MP_ETIMEDOUT) {
+    struct pollfd pfd = {.fd = rep[0], .events = POLLIN};
+    if (poll(&pfd, 1, 10) == 1)
+      break;
+  }
+  pid_t victim;
+  mpt_read(rep[0], &victim, sizeof victim);
+  assert_int_equal(kill(victim, SIGKILL), 0);
+  mp_status st;
+  assert_int_equal(mp_result_get(a, -1, NULL, NULL, &st), MP_ECRASHED);
+  assert_int_equal(st.detail, -SIGKILL);
+  const void *data;
+  size_t len;
+  assert_int_equal(mp_result_get(b, -1, &data, &len, NULL), 0); /* rerun */
+  assert_int_equal(len, sizeof(size_t));
+  assert_int_equal(*(const size_t *)data, n);
+  mp_result_free(a);
+  mp_result_free(b);
+  free(big);
+  close_join_free(p);
+  close(rep[0]);
+  close(rep[1]);
+  sigset_t pending;
+  sigpending(&pending);
+  assert_false(sigismember(&pending, SIGPIPE));
+  assert_same_dispositions(before, valid);
+}
+
+/* ---- exhaustion, each in a child so limits do not leak into other tests */
+
+static int limited(int resource, rlim_t lim, int drop_root) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (drop_root && getuid() == 0) {
+      /* Root ignores RLIMIT_NPROC: become nobody. */
+      if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+        _exit(77);
+    }
+    int fds = mpt_count_fds();
+    struct rlimit rl = {lim, lim};
+    if (resource == RLIMIT_NOFILE) {
+      /* Exactly lim more fds can be opened. */
+      rlim_t free_seen = 0, fd = 0;
+      for (; fd < 4096 && free_seen < lim; fd++)
+        free_seen += fcntl((int)fd, F_GETFD) < 0;
+      rl.rlim_cur = rl.rlim_max = fd;
+    }
+    if (setrlimit(resource, &rl) < 0)
+      _exit(78);
+    mp_pool *p = NULL;
+    int rc = mp_pool_create(&p, &(mp_pool_opts){.processes = 2});
+    if (p || mpt_count_fds() != fds || mpt_has_children()) {
+      fprintf(stderr, "limited: rc %d p %p fds %d -> %d\n", rc, (void *)p, fds, mpt_count_fds());
+      _exit(79);
+    }
+    mp_process *proc;
+    if (mp_process_create(&proc, NULL, NULL, NULL) != MP_EINVAL)
+      _exit(80);
+    _exit(rc == -EAGAIN ? 10 : rc == -EMFILE ? 11 : 12);
+  }
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st));
+  return WEXITSTATUS(st);
+}
+
+static void test_rlimit_nproc(void **state) {
+  (void)state;
+  int r0 = limited(RLIMIT_NPROC, 0, 1);
+  if (r0 == 77)
+    skip(); /* cannot drop root here */
+  assert_int_equal(r0, 10);
+  /* One worker forks, the second cannot: the first is killed and reaped. */
+  assert_int_equal(limited(RLIMIT_NPROC, 2, 1), 10);
+}
+
+static void test_rlimit_nofile(void **state) {
+  (void)state;
+  if (under_tool())
+    skip(); /* valgrind keeps fds of its own under a limit it fakes */
+  assert_int_equal(limited(RLIMIT_NOFILE, 3, 0), 11); /* a worker needs 4 */
+  assert_int_equal(limited(RLIMIT_NOFILE, 5, 0), 11); /* the second one */
+}
+
+/* ---- stress: 100,000 tasks, 1% crash, 1% time out ---- */
+
+static uint32_t mix(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+static int stress(void) {
+  enum { N = 100000 };
+  item *in = items(N);
+  int ncrash = 0, nhang = 0;
+  for (int i = 0; i < N; i++) {
+    uint32_t h = mix((uint32_t)i + 12345u) % 100;
+    if (h == 0) {
+      in[i].kind = (i & 1) ? SEGV : EXIT3;
+      ncrash++;
+    } else if (h == 1) {
+      in[i].kind = HANG;
+      nhang++;
+    }
+  }
+  mp_pool *p;
+  if (mp_pool_create(&p, &(mp_pool_opts){.processes = 8, .task_timeout = 0.05}) < 0)
+    return 1;
+  int *out = malloc(N * sizeof *out);
+  mp_status *st = malloc(N * sizeof *st);
+  int rc = mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out,
+                       &(mp_map_opts){.status = st});
+  int bad = 0, crashed = 0, timed = 0;
+  for (int i = 0; i < N; i++) {
+    if (in[i].kind == OK)
+      bad += st[i].code != 0 || out[i] != 2 * in[i].value;
+    else if (in[i].kind == HANG)
+      timed += st[i].code == MP_ETIMEDOUT;
+    else
+      crashed += st[i].code == MP_ECRASHED &&
+                 st[i].detail == (in[i].kind == SEGV ? -SIGSEGV : 3);
+  }
+  mp_pool_close(p);
+  mp_pool_join(p);
+  mp_pool_free(p);
+  printf("stress: %d tasks, %d crashed (%d reported), %d hung (%d timed out), "
+         "%d wrong results, map returned %s\n",
+         N, ncrash, crashed, nhang, timed, bad, mp_err_name(rc));
+  free(in);
+  free(out);
+  free(st);
+  return !(bad == 0 && crashed == ncrash && timed == nhang && ncrash > 500 &&
+           nhang > 500 && mpt_has_children() == 0);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "stress") == 0)
+    return stress();
+  const struct CMUnitTest tests[] = {
+      MPT_TEST(test_crashes_fail_alone),
+      MPT_TEST(test_killed_from_outside),
+      MPT_TEST(test_task_timeout),
+      MPT_TEST(test_apply_timeout),
+      MPT_TEST(test_task_failure_code),
+      MPT_TEST(test_no_orphans),
+      MPT_TEST(test_protocol_violation),
+      MPT_TEST(test_app_sigchld_handler),
+      MPT_TEST(test_sigchld_ignored),
+      MPT_TEST(test_interval_timer_eintr),
+      MPT_TEST(test_no_sigpipe_when_worker_dies_mid_write),
+      MPT_TEST(test_rlimit_nproc),
+      MPT_TEST(test_rlimit_nofile),
+  };
+  return MPT_RUN(tests);
+}
