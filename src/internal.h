@@ -15,7 +15,7 @@
   MP__STR(MP_VERSION_MAJOR) "." MP__STR(MP_VERSION_MINOR) "." MP__STR(         \
       MP_VERSION_PATCH)
 
-/* ---- time (time.c-like helpers, in process.c) ---- */
+/* ---- time, for poll deadlines (wire.c) ---- */
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t mp__now_ns(void);
@@ -174,6 +174,9 @@ int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
  * of out_size bytes each. Returns 0 or MP_EPROTO.
  */
 int mp__map_res_check(uint32_t len, uint32_t count, uint32_t out_size);
+/* Validate a map task payload of len bytes and copy out its header.
+ * Returns 0 or MP_EPROTO. */
+int mp__map_task_check(const void *payload, uint32_t len, mp__map_task *t);
 /* Validate an apply result payload. Returns 0 or MP_EPROTO. */
 int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res);
 

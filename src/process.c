@@ -15,32 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- time ---- */
-
-int64_t mp__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t mp__deadline(double timeout) {
-  if (timeout < 0)
-    return INT64_MAX;
-  if (timeout > 1e9)
-    timeout = 1e9;
-  return mp__now_ns() + (int64_t)(timeout * 1e9);
-}
-
-int mp__ms_left(int64_t deadline) {
-  if (deadline == INT64_MAX)
-    return -1;
-  int64_t left = deadline - mp__now_ns();
-  if (left <= 0)
-    return 0;
-  int64_t ms = (left + 999999) / 1000000;
-  return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
 /* ---- the registry of library fds ---- */
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -10,6 +10,34 @@
 #include <time.h>
 #include <unistd.h>
 
+/* ---- time, for poll deadlines ---- */
+
+int64_t mp__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t mp__deadline(double timeout) {
+  if (timeout < 0)
+    return INT64_MAX;
+  if (timeout > 1e9)
+    timeout = 1e9;
+  return mp__now_ns() + (int64_t)(timeout * 1e9);
+}
+
+int mp__ms_left(int64_t deadline) {
+  if (deadline == INT64_MAX)
+    return -1;
+  int64_t left = deadline - mp__now_ns();
+  if (left <= 0)
+    return 0;
+  int64_t ms = (left + 999999) / 1000000;
+  return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* ---- pipes ---- */
+
 int mp__pipe(int fds[2]) {
   if (pipe2(fds, O_CLOEXEC) < 0)
     return -errno;
@@ -184,6 +212,17 @@ int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
 int mp__map_res_check(uint32_t len, uint32_t count, uint32_t out_size) {
   uint64_t want = (uint64_t)count * (sizeof(int32_t) + (uint64_t)out_size);
   return want == len ? 0 : MP_EPROTO;
+}
+
+int mp__map_task_check(const void *payload, uint32_t len, mp__map_task *t) {
+  if (len < sizeof *t)
+    return MP_EPROTO;
+  memcpy(t, payload, sizeof *t);
+  uint64_t in_bytes = (uint64_t)t->count * t->in_size;
+  if (t->count == 0 || t->in_size == 0 || t->out_size == 0 ||
+      in_bytes != len - sizeof *t)
+    return MP_EPROTO;
+  return 0;
 }
 
 int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res) {

@@ -118,11 +118,7 @@ static int send_frame(const mp__worker_cfg *cfg, unsigned type, uint64_t id,
 static int run_map(const mp__worker_cfg *cfg, uint64_t id, const char *p,
                    uint32_t len, char **out, size_t *out_cap) {
   mp__map_task t;
-  if (len < sizeof t)
-    return -1;
-  memcpy(&t, p, sizeof t);
-  uint64_t in_bytes = (uint64_t)t.count * t.in_size;
-  if (t.count == 0 || in_bytes != len - sizeof t)
+  if (mp__map_task_check(p, len, &t) < 0)
     return -1;
   size_t res_len = (size_t)t.count * (sizeof(int32_t) + t.out_size);
   if (res_len > *out_cap) {

@@ -61,6 +61,49 @@ static void test_apply_res_check(void **state) {
   assert_int_equal(mp__apply_res_check(buf, sizeof r, 10), 0);
 }
 
+static void test_frame_next(void **state) {
+  (void)state;
+  char buf[64] = {0};
+  mp__frame_hdr h, got;
+  size_t need = 99;
+  assert_int_equal(mp__frame_next(buf, 0, 100, &got, &need), 0); /* nothing */
+  assert_int_equal(need, 0);
+  mp__frame_init(&h, MP__FR_MAP_RES, 7, 20);
+  memcpy(buf, &h, sizeof h);
+  assert_int_equal(mp__frame_next(buf, 10, 100, &got, &need), 0); /* half a header */
+  assert_int_equal(need, 0);
+  /* Header in, payload not: need is the padded frame size. */
+  assert_int_equal(mp__frame_next(buf, 20, 100, &got, &need), 0);
+  assert_int_equal(need, 16 + 32);
+  assert_int_equal(got.id, 7);
+  assert_int_equal(mp__frame_next(buf, 47, 100, &got, &need), 0);
+  assert_int_equal(mp__frame_next(buf, 48, 100, &got, &need), 1);
+  assert_int_equal(need, 48);
+  assert_int_equal(mp__frame_next(buf, 64, 100, &got, &need), 1);
+  /* Too long for the bound, or garbage: an error at once, before any
+   * payload arrives. */
+  assert_int_equal(mp__frame_next(buf, 16, 19, &got, &need), MP_EPROTO);
+  memset(buf, 0xab, 16);
+  assert_int_equal(mp__frame_next(buf, 16, 100, &got, &need), MP_EPROTO);
+}
+
+static void test_map_task_check(void **state) {
+  (void)state;
+  char buf[sizeof(mp__map_task) + 12];
+  mp__map_task t = {.fn = 1, .in_size = 4, .out_size = 8, .count = 3}, got;
+  memcpy(buf, &t, sizeof t);
+  assert_int_equal(mp__map_task_check(buf, sizeof buf, &got), 0);
+  assert_int_equal(got.count, 3);
+  assert_int_equal(mp__map_task_check(buf, sizeof buf - 1, &got), MP_EPROTO);
+  assert_int_equal(mp__map_task_check(buf, sizeof t - 1, &got), MP_EPROTO);
+  t.count = 0;
+  memcpy(buf, &t, sizeof t);
+  assert_int_equal(mp__map_task_check(buf, sizeof t, &got), MP_EPROTO);
+  t = (mp__map_task){.in_size = 0x80000000u, .out_size = 4, .count = 2};
+  memcpy(buf, &t, sizeof t); /* count * in_size wraps 32 bits */
+  assert_int_equal(mp__map_task_check(buf, sizeof t, &got), MP_EPROTO);
+}
+
 static void test_full_io_and_eof(void **state) {
   (void)state;
   int fds[2];
@@ -121,6 +164,8 @@ int main(void) {
       MPT_TEST(test_frame_check),
       MPT_TEST(test_map_res_check),
       MPT_TEST(test_apply_res_check),
+      MPT_TEST(test_frame_next),
+      MPT_TEST(test_map_task_check),
       MPT_TEST(test_full_io_and_eof),
       MPT_TEST(test_nonblocking),
       MPT_TEST(test_sigpipe_guard),
