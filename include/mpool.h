@@ -458,8 +458,9 @@ MP_EXPORT void mp_iter_free(mp_iter *it);
 
 /*
  * pool.close: accept no new work. Workers finish what is queued and then
- * exit; mp_pool_join waits for that. Returns 0, MP_ESTATE after terminate.
- * Closing twice is allowed.
+ * exit; mp_pool_join waits for that. An iterator not yet consumed is then
+ * computed in full, its results buffered for mp_iter_next, so that join can
+ * finish. Returns 0, MP_ESTATE after terminate. Closing twice is allowed.
  */
 MP_EXPORT int mp_pool_close(mp_pool *pool);
 

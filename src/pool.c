@@ -129,6 +129,8 @@ struct mp_pool {
   chunk *retry;         /* chunks taken back from dead workers */
   job *cb_head, *cb_tail;
   int in_callbacks;
+  struct pollfd *pfd; /* room for the poll set: 2 per worker */
+  int *pfd_map;       /* worker index per entry, -1 - index for task fds */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -479,7 +481,10 @@ static int job_has_work(const job *j) {
     return 1;
   if (j->next_item >= j->n)
     return 0;
-  if (j->sink != SINK_ARRAY && j->next_item - j->returned >= j->window)
+  /* An iterator hands out input only as its items are taken, unless the
+   * pool is closed: join must then be able to finish it unconsumed. */
+  if (j->sink != SINK_ARRAY && !j->pool->closed &&
+      j->next_item - j->returned >= j->window)
     return 0;
   return 1;
 }
@@ -509,7 +514,7 @@ static chunk *pool_next_chunk(mp_pool *p) {
     } else {
       size_t left = j->n - j->next_item;
       size_t cnt = left < j->chunksize ? left : j->chunksize;
-      if (j->sink != SINK_ARRAY) {
+      if (j->sink != SINK_ARRAY && !p->closed) {
         size_t room = j->window - (j->next_item - j->returned);
         if (cnt > room)
           cnt = room;
@@ -785,6 +790,12 @@ static void worker_read(mp_pool *p, int idx) {
     w->rlen += (size_t)n;
     if (worker_parse(p, w) < 0)
       return;
+    if (w->rlen == 0 && w->rcap > 4 * (size_t)PIPE_BYTES) {
+      /* A big result went through: do not keep its buffer. */
+      free(w->rbuf);
+      w->rbuf = NULL;
+      w->rcap = 0;
+    }
     if ((size_t)n < room)
       return; /* drained for now; poll says when there is more */
   }
@@ -904,8 +915,8 @@ static int pool_step(mp_pool *p, int64_t deadline) {
   pool_feed(p, &g);
   pool_retire_idle(p);
 
-  struct pollfd pfd[2 * p->nproc + 1];
-  int map[2 * p->nproc + 1];
+  struct pollfd *pfd = p->pfd;
+  int *map = p->pfd_map;
   unsigned n = 0;
   int any_dead = 0;
   for (int i = 0; i < p->nproc; i++) {
@@ -1007,14 +1018,18 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
   p->nproc = o.processes;
   p->max_res = o.max_result_bytes ? o.max_result_bytes : DEFAULT_MAX_RESULT;
   p->w = calloc((size_t)p->nproc, sizeof *p->w);
+  p->pfd = calloc(2 * (size_t)p->nproc, sizeof *p->pfd);
+  p->pfd_map = calloc(2 * (size_t)p->nproc, sizeof *p->pfd_map);
   p->slots_len = (size_t)p->nproc * sizeof(mp__slot);
   void *m = mmap(NULL, p->slots_len, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (!p->w || m == MAP_FAILED) {
+  if (!p->w || !p->pfd || !p->pfd_map || m == MAP_FAILED) {
     int err = m == MAP_FAILED ? -errno : -ENOMEM;
     if (m != MAP_FAILED)
       munmap(m, p->slots_len);
     free(p->w);
+    free(p->pfd);
+    free(p->pfd_map);
     free(p);
     return err;
   }
@@ -1099,6 +1114,8 @@ void mp_pool_free(mp_pool *p) {
   }
   munmap(p->slots, p->slots_len);
   free(p->w);
+  free(p->pfd);
+  free(p->pfd_map);
   free(p);
 }
 

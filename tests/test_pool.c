@@ -500,6 +500,31 @@ static void test_imap_ordered_and_unordered(void **state) {
   close_join_free(p);
 }
 
+static void test_join_finishes_unconsumed_iterator(void **state) {
+  (void)state;
+  mp_pool *p = pool_of(2);
+  enum { N = 50000 };
+  static int in[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i % 1000;
+  mp_iter *it;
+  assert_int_equal(mp_pool_imap(p, square_int, in, N, sizeof *in, sizeof(int), NULL, &it), 0);
+  int y;
+  assert_int_equal(mp_iter_next(it, &y, NULL, NULL, -1), 0);
+  /* Lazy until now; close + join must still finish it. */
+  assert_int_equal(mp_pool_close(p), 0);
+  assert_int_equal(mp_pool_join(p), 0);
+  for (int i = 1; i < N; i++) {
+    size_t idx;
+    assert_int_equal(mp_iter_next(it, &y, &idx, NULL, 0), 0);
+    assert_int_equal(idx, (size_t)i);
+    assert_int_equal(y, in[i] * in[i]);
+  }
+  assert_int_equal(mp_iter_next(it, &y, NULL, NULL, 0), MP_EOF);
+  mp_iter_free(it);
+  mp_pool_free(p);
+}
+
 static long rss_kib(void) {
   FILE *f = fopen("/proc/self/status", "r");
   char line[256];
@@ -663,6 +688,7 @@ int main(void) {
       MPT_TEST(test_map_async_and_progress),
       MPT_TEST(test_imap_ordered_and_unordered),
       MPT_TEST(test_imap_million_flat_memory),
+      MPT_TEST(test_join_finishes_unconsumed_iterator),
       MPT_TEST(test_terminate_fails_pending),
       MPT_TEST(test_free_without_close),
       MPT_TEST(test_two_pools_do_not_share_fds),
