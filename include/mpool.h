@@ -27,9 +27,9 @@
  *   Every fork flushes stdio first (so buffered output is not printed twice),
  *   and every child leaves with _exit() after flushing its own stdio, so the
  *   parent's atexit handlers never run in it. The library installs no signal
- *   handler and changes no signal disposition: SIGPIPE is blocked around its
- *   own writes and any SIGPIPE they raise is consumed, so a worker dying while
- *   the parent writes to it never kills the parent. An application may set
+ *   handler and changes no signal disposition. A worker dying while the parent
+ *   writes to it never raises SIGPIPE: the parent also holds the read end of
+ *   each task pipe, so the pipe never loses its last reader. An application may set
  *   SIGCHLD to SIG_IGN or install its own handler (but must not reap the
  *   library's children itself with waitpid(-1, ...)).
  *

@@ -85,19 +85,6 @@ ssize_t mp__writev_some(int fd, const struct iovec *iov, int iovcnt);
 int mp__poll(struct pollfd *fds, unsigned nfds, int64_t deadline);
 
 /*
- * SIGPIPE guard: block SIGPIPE in this thread around writes to pipes whose
- * reader may be gone, and consume the SIGPIPE they raise, so the parent is
- * never killed and no disposition is touched.
- */
-typedef struct mp__sigpipe_guard {
-  int was_pending; /* a SIGPIPE was already pending: not ours to consume */
-  int was_blocked; /* the application had SIGPIPE blocked */
-  int raised;      /* a write failed with EPIPE: a SIGPIPE is pending */
-} mp__sigpipe_guard;
-void mp__sigpipe_block(mp__sigpipe_guard *g);
-void mp__sigpipe_unblock(mp__sigpipe_guard *g);
-
-/*
  * Frames: a 16-byte header, then len payload bytes.
  *   magic_type: MP__FRAME_MAGIC | type
  *   len:        payload bytes

@@ -95,6 +95,7 @@ struct chunk {
 typedef struct worker {
   pid_t pid;       /* 0: no process in this slot */
   int task_fd;     /* write end, non-blocking */
+  int task_rd;     /* the parent's copy of the read end: see pool_spawn */
   int res_fd;      /* read end, non-blocking */
   chunk *q, *q_tail;  /* assigned, in the order the worker runs them */
   chunk *tx;       /* first chunk not yet fully written */
@@ -340,6 +341,11 @@ static void worker_close_fds(worker *w) {
     mp__close(w->task_fd);
     w->task_fd = -1;
   }
+  if (w->task_rd >= 0) {
+    mp__fd_unregister(w->task_rd);
+    mp__close(w->task_rd);
+    w->task_rd = -1;
+  }
   if (w->res_fd >= 0) {
     mp__fd_unregister(w->res_fd);
     mp__close(w->res_fd);
@@ -394,13 +400,16 @@ static int pool_spawn(mp_pool *p, int idx) {
     rc = pid;
     goto error;
   }
-  mp__fd_unregister(tfd[0]);
+  /* The parent keeps its copy of the task pipe's read end: a pipe with a
+   * reader never raises SIGPIPE, so a worker that dies while the parent
+   * writes to it costs a full pipe at worst, and no signal (and no signal
+   * mask juggling around every write). Death shows as EOF on results. */
   mp__fd_unregister(rfd[1]);
-  mp__close(tfd[0]);
   mp__close(rfd[1]);
   memset(w, 0, sizeof *w);
   w->pid = pid;
   w->task_fd = tfd[1];
+  w->task_rd = tfd[0];
   w->res_fd = rfd[0];
   return 0;
 
@@ -467,7 +476,7 @@ static void pool_bury(mp_pool *p, int idx) {
   }
   free(w->rbuf);
   memset(w, 0, sizeof *w);
-  w->task_fd = w->res_fd = -1;
+  w->task_fd = w->task_rd = w->res_fd = -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -563,7 +572,7 @@ static void tx_prepare(mp_pool *p, worker *w) {
 }
 
 /* Write as much of w's pending chunks as the pipe takes. */
-static void worker_write(mp_pool *p, worker *w, mp__sigpipe_guard *g) {
+static void worker_write(mp_pool *p, worker *w) {
   while (w->tx && !w->dead) {
     chunk *c = w->tx;
     job *j = c->j;
@@ -599,9 +608,8 @@ static void worker_write(mp_pool *p, worker *w, mp__sigpipe_guard *g) {
     if (n == -EAGAIN)
       return;
     if (n < 0) {
-      /* EPIPE: the worker is gone; its EOF will settle its chunks. */
-      if (n == -EPIPE)
-        g->raised = 1;
+      /* Cannot happen on a pipe we also read; its EOF on results will
+       * settle the worker's chunks. */
       w->tx = NULL;
       return;
     }
@@ -640,7 +648,7 @@ static int worker_assign(mp_pool *p, worker *w) {
  * only then does each worker get a second chunk, which keeps it busy while
  * the parent collects its previous result.
  */
-static void pool_feed(mp_pool *p, mp__sigpipe_guard *g) {
+static void pool_feed(mp_pool *p) {
   for (int level = 1; level <= WINDOW; level++) {
     int gave = 1;
     while (gave) {
@@ -657,7 +665,7 @@ static void pool_feed(mp_pool *p, mp__sigpipe_guard *g) {
   for (int i = 0; i < p->nproc; i++) {
     worker *w = &p->w[i];
     if (w->tx && !w->dead && w->task_fd >= 0)
-      worker_write(p, w, g);
+      worker_write(p, w);
   }
 }
 
@@ -910,9 +918,7 @@ static int64_t pool_check_timeouts(mp_pool *p) {
  * settle dead workers, replace them. Returns 0 or -errno (poll failed).
  */
 static int pool_step(mp_pool *p, int64_t deadline) {
-  mp__sigpipe_guard g;
-  mp__sigpipe_block(&g);
-  pool_feed(p, &g);
+  pool_feed(p);
   pool_retire_idle(p);
 
   struct pollfd *pfd = p->pfd;
@@ -949,16 +955,11 @@ static int pool_step(mp_pool *p, int64_t deadline) {
       if (map[k] >= 0) {
         worker_read(p, map[k]);
       } else {
-        worker *w = &p->w[-1 - map[k]];
-        if (pfd[k].revents & POLLERR)
-          w->tx = NULL; /* reader gone; EOF on results follows */
-        else
-          worker_write(p, w, &g);
+        worker_write(p, &p->w[-1 - map[k]]);
       }
     }
   }
   pool_check_timeouts(p);
-  mp__sigpipe_unblock(&g);
 
   for (int i = 0; i < p->nproc; i++) {
     worker *w = &p->w[i];
@@ -1035,7 +1036,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
   }
   p->slots = m;
   for (int i = 0; i < p->nproc; i++)
-    p->w[i].task_fd = p->w[i].res_fd = -1;
+    p->w[i].task_fd = p->w[i].task_rd = p->w[i].res_fd = -1;
   for (int i = 0; i < p->nproc; i++) {
     int rc = pool_spawn(p, i);
     if (rc < 0) {

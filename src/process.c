@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,7 +170,8 @@ struct mp_process {
   int daemon;
   int state;
   pid_t pid;
-  int status_fd;  /* read end: the child's return value, then EOF */
+  int status_fd;  /* read end, non-blocking: the child's return value */
+  int pidfd;      /* readable when the child exits; -1 where unsupported */
   int exitcode;
   char *name;
   char ident[80];
@@ -216,6 +218,7 @@ int mp_process_create(mp_process **out, mp_target_fn target, void *arg,
   p->arg = arg;
   p->daemon = opts ? !!opts->daemon : 0;
   p->status_fd = -1;
+  p->pidfd = -1;
   *out = p;
   return 0;
 }
@@ -254,52 +257,66 @@ int mp_process_start(mp_process *p) {
   }
   p->pid = pid;
   p->status_fd = fds[0];
+  (void)mp__set_nonblock(fds[0]);
+  /* Close-on-exec by definition; registered so later children drop it. */
+#ifdef SYS_pidfd_open
+  p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+#endif
+  if (p->pidfd >= 0)
+    mp__fd_register(p->pidfd);
   p->state = PROC_RUNNING;
   return 0;
 }
 
-/* The child has ended (or is ending): collect its code and release the
- * status pipe. block: the child is known to be exiting, so waiting is short. */
-static void proc_finish(mp_process *p, int block) {
+/* Close the status pipe and the pidfd. */
+static void proc_release(mp_process *p) {
+  int *fds[2] = {&p->status_fd, &p->pidfd};
+  for (int i = 0; i < 2; i++)
+    if (*fds[i] >= 0) {
+      mp__fd_unregister(*fds[i]);
+      mp__close(*fds[i]);
+      *fds[i] = -1;
+    }
+  p->state = PROC_DONE;
+}
+
+/* The child has exited, or is exiting (its status pipe hung up): reap it,
+ * take its code, release its fds. */
+static void proc_finish(mp_process *p) {
   int32_t reported;
-  int have = 0;
-  if (block) {
-    ssize_t r = mp__read_full(p->status_fd, &reported, sizeof reported);
-    have = r == (ssize_t)sizeof reported;
-  }
+  /* Non-blocking: the code is there, or EOF, or (a grandchild holding the
+   * pipe) nothing. */
+  ssize_t got = mp__read_some(p->status_fd, &reported, sizeof reported);
   int ws;
   pid_t r = mp__waitpid(p->pid, &ws, 0);
   if (r == p->pid)
     p->exitcode = mp__exitcode(ws);
-  else  /* ECHILD: SIGCHLD is ignored and the kernel reaped it. */
-    p->exitcode = have ? reported : -SIGKILL;
-  mp__fd_unregister(p->status_fd);
-  mp__close(p->status_fd);
-  p->status_fd = -1;
-  p->state = PROC_DONE;
+  else /* ECHILD: SIGCHLD is ignored and the kernel reaped it. */
+    p->exitcode = got == (ssize_t)sizeof reported ? reported : -SIGKILL;
+  proc_release(p);
 }
 
 /*
- * One look without blocking longer than ms: 1 if the child has ended (and is
- * now reaped), 0 if it runs. The status pipe hangs up when the child exits;
- * waitpid is also asked, for a child whose own raw fork() left a grandchild
- * holding the pipe open.
+ * Wait up to ms (negative: forever) for the child to end. Returns 1 once it
+ * has ended (and is reaped), 0 if it still runs. A pidfd wakes us exactly
+ * when the child exits. Without one (old kernels, valgrind) the status pipe
+ * hangs up when the child exits, and waitpid is asked too, for a child whose
+ * own raw fork() left a grandchild holding that pipe.
  */
-static int proc_poll(mp_process *p, int ms) {
-  struct pollfd pfd = {.fd = p->status_fd, .events = POLLIN};
+static int proc_wait(mp_process *p, int ms) {
+  struct pollfd pfd = {.fd = p->pidfd >= 0 ? p->pidfd : p->status_fd,
+                       .events = POLLIN};
   int64_t dl = ms < 0 ? INT64_MAX : mp__now_ns() + (int64_t)ms * 1000000;
   if (mp__poll(&pfd, 1, dl) > 0) {
-    proc_finish(p, 1);
+    proc_finish(p);
     return 1;
   }
+  if (p->pidfd >= 0)
+    return 0;
   int ws;
-  pid_t r = mp__waitpid(p->pid, &ws, WNOHANG);
-  if (r == p->pid) {
+  if (mp__waitpid(p->pid, &ws, WNOHANG) == p->pid) {
     p->exitcode = mp__exitcode(ws);
-    mp__fd_unregister(p->status_fd);
-    mp__close(p->status_fd);
-    p->status_fd = -1;
-    p->state = PROC_DONE;
+    proc_release(p);
     return 1;
   }
   return 0;
@@ -313,9 +330,9 @@ int mp_process_join(mp_process *p, double timeout) {
   int64_t deadline = mp__deadline(timeout);
   while (p->state == PROC_RUNNING) {
     int ms = mp__ms_left(deadline);
-    if (ms < 0 || ms > 100)
-      ms = 100;
-    if (proc_poll(p, ms))
+    if (p->pidfd < 0 && (ms < 0 || ms > 100))
+      ms = 100; /* see proc_wait: waitpid's look at the grandchild case */
+    if (proc_wait(p, ms))
       break;
     if (mp__now_ns() >= deadline)
       return MP_ETIMEDOUT;
@@ -326,7 +343,7 @@ int mp_process_join(mp_process *p, double timeout) {
 int mp_process_is_alive(mp_process *p) {
   if (!p || p->state != PROC_RUNNING)
     return 0;
-  return !proc_poll(p, 0);
+  return !proc_wait(p, 0);
 }
 
 pid_t mp_process_pid(const mp_process *p) { return p ? p->pid : 0; }
@@ -335,7 +352,7 @@ int mp_process_exitcode(mp_process *p, int *code) {
   if (!p || !code)
     return MP_EINVAL;
   if (p->state == PROC_RUNNING)
-    proc_poll(p, 0);
+    proc_wait(p, 0);
   if (p->state != PROC_DONE)
     return MP_ESTATE;
   *code = p->exitcode;

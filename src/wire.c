@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -146,37 +145,6 @@ int mp__poll(struct pollfd *fds, unsigned nfds, int64_t deadline) {
     if (deadline != INT64_MAX && mp__now_ns() >= deadline)
       return 0;
   }
-}
-
-void mp__sigpipe_block(mp__sigpipe_guard *g) {
-  sigset_t pipe_set, old;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  g->was_blocked = sigismember(&old, SIGPIPE);
-  g->was_pending = 0;
-  g->raised = 0;
-  if (g->was_blocked) {
-    /* Only a blocked signal can already be pending. */
-    sigset_t pending;
-    sigpending(&pending);
-    g->was_pending = sigismember(&pending, SIGPIPE);
-  }
-}
-
-void mp__sigpipe_unblock(mp__sigpipe_guard *g) {
-  sigset_t pipe_set;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  if (g->raised && !g->was_pending) {
-    /* Our EPIPE left a SIGPIPE pending on this thread: take it before
-     * unblocking, so it is never delivered. */
-    struct timespec zero = {0, 0};
-    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-      ;
-  }
-  if (!g->was_blocked)
-    pthread_sigmask(SIG_UNBLOCK, &pipe_set, NULL);
 }
 
 void mp__frame_init(mp__frame_hdr *h, unsigned type, uint64_t id,

@@ -138,27 +138,6 @@ static void test_nonblocking(void **state) {
   mp__close(fds[1]);
 }
 
-static void test_sigpipe_guard(void **state) {
-  (void)state;
-  int fds[2];
-  assert_int_equal(mp__pipe(fds), 0);
-  mp__close(fds[0]);
-  mp__sigpipe_guard g;
-  mp__sigpipe_block(&g);
-  struct iovec iov = {"x", 1};
-  ssize_t w = mp__writev_some(fds[1], &iov, 1);
-  assert_int_equal(w, -EPIPE);
-  g.raised = 1;
-  mp__sigpipe_unblock(&g);
-  /* Still alive, nothing pending, SIGPIPE unblocked again. */
-  sigset_t pending, mask;
-  sigpending(&pending);
-  assert_false(sigismember(&pending, SIGPIPE));
-  sigprocmask(SIG_SETMASK, NULL, &mask);
-  assert_false(sigismember(&mask, SIGPIPE));
-  mp__close(fds[1]);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_frame_check),
@@ -168,7 +147,6 @@ int main(void) {
       MPT_TEST(test_map_task_check),
       MPT_TEST(test_full_io_and_eof),
       MPT_TEST(test_nonblocking),
-      MPT_TEST(test_sigpipe_guard),
   };
   return MPT_RUN(tests);
 }
