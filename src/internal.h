@@ -137,7 +137,8 @@ typedef struct mp__apply_res {
   uint64_t reserved;
 } mp__apply_res;
 /* A map result payload is count * out_size output bytes, then count int32
- * task returns (outputs first, so they are aligned as an array is). */
+ * task returns (outputs first, so they are aligned as an array is); the
+ * returns are left off when all of them are 0. */
 
 /* Build a header. */
 void mp__frame_init(mp__frame_hdr *h, unsigned type, uint64_t id,
@@ -158,7 +159,9 @@ int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
                    mp__frame_hdr *h, size_t *frame_len);
 /*
  * Validate a map result payload of len bytes for a chunk of count items
- * of out_size bytes each. Returns 0 or MP_EPROTO.
+ * of out_size bytes each. Returns 1 when it carries the items' codes after
+ * the outputs, 0 when it holds the outputs alone (every item succeeded),
+ * MP_EPROTO otherwise.
  */
 int mp__map_res_check(uint32_t len, uint32_t count, uint32_t out_size);
 /* Validate a map task payload of len bytes and copy out its header.

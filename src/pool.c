@@ -259,7 +259,7 @@ static void job_deliver(job *j, size_t start, size_t count,
   }
   if (dst && outs)
     memcpy(dst, outs, count * j->out_size);
-  for (size_t i = 0; i < count; i++) {
+  for (size_t i = 0; i < count && (codes || code || st); i++) {
     int c = code, d = detail;
     if (codes) {
       int32_t rc;
@@ -441,6 +441,10 @@ static void pool_bury(mp_pool *p, int idx) {
   pid_t r = mp__waitpid(w->pid, &ws, 0);
   if (r == w->pid)
     exitcode = mp__exitcode(ws);
+  /* Judged overdue, but it ended by other means before our SIGKILL
+   * landed: that is how it ended. */
+  if (w->kill_code == MP_ETIMEDOUT && r == w->pid && exitcode != -SIGKILL)
+    w->kill_code = 0;
   /* Results it sent before we killed it still count. */
   if (w->kill_code == MP_ETIMEDOUT && w->res_fd >= 0)
     worker_read(p, idx);
@@ -685,7 +689,7 @@ static int worker_check_hdr(const worker *w, const mp__frame_hdr *h) {
   if (c->j->kind == JOB_MAP)
     return type == MP__FR_MAP_RES &&
                    mp__map_res_check(h->len, c->count,
-                                     (uint32_t)c->j->out_size) == 0
+                                     (uint32_t)c->j->out_size) >= 0
                ? 0
                : MP_EPROTO;
   return type == MP__FR_APPLY_RES ? 0 : MP_EPROTO;
@@ -698,8 +702,11 @@ static int worker_frame(mp_pool *p, worker *w, const mp__frame_hdr *h,
   chunk *c = w->q;
   job *j = c->j;
   if (j->kind == JOB_MAP) {
+    int with_codes = mp__map_res_check(h->len, c->count,
+                                       (uint32_t)j->out_size) == 1;
     job_deliver(j, c->start, c->count,
-                payload + (size_t)c->count * j->out_size, payload, 0, 0);
+                with_codes ? payload + (size_t)c->count * j->out_size : NULL,
+                payload, 0, 0);
   } else {
     if (mp__apply_res_check(payload, h->len, (uint32_t)p->max_res) < 0)
       return MP_EPROTO;
@@ -878,8 +885,11 @@ static void pool_run_callbacks(mp_pool *p) {
   p->in_callbacks = 0;
 }
 
-/* Deadline of the earliest running item, for task_timeout. */
-static int64_t pool_check_timeouts(mp_pool *p) {
+/* Deadline of the earliest running item, for task_timeout; with kill_now,
+ * workers whose item is overdue are killed. Only after their result pipes
+ * have been read: a worker that died on its own but whose EOF is not read
+ * yet must not be taken for one that overran. */
+static int64_t pool_check_timeouts(mp_pool *p, int kill_now) {
   int64_t soonest = INT64_MAX;
   if (p->opts.task_timeout <= 0)
     return soonest;
@@ -905,7 +915,7 @@ static int64_t pool_check_timeouts(mp_pool *p) {
       continue;
     }
     int64_t due = start + limit;
-    if (due <= now)
+    if (due <= now && kill_now)
       worker_kill(w, MP_ETIMEDOUT, t1, item);
     else if (due < soonest)
       soonest = due;
@@ -940,7 +950,7 @@ static int pool_step(mp_pool *p, int64_t deadline) {
       map[n++] = -1 - i;
     }
   }
-  int64_t due = pool_check_timeouts(p);
+  int64_t due = pool_check_timeouts(p, 0);
   for (int i = 0; i < p->nproc; i++)
     any_dead |= p->w[i].pid && p->w[i].dead;
   if (any_dead || p->cb_head)
@@ -959,7 +969,7 @@ static int pool_step(mp_pool *p, int64_t deadline) {
       }
     }
   }
-  pool_check_timeouts(p);
+  pool_check_timeouts(p, 1);
 
   for (int i = 0; i < p->nproc; i++) {
     worker *w = &p->w[i];

@@ -64,8 +64,14 @@ static _Atomic unsigned proc_counter;
 
 const char *mp_current_process_name(void) { return cur_name; }
 
+static void copy_str(char *dst, size_t cap, const char *src) {
+  size_t n = strnlen(src, cap - 1);
+  memcpy(dst, src, n);
+  dst[n] = 0;
+}
+
 void mp__set_process_name(const char *name) {
-  snprintf(cur_name, sizeof cur_name, "%s", name);
+  copy_str(cur_name, sizeof cur_name, name);
 }
 
 /* ---- fork ---- */
@@ -94,22 +100,24 @@ pid_t mp__fork(const mp__fork_req *req) {
     return pid < 0 ? -err : pid;
   }
 
-  /* Child. Other objects' fds go; the registry starts empty. */
-  for (size_t i = 0; i < reg_len; i++)
-    if (!fd_kept(reg_fds[i], req->keep, req->nkeep))
+  /* Child. Other objects' fds go; the registry keeps only ours. Done in
+   * place: every page a fresh child touches costs it a fault. */
+  size_t kept = 0;
+  for (size_t i = 0; i < reg_len; i++) {
+    if (fd_kept(reg_fds[i], req->keep, req->nkeep))
+      reg_fds[kept++] = reg_fds[i];
+    else
       close(reg_fds[i]);
-  free(reg_fds);
-  reg_fds = NULL;
-  reg_len = reg_cap = 0;
+  }
+  reg_len = kept;
   pthread_mutex_unlock(&reg_lock);
-  for (int i = 0; i < req->nkeep; i++)
-    mp__fd_register(req->keep[i]);
 
   if (req->die_with_parent) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    /* The parent may have died before the signal was armed. */
+    /* The parent may have died before the signal was armed: die as the
+     * signal would have made us. */
     if (getppid() != parent)
-      _exit(1);
+      raise(SIGKILL);
   }
   if (req->name)
     mp__set_process_name(req->name);
@@ -239,7 +247,7 @@ int mp_process_start(mp_process *p) {
   pid_t pid = mp__fork(&req);
   if (pid == 0) {
     child_status_fd = fds[1];
-    snprintf(cur_ident, sizeof cur_ident, "%s", p->ident);
+    copy_str(cur_ident, sizeof cur_ident, p->ident);
 #ifdef __GLIBC__
     on_exit(proc_on_exit, NULL);
 #endif

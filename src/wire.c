@@ -178,8 +178,10 @@ int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
 }
 
 int mp__map_res_check(uint32_t len, uint32_t count, uint32_t out_size) {
-  uint64_t want = (uint64_t)count * (sizeof(int32_t) + (uint64_t)out_size);
-  return want == len ? 0 : MP_EPROTO;
+  uint64_t outs = (uint64_t)count * out_size;
+  if (len == outs + (uint64_t)count * sizeof(int32_t))
+    return 1;
+  return len == outs ? 0 : MP_EPROTO;
 }
 
 int mp__map_task_check(const void *payload, uint32_t len, mp__map_task *t) {

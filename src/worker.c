@@ -132,23 +132,31 @@ static int run_map(const mp__worker_cfg *cfg, uint64_t id, const char *p,
   const char *in = p + sizeof t;
   char *outs = *out;
   char *codes = *out + (size_t)t.count * t.out_size;
+  int32_t any = 0;
   for (uint32_t i = 0; i < t.count; i++) {
     slot_enter(cfg, id, i);
     int32_t rc = fn(in + (size_t)i * t.in_size, outs + (size_t)i * t.out_size);
     memcpy(codes + (size_t)i * sizeof rc, &rc, sizeof rc);
+    any |= rc;
   }
   atomic_store_explicit(&cfg->slot->task_id, 0, memory_order_release);
+  /* When every item succeeded the codes are left off: the length says so. */
+  if (!any)
+    res_len = (size_t)t.count * t.out_size;
   return send_frame(cfg, MP__FR_MAP_RES, id, *out, res_len);
 }
 
+/* A result buffer of at most this many bytes is kept for the next task. */
+#define KEEP_RESULT_BUF 65536
+
 static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
-                     uint32_t len) {
+                     uint32_t len, mp_buf *keep) {
   mp__apply_task t;
   if (len < sizeof t)
     return -1;
   memcpy(&t, p, sizeof t);
   mp_apply_fn fn = (mp_apply_fn)(uintptr_t)t.fn;
-  mp_buf b = {.max = cfg->max_res};
+  mp_buf b = {.data = keep->data, .cap = keep->cap, .max = cfg->max_res};
   mp__apply_res res = {0, 0, 0};
   slot_enter(cfg, id, 0);
   int rc = fn(p + sizeof t, len - sizeof t, &b);
@@ -164,7 +172,14 @@ static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
   char *resp = b.data ? b.data : (char *)&hdr_room;
   memcpy(resp, &res, sizeof res);
   int w = send_frame(cfg, MP__FR_APPLY_RES, id, resp, sizeof res + body);
-  free(b.data);
+  if (b.cap <= KEEP_RESULT_BUF) {
+    keep->data = b.data;
+    keep->cap = b.cap;
+  } else {
+    free(b.data);
+    keep->data = NULL;
+    keep->cap = 0;
+  }
   return w;
 }
 
@@ -180,6 +195,7 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
   r.buf = malloc(r.cap);
   char *out = NULL;
   size_t out_cap = 0;
+  mp_buf keep = {0};
   int done = 0;
   if (!r.buf)
     mp__child_exit(1);
@@ -199,7 +215,7 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
     if (type == MP__FR_MAP)
       rc = run_map(cfg, h.id, payload, h.len, &out, &out_cap);
     else if (type == MP__FR_APPLY)
-      rc = run_apply(cfg, h.id, payload, h.len);
+      rc = run_apply(cfg, h.id, payload, h.len, &keep);
     else
       rc = -1;
     if (rc < 0)
@@ -209,6 +225,7 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
       break;
   }
   free(out);
+  free(keep.data);
   free(r.buf);
   mp__child_exit(0);
 }

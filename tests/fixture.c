@@ -111,6 +111,27 @@ int mpt_exited_within(pid_t pid, int ms) {
   }
 }
 
+double mpt_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+mp_process *mpt_start(mp_target_fn fn, void *arg) {
+  mp_process *p = NULL;
+  assert_int_equal(mp_process_create(&p, fn, arg, NULL), 0);
+  assert_int_equal(mp_process_start(p), 0);
+  return p;
+}
+
+int mpt_finish(mp_process *p) {
+  int code = -1000;
+  assert_int_equal(mp_process_join(p, -1), 0);
+  assert_int_equal(mp_process_exitcode(p, &code), 0);
+  mp_process_free(p);
+  return code;
+}
+
 void mpt_write(int fd, const void *buf, size_t n) {
   size_t off = 0;
   while (off < n) {

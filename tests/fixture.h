@@ -32,6 +32,13 @@ int mpt_teardown(void **state);
  * else its status is polled for the same time. */
 int mpt_exited_within(pid_t pid, int ms);
 
+/* CLOCK_MONOTONIC in seconds. */
+double mpt_now(void);
+/* Create and start a process running fn(arg), or fail the test. */
+mp_process *mpt_start(mp_target_fn fn, void *arg);
+/* Join and free p; returns its exit code (fails the test if it cannot). */
+int mpt_finish(mp_process *p);
+
 /* Blocking helpers for tests: write/read exactly n bytes or fail the test. */
 void mpt_write(int fd, const void *buf, size_t n);
 void mpt_read(int fd, void *buf, size_t n);

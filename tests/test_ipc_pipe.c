@@ -12,27 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static mp_process *start(mp_target_fn fn, void *arg) {
-  mp_process *p = NULL;
-  assert_int_equal(mp_process_create(&p, fn, arg, NULL), 0);
-  assert_int_equal(mp_process_start(p), 0);
-  return p;
-}
-
-static int finish(mp_process *p) {
-  int code = -1000;
-  assert_int_equal(mp_process_join(p, -1), 0);
-  assert_int_equal(mp_process_exitcode(p, &code), 0);
-  mp_process_free(p);
-  return code;
-}
-
 /* The parent's end and the child's end, as Python's Pipe() returns them. */
 static mp_pipe *g_parent, *g_child;
 
@@ -92,12 +71,12 @@ static void test_pipe_timeouts(void **state) {
   mp_pipe *a, *b;
   assert_int_equal(mp_pipe_create(&a, &b, 0), 0);
   char buf[64];
-  double t0 = now_s();
+  double t0 = mpt_now();
   assert_int_equal(mp_pipe_recv(a, buf, sizeof buf, 0.05), MP_ETIMEDOUT);
-  assert_true(now_s() - t0 >= 0.049);
-  t0 = now_s();
+  assert_true(mpt_now() - t0 >= 0.049);
+  t0 = mpt_now();
   assert_int_equal(mp_pipe_poll(a, 0.05), 0);
-  assert_true(now_s() - t0 >= 0.049);
+  assert_true(mpt_now() - t0 >= 0.049);
 
   /* Fill b's direction until a send can no longer go, then time out. */
   size_t max = mp_pipe_max_msg(a);
@@ -108,9 +87,9 @@ static void test_pipe_timeouts(void **state) {
     sent++;
   assert_int_equal(rc, MP_ETIMEDOUT);
   assert_true(sent >= 1);
-  t0 = now_s();
+  t0 = mpt_now();
   assert_int_equal(mp_pipe_send(a, big, max, 0.05), MP_ETIMEDOUT);
-  assert_true(now_s() - t0 >= 0.049);
+  assert_true(mpt_now() - t0 >= 0.049);
   /* Nothing half-sent: exactly the messages that were accepted arrive. */
   for (int i = 0; i < sent; i++)
     assert_int_equal(mp_pipe_recv(b, big, max, 0), (int)max);
@@ -130,7 +109,7 @@ static int say_bye(void *arg) {
 static void test_pipe_peer_exited(void **state) {
   (void)state;
   assert_int_equal(mp_pipe_create(&g_parent, &g_child, 0), 0);
-  mp_process *p = start(say_bye, NULL);
+  mp_process *p = mpt_start(say_bye, NULL);
   mp_pipe_free(g_child); /* ours: only the child holds that end now */
   char buf[8];
   /* Sent before it died: still delivered, then the death is reported. */
@@ -138,7 +117,7 @@ static void test_pipe_peer_exited(void **state) {
   assert_memory_equal(buf, "bye", 3);
   assert_int_equal(mp_pipe_recv(g_parent, buf, sizeof buf, -1), MP_EPEERDEAD);
   assert_int_equal(mp_pipe_poll(g_parent, -1), 1);
-  assert_int_equal(finish(p), 0);
+  assert_int_equal(mpt_finish(p), 0);
   assert_int_equal(mp_pipe_recv(g_parent, buf, sizeof buf, 0), MP_EPEERDEAD);
 
   /* Sending to it is an error, and SIGPIPE is neither delivered (we are
@@ -163,13 +142,13 @@ static int crash_after_hello(void *arg) {
 static void test_pipe_peer_killed(void **state) {
   (void)state;
   assert_int_equal(mp_pipe_create(&g_parent, &g_child, 0), 0);
-  mp_process *p = start(crash_after_hello, NULL);
+  mp_process *p = mpt_start(crash_after_hello, NULL);
   mp_pipe_free(g_child);
   char buf[8];
   assert_int_equal(mp_pipe_recv(g_parent, buf, sizeof buf, -1), 2);
   /* Blocks only until the kernel closes the dead child's end. */
   assert_int_equal(mp_pipe_recv(g_parent, buf, sizeof buf, -1), MP_EPEERDEAD);
-  assert_int_equal(finish(p), -SIGKILL);
+  assert_int_equal(mpt_finish(p), -SIGKILL);
   mp_pipe_free(g_parent);
 }
 
@@ -194,7 +173,7 @@ static int echo_plus_one(void *arg) {
 static void test_pipe_ping_pong(void **state) {
   (void)state;
   assert_int_equal(mp_pipe_create(&g_parent, &g_child, 0), 0);
-  mp_process *p = start(echo_plus_one, NULL);
+  mp_process *p = mpt_start(echo_plus_one, NULL);
   mp_pipe_free(g_child);
   for (int i = 0; i < 1000; i++) {
     int v = i;
@@ -203,7 +182,7 @@ static void test_pipe_ping_pong(void **state) {
     assert_int_equal(v, i + 1);
   }
   mp_pipe_free(g_parent); /* the child sees EOF and exits */
-  assert_int_equal(finish(p), 0);
+  assert_int_equal(mpt_finish(p), 0);
 }
 
 enum { BIG = 256 * 1024 };
@@ -229,7 +208,7 @@ static void test_pipe_large_message(void **state) {
     skip(); /* net.core.wmem_max below 128 KiB */
   assert_int_equal(rc, 0);
   assert_int_equal(mp_pipe_max_msg(g_parent), BIG);
-  mp_process *p = start(send_big, NULL);
+  mp_process *p = mpt_start(send_big, NULL);
   mp_pipe_free(g_child);
   unsigned char *m = malloc(BIG);
   assert_non_null(m);
@@ -238,7 +217,7 @@ static void test_pipe_large_message(void **state) {
     if (m[i] != (unsigned char)(i * 7 + 3))
       fail_msg("byte %zu differs", i);
   free(m);
-  assert_int_equal(finish(p), 0);
+  assert_int_equal(mpt_finish(p), 0);
   mp_pipe_free(g_parent);
 }
 

@@ -14,27 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static mp_process *start(mp_target_fn fn, void *arg) {
-  mp_process *p = NULL;
-  assert_int_equal(mp_process_create(&p, fn, arg, NULL), 0);
-  assert_int_equal(mp_process_start(p), 0);
-  return p;
-}
-
-static int finish(mp_process *p) {
-  int code = -1000;
-  assert_int_equal(mp_process_join(p, -1), 0);
-  assert_int_equal(mp_process_exitcode(p, &code), 0);
-  mp_process_free(p);
-  return code;
-}
-
 static mp_queue *g_q;
 static mp_event *g_ev;
 
@@ -107,13 +86,13 @@ static void test_queue_timeouts(void **state) {
   mp_queue *q;
   assert_int_equal(mp_queue_create(&q, 1, 4), 0);
   int v = 5;
-  double t0 = now_s();
+  double t0 = mpt_now();
   assert_int_equal(mp_queue_get(q, &v, sizeof v, 0.05), MP_ETIMEDOUT);
-  assert_true(now_s() - t0 >= 0.049);
+  assert_true(mpt_now() - t0 >= 0.049);
   assert_int_equal(mp_queue_put(q, &v, sizeof v, 0.05), 0);
-  t0 = now_s();
+  t0 = mpt_now();
   assert_int_equal(mp_queue_put(q, &v, sizeof v, 0.05), MP_ETIMEDOUT);
-  assert_true(now_s() - t0 >= 0.049);
+  assert_true(mpt_now() - t0 >= 0.049);
   assert_int_equal(mp_queue_size(q), 1);
   mp_queue_free(q);
 }
@@ -141,20 +120,20 @@ static void test_queue_blocking_wakeups(void **state) {
   assert_int_equal(mp_queue_create(&g_q, 1, sizeof(int)), 0);
   assert_int_equal(mp_event_create(&g_ev), 0);
 
-  mp_process *p = start(get_one, NULL);
+  mp_process *p = mpt_start(get_one, NULL);
   assert_int_equal(mp_event_wait(g_ev, -1), 0);
   int v = 77;
   assert_int_equal(mp_queue_put(g_q, &v, sizeof v, -1), 0);
-  assert_int_equal(finish(p), 77);
+  assert_int_equal(mpt_finish(p), 77);
 
   assert_int_equal(mp_event_clear(g_ev), 0);
-  p = start(put_two, NULL);
+  p = mpt_start(put_two, NULL);
   assert_int_equal(mp_event_wait(g_ev, -1), 0);
   assert_int_equal(mp_queue_get(g_q, &v, sizeof v, -1), sizeof v);
   assert_int_equal(v, 11);
   assert_int_equal(mp_queue_get(g_q, &v, sizeof v, -1), sizeof v);
   assert_int_equal(v, 22);
-  assert_int_equal(finish(p), 0);
+  assert_int_equal(mpt_finish(p), 0);
 
   mp_event_free(g_ev);
   mp_queue_free(g_q);
@@ -178,7 +157,7 @@ static void test_queue_collects_results(void **state) {
   assert_int_equal(mp_queue_create(&g_q, 2, sizeof(result)), 0);
   mp_process *p[N];
   for (int i = 0; i < N; i++)
-    p[i] = start(compute, (void *)(intptr_t)i);
+    p[i] = mpt_start(compute, (void *)(intptr_t)i);
   int seen[N] = {0};
   for (int i = 0; i < N; i++) {
     result r;
@@ -189,7 +168,7 @@ static void test_queue_collects_results(void **state) {
   }
   for (int i = 0; i < N; i++) {
     assert_int_equal(seen[i], 1);
-    assert_int_equal(finish(p[i]), 0);
+    assert_int_equal(mpt_finish(p[i]), 0);
   }
   assert_int_equal(mp_queue_size(g_q), 0);
   mp_queue_free(g_q);
@@ -200,19 +179,19 @@ static void test_queue_consumer_killed(void **state) {
   (void)state;
   assert_int_equal(mp_queue_create(&g_q, 2, sizeof(int)), 0);
   assert_int_equal(mp_event_create(&g_ev), 0);
-  mp_process *p = start(get_one, NULL);
+  mp_process *p = mpt_start(get_one, NULL);
   assert_int_equal(mp_event_wait(g_ev, -1), 0);
   assert_int_equal(mp_process_kill(p), 0);
-  assert_int_equal(finish(p), -SIGKILL);
+  assert_int_equal(mpt_finish(p), -SIGKILL);
   int v = 5;
   assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
   assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 0), sizeof v);
   assert_int_equal(mp_event_clear(g_ev), 0);
-  p = start(get_one, NULL);
+  p = mpt_start(get_one, NULL);
   assert_int_equal(mp_event_wait(g_ev, -1), 0);
   v = 33;
   assert_int_equal(mp_queue_put(g_q, &v, sizeof v, -1), 0);
-  assert_int_equal(finish(p), 33);
+  assert_int_equal(mpt_finish(p), 33);
   mp_event_free(g_ev);
   mp_queue_free(g_q);
 }
@@ -323,16 +302,16 @@ static void test_queue_4x4_million(void **state) {
 
   mp_process *prod[NPROD], *cons[NCONS];
   for (int i = 0; i < NCONS; i++)
-    cons[i] = start(consumer, NULL);
+    cons[i] = mpt_start(consumer, NULL);
   for (int i = 0; i < NPROD; i++)
-    prod[i] = start(producer, (void *)(intptr_t)i);
+    prod[i] = mpt_start(producer, (void *)(intptr_t)i);
   for (int i = 0; i < NPROD; i++)
-    assert_int_equal(finish(prod[i]), 0);
+    assert_int_equal(mpt_finish(prod[i]), 0);
   item stop = {STOP, 0};
   for (int i = 0; i < NCONS; i++)
     assert_int_equal(mp_queue_put(g_q, &stop, sizeof stop, -1), 0);
   for (int i = 0; i < NCONS; i++)
-    assert_int_equal(finish(cons[i]), 0);
+    assert_int_equal(mpt_finish(cons[i]), 0);
 
   assert_int_equal(atomic_load(g_bad), 0);
   size_t missing = 0, dup = 0;

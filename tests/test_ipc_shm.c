@@ -14,21 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static mp_process *start(mp_target_fn fn, void *arg) {
-  mp_process *p = NULL;
-  assert_int_equal(mp_process_create(&p, fn, arg, NULL), 0);
-  assert_int_equal(mp_process_start(p), 0);
-  return p;
-}
-
-static int finish(mp_process *p) {
-  int code = -1000;
-  assert_int_equal(mp_process_join(p, -1), 0);
-  assert_int_equal(mp_process_exitcode(p, &code), 0);
-  mp_process_free(p);
-  return code;
-}
-
 static mp_shm *g_shm;
 static char g_name[64];
 
@@ -67,7 +52,7 @@ static void test_shm_anonymous(void **state) {
   assert_non_null(p);
   for (size_t i = 0; i < n; i++)
     assert_int_equal(p[i], 0);
-  assert_int_equal(finish(start(fill_pattern, NULL)), 0);
+  assert_int_equal(mpt_finish(mpt_start(fill_pattern, NULL)), 0);
   for (size_t i = 0; i < n; i++)
     if (p[i] != (unsigned char)(i % 251))
       fail_msg("byte %zu not written by the child", i);
@@ -135,9 +120,9 @@ static void test_shm_named_across_processes(void **state) {
   (void)state;
   const char *name = fresh_name();
   assert_int_equal(mp_shm_create(&g_shm, name, 64), 0);
-  assert_int_equal(finish(start(attach_and_write, (void *)name)), 0);
+  assert_int_equal(mpt_finish(mpt_start(attach_and_write, (void *)name)), 0);
   assert_string_equal(mp_shm_ptr(g_shm), "from child");
-  assert_int_equal(finish(start(free_inherited, NULL)), 0);
+  assert_int_equal(mpt_finish(mpt_start(free_inherited, NULL)), 0);
   struct stat st;
   assert_int_equal(name_stat(name, &st), 0); /* not the child's to remove */
   mp_shm_free(g_shm);

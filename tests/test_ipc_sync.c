@@ -10,28 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static mp_process *start(mp_target_fn fn, void *arg) {
-  mp_process *p = NULL;
-  assert_int_equal(mp_process_create(&p, fn, arg, NULL), 0);
-  assert_int_equal(mp_process_start(p), 0);
-  return p;
-}
-
-/* Join, free, and return the exit code. */
-static int finish(mp_process *p) {
-  int code = -1000;
-  assert_int_equal(mp_process_join(p, -1), 0);
-  assert_int_equal(mp_process_exitcode(p, &code), 0);
-  mp_process_free(p);
-  return code;
-}
-
 /* What the children share: created by the parent before it forks. */
 static mp_lock *g_lock;
 static mp_event *g_held, *g_go;
@@ -110,16 +88,16 @@ static void test_lock_timeout_held_by_other(void **state) {
   assert_int_equal(mp_lock_create(&g_lock), 0);
   assert_int_equal(mp_event_create(&g_held), 0);
   assert_int_equal(mp_event_create(&g_go), 0);
-  mp_process *p = start(hold_until_go, NULL);
+  mp_process *p = mpt_start(hold_until_go, NULL);
   assert_int_equal(mp_event_wait(g_held, -1), 0);
   assert_int_equal(mp_lock_acquire(g_lock, 0), MP_ETIMEDOUT);
-  double t0 = now_s();
+  double t0 = mpt_now();
   assert_int_equal(mp_lock_acquire(g_lock, 0.05), MP_ETIMEDOUT);
-  assert_true(now_s() - t0 >= 0.049);
+  assert_true(mpt_now() - t0 >= 0.049);
   assert_int_equal(mp_event_set(g_go), 0);
   assert_int_equal(mp_lock_acquire(g_lock, -1), 0); /* released, not dead */
   assert_int_equal(mp_lock_release(g_lock), 0);
-  assert_int_equal(finish(p), 0);
+  assert_int_equal(mpt_finish(p), 0);
   mp_event_free(g_go);
   mp_event_free(g_held);
   mp_lock_free(g_lock);
@@ -132,23 +110,23 @@ static void test_lock_holder_killed(void **state) {
   assert_int_equal(mp_event_create(&g_go), 0);
 
   /* A holder dies; a waiting process gets the lock and is told. */
-  mp_process *holder = start(hold_forever, NULL);
+  mp_process *holder = mpt_start(hold_forever, NULL);
   assert_int_equal(mp_event_wait(g_held, -1), 0);
-  mp_process *waiter = start(acquire_expect_dead, NULL);
+  mp_process *waiter = mpt_start(acquire_expect_dead, NULL);
   assert_int_equal(mp_process_kill(holder), 0);
-  assert_int_equal(finish(holder), -SIGKILL);
-  assert_int_equal(finish(waiter), 42);
+  assert_int_equal(mpt_finish(holder), -SIGKILL);
+  assert_int_equal(mpt_finish(waiter), 42);
   /* The waiter released it: the lock works normally again. */
   assert_int_equal(mp_lock_acquire(g_lock, 0), 0);
   assert_int_equal(mp_lock_release(g_lock), 0);
 
   /* Again, with this process as the one told. */
   assert_int_equal(mp_event_clear(g_held), 0);
-  holder = start(hold_forever, NULL);
+  holder = mpt_start(hold_forever, NULL);
   assert_int_equal(mp_event_wait(g_held, -1), 0);
   assert_int_equal(mp_lock_acquire(g_lock, 0), MP_ETIMEDOUT);
   assert_int_equal(mp_process_kill(holder), 0);
-  assert_int_equal(finish(holder), -SIGKILL);
+  assert_int_equal(mpt_finish(holder), -SIGKILL);
   assert_int_equal(mp_lock_acquire(g_lock, 5), MP_EOWNERDEAD);
   assert_int_equal(mp_lock_release(g_lock), 0);
   assert_int_equal(mp_lock_acquire(g_lock, 0), 0);
@@ -168,7 +146,7 @@ static int take_and_exit(void *arg) {
 static void test_lock_holder_exited(void **state) {
   (void)state;
   assert_int_equal(mp_lock_create(&g_lock), 0);
-  assert_int_equal(finish(start(take_and_exit, NULL)), 0);
+  assert_int_equal(mpt_finish(mpt_start(take_and_exit, NULL)), 0);
   assert_int_equal(mp_lock_acquire(g_lock, -1), MP_EOWNERDEAD);
   assert_int_equal(mp_lock_release(g_lock), 0);
   mp_lock_free(g_lock);
@@ -185,9 +163,9 @@ static void test_sem_basic(void **state) {
   assert_int_equal(mp_sem_acquire(s, -1), 0);
   assert_int_equal(mp_sem_value(s), 0);
   assert_int_equal(mp_sem_acquire(s, 0), MP_ETIMEDOUT);
-  double t0 = now_s();
+  double t0 = mpt_now();
   assert_int_equal(mp_sem_acquire(s, 0.05), MP_ETIMEDOUT);
-  assert_true(now_s() - t0 >= 0.049);
+  assert_true(mpt_now() - t0 >= 0.049);
   assert_int_equal(mp_sem_release(s), 0);
   assert_int_equal(mp_sem_release(s), 0);
   assert_int_equal(mp_sem_release(s), 0); /* unbounded */
@@ -217,12 +195,12 @@ static void test_sem_across_processes(void **state) {
   assert_int_equal(mp_sem_create(&g_sem, 0, 0), 0);
   mp_process *p[3];
   for (int i = 0; i < 3; i++)
-    p[i] = start(sem_take, NULL);
+    p[i] = mpt_start(sem_take, NULL);
   /* Each release lets exactly one child through. */
   for (int i = 0; i < 3; i++)
     assert_int_equal(mp_sem_release(g_sem), 0);
   for (int i = 0; i < 3; i++)
-    assert_int_equal(finish(p[i]), 7);
+    assert_int_equal(mpt_finish(p[i]), 7);
   assert_int_equal(mp_sem_value(g_sem), 0);
   mp_sem_free(g_sem);
 }
@@ -235,9 +213,9 @@ static void test_event_basic(void **state) {
   assert_int_equal(mp_event_create(&e), 0);
   assert_int_equal(mp_event_is_set(e), 0);
   assert_int_equal(mp_event_wait(e, 0), MP_ETIMEDOUT);
-  double t0 = now_s();
+  double t0 = mpt_now();
   assert_int_equal(mp_event_wait(e, 0.05), MP_ETIMEDOUT);
-  assert_true(now_s() - t0 >= 0.049);
+  assert_true(mpt_now() - t0 >= 0.049);
   assert_int_equal(mp_event_set(e), 0);
   assert_int_equal(mp_event_is_set(e), 1);
   assert_int_equal(mp_event_wait(e, 0), 0);
@@ -260,10 +238,10 @@ static void test_event_wakes_all(void **state) {
   assert_int_equal(mp_event_create(&g_go), 0);
   mp_process *p[4];
   for (int i = 0; i < 4; i++)
-    p[i] = start(event_waiter, NULL);
+    p[i] = mpt_start(event_waiter, NULL);
   assert_int_equal(mp_event_set(g_go), 0);
   for (int i = 0; i < 4; i++)
-    assert_int_equal(finish(p[i]), 9);
+    assert_int_equal(mpt_finish(p[i]), 9);
   mp_event_free(g_go);
 }
 

@@ -11,21 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static mp_process *start(mp_target_fn fn, void *arg) {
-  mp_process *p = NULL;
-  assert_int_equal(mp_process_create(&p, fn, arg, NULL), 0);
-  assert_int_equal(mp_process_start(p), 0);
-  return p;
-}
-
-static int finish(mp_process *p) {
-  int code = -1000;
-  assert_int_equal(mp_process_join(p, -1), 0);
-  assert_int_equal(mp_process_exitcode(p, &code), 0);
-  mp_process_free(p);
-  return code;
-}
-
 static mp_value *g_v;
 static mp_event *g_ev;
 
@@ -108,9 +93,9 @@ static void test_value_shared_counter(void **state) {
   assert_int_equal(mp_array_create(&g_v, 2, sizeof(long)), 0);
   mp_process *p[NPROC];
   for (int i = 0; i < NPROC; i++)
-    p[i] = start(add_many, NULL);
+    p[i] = mpt_start(add_many, NULL);
   for (int i = 0; i < NPROC; i++)
-    assert_int_equal(finish(p[i]), 0);
+    assert_int_equal(mpt_finish(p[i]), 0);
   long c[2];
   assert_int_equal(mp_value_load(g_v, c), 0);
   assert_int_equal(c[0], NPROC * INCR);
@@ -140,9 +125,9 @@ static void test_value_lock_robust_and_timed(void **state) {
   (void)state;
   assert_int_equal(mp_value_create(&g_v, sizeof(int)), 0);
   assert_int_equal(mp_event_create(&g_ev), 0);
-  mp_process *p = start(die_holding, NULL);
+  mp_process *p = mpt_start(die_holding, NULL);
   assert_int_equal(mp_event_wait(g_ev, -1), 0);
-  assert_int_equal(finish(p), -SIGKILL);
+  assert_int_equal(mpt_finish(p), -SIGKILL);
   assert_int_equal(mp_value_lock(g_v, 5), MP_EOWNERDEAD);
   assert_int_equal(*(int *)mp_value_ptr(g_v), 99); /* what it had written */
   assert_int_equal(mp_value_unlock(g_v), 0);
@@ -151,7 +136,7 @@ static void test_value_lock_robust_and_timed(void **state) {
   assert_int_equal(x, 99);
 
   assert_int_equal(mp_value_lock(g_v, -1), 0);
-  assert_int_equal(finish(start(try_lock, NULL)), 0);
+  assert_int_equal(mpt_finish(mpt_start(try_lock, NULL)), 0);
   assert_int_equal(mp_value_unlock(g_v), 0);
 
   mp_event_free(g_ev);

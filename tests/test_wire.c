@@ -30,10 +30,11 @@ static void test_frame_check(void **state) {
 
 static void test_map_res_check(void **state) {
   (void)state;
-  assert_int_equal(mp__map_res_check(3 * (4 + 8), 3, 8), 0);
+  assert_int_equal(mp__map_res_check(3 * (4 + 8), 3, 8), 1); /* with codes */
+  assert_int_equal(mp__map_res_check(3 * 8, 3, 8), 0);       /* all succeeded */
   assert_int_equal(mp__map_res_check(3 * (4 + 8) - 1, 3, 8), MP_EPROTO);
   assert_int_equal(mp__map_res_check(3 * (4 + 8) + 1, 3, 8), MP_EPROTO);
-  assert_int_equal(mp__map_res_check(0, 0, 8), 0);
+  assert_int_equal(mp__map_res_check(3 * 8 + 4, 3, 8), MP_EPROTO);
   /* Overflow of count * size must not wrap to the given length. */
   assert_int_equal(mp__map_res_check(0, 0x40000000u, 0xfffffffcu), MP_EPROTO);
 }

@@ -44,8 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       (void)mp__apply_res_check(payload, h.len, max_len);
     } else if (type == MP__FR_MAP_RES) {
       uint32_t count = (uint32_t)(h.id & 0xffff), out_size = (uint32_t)(h.id >> 16 & 0xffff);
-      if (mp__map_res_check(h.len, count, out_size) == 0 &&
-          (uint64_t)count * (4 + (uint64_t)out_size) != h.len)
+      int r2 = mp__map_res_check(h.len, count, out_size);
+      if ((r2 == 1 && (uint64_t)count * (4 + (uint64_t)out_size) != h.len) ||
+          (r2 == 0 && (uint64_t)count * out_size != h.len))
         abort();
     }
     free(payload);
