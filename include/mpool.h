@@ -168,6 +168,10 @@ MP_EXPORT int mp_process_create(mp_process **out, mp_target_fn target,
  * A failed start leaves the process unstarted; it may be started again.
  */
 MP_EXPORT int mp_process_start(mp_process *p);
+/* (Where the kernel has pidfds and SIGCHLD is not ignored, the child's
+ * status comes from waitpid alone; otherwise a status pipe carries it, so
+ * the application should ignore SIGCHLD before start, not after, if it
+ * wants exact codes.) */
 
 /*
  * Wait for the child to finish and reap it. timeout in seconds; negative

@@ -81,6 +81,9 @@ int mp__writev_full(int fd, struct iovec *iov, int iovcnt);
 ssize_t mp__read_some(int fd, void *buf, size_t n);
 ssize_t mp__writev_some(int fd, const struct iovec *iov, int iovcnt);
 
+/* vmsplice(2) of user pages into a non-blocking pipe: as writev_some. The
+ * pages must not change until the reader has read them. */
+ssize_t mp__vmsplice_some(int fd, const struct iovec *iov, int iovcnt);
 /* poll() that retries EINTR with the time left. Returns poll's count. */
 int mp__poll(struct pollfd *fds, unsigned nfds, int64_t deadline);
 

@@ -17,6 +17,7 @@ enum {
   ITER_CHUNK_BYTES = 64 * 1024, /* tighter bound for iterators: flat memory */
   PIPE_BYTES = 1024 * 1024,     /* pipe capacity asked of the OS */
   RX_MIN = 64 * 1024,
+  SPLICE_MIN = 64 * 1024,       /* input bodies spliced, not copied */
 };
 #define MAX_ELEM ((size_t)1 << 30)
 #define DEFAULT_MAX_RESULT ((size_t)256 << 20)
@@ -31,6 +32,7 @@ typedef struct block block;
 /* A job: one map, imap or apply. Doubles as the mp_result handle. */
 struct mp_result {
   int kind, sink;
+  int blocking;   /* a map whose caller waits inside mp_pool_map */
   int refs;       /* the caller's handle + the pool while incomplete */
   mp_pool *pool;  /* NULL once the pool is gone */
   struct mp_result *prev, *next; /* the pool's list of incomplete jobs */
@@ -608,7 +610,16 @@ static void worker_write(mp_pool *p, worker *w) {
     }
     iov[first].iov_base = (char *)iov[first].iov_base + off;
     iov[first].iov_len -= off;
-    ssize_t n = mp__writev_some(w->task_fd, iov + first, 4 - first);
+    ssize_t n;
+    if (first == 2 && j->blocking && iov[2].iov_len >= SPLICE_MIN)
+      /* Large input of a blocking map: the pipe takes references to the
+       * caller's pages instead of a copy. Safe because the caller waits in
+       * mp_pool_map until every chunk's result is in, so every such page
+       * has been read (or its pipe closed with its dead worker) before the
+       * caller can touch the array again. */
+      n = mp__vmsplice_some(w->task_fd, &iov[2], 1);
+    else
+      n = mp__writev_some(w->task_fd, iov + first, 4 - first);
     if (n == -EAGAIN)
       return;
     if (n < 0) {
@@ -1227,6 +1238,7 @@ int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
   if (!j)
     return -ENOMEM;
   j->out = out;
+  j->blocking = 1;
   job_check_done(j);
   pool_drive(pool, job_complete, j, INT64_MAX);
   rc = j->complete ? j->first_err : MP_ECLOSED;

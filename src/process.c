@@ -231,45 +231,88 @@ int mp_process_create(mp_process **out, mp_target_fn target, void *arg,
   return 0;
 }
 
+static int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+/* Whether this kernel (or valgrind) has pidfd_open; asked once. */
+static int pidfd_supported(void) {
+  static _Atomic int known = -1;
+  if (known < 0) {
+    int fd = open_pidfd(getpid());
+    known = fd >= 0;
+    mp__close(fd);
+  }
+  return known;
+}
+
+/*
+ * The status pipe carries the target's return value (or exit()'s status)
+ * to the parent. It is needed only when the kernel will keep no status
+ * (SIGCHLD ignored) or when there is no pidfd to wait on; otherwise the
+ * child costs a pipe, a write and an exit hook less.
+ */
+static int status_pipe_needed(void) {
+  struct sigaction sa;
+  if (!pidfd_supported() || sigaction(SIGCHLD, NULL, &sa) < 0)
+    return 1;
+  return sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_NOCLDWAIT);
+}
+
 int mp_process_start(mp_process *p) {
   if (!p)
     return MP_EINVAL;
   if (p->state != PROC_NEW)
     return MP_ESTATE;
-  int fds[2];
-  int rc = mp__pipe(fds);
-  if (rc < 0)
-    return rc;
-  mp__fd_register(fds[0]);
-  mp__fd_register(fds[1]);
-  mp__fork_req req = {.keep = &fds[1], .nkeep = 1,
+  int fds[2] = {-1, -1};
+  int piped = status_pipe_needed();
+  if (piped) {
+    int rc = mp__pipe(fds);
+    if (rc < 0)
+      return rc;
+    mp__fd_register(fds[0]);
+    mp__fd_register(fds[1]);
+  }
+  mp__fork_req req = {.keep = &fds[1], .nkeep = piped,
                       .die_with_parent = p->daemon, .name = p->name};
   pid_t pid = mp__fork(&req);
   if (pid == 0) {
-    child_status_fd = fds[1];
     copy_str(cur_ident, sizeof cur_ident, p->ident);
+    if (piped) {
+      child_status_fd = fds[1];
 #ifdef __GLIBC__
-    on_exit(proc_on_exit, NULL);
+      on_exit(proc_on_exit, NULL);
 #endif
+    }
     int32_t code = p->target(p->arg) & 0xff;
     fflush(NULL);
-    (void)mp__write_full(fds[1], &code, sizeof code);
+    if (piped)
+      (void)mp__write_full(fds[1], &code, sizeof code);
     _exit(code);
   }
-  mp__fd_unregister(fds[1]);
-  mp__close(fds[1]);
+  if (piped) {
+    mp__fd_unregister(fds[1]);
+    mp__close(fds[1]);
+  }
   if (pid < 0) {
-    mp__fd_unregister(fds[0]);
-    mp__close(fds[0]);
+    if (piped) {
+      mp__fd_unregister(fds[0]);
+      mp__close(fds[0]);
+    }
     return pid;
   }
   p->pid = pid;
   p->status_fd = fds[0];
-  (void)mp__set_nonblock(fds[0]);
-  /* Close-on-exec by definition; registered so later children drop it. */
-#ifdef SYS_pidfd_open
-  p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-#endif
+  if (piped)
+    (void)mp__set_nonblock(fds[0]);
+  /* Close-on-exec by definition; registered so later children drop it. If
+   * it cannot be had now (no fd left), join falls back to waitpid. */
+  p->pidfd = open_pidfd(pid);
   if (p->pidfd >= 0)
     mp__fd_register(p->pidfd);
   p->state = PROC_RUNNING;
@@ -294,7 +337,9 @@ static void proc_finish(mp_process *p) {
   int32_t reported;
   /* Non-blocking: the code is there, or EOF, or (a grandchild holding the
    * pipe) nothing. */
-  ssize_t got = mp__read_some(p->status_fd, &reported, sizeof reported);
+  ssize_t got = p->status_fd < 0 ? 0
+                                 : mp__read_some(p->status_fd, &reported,
+                                                 sizeof reported);
   int ws;
   pid_t r = mp__waitpid(p->pid, &ws, 0);
   if (r == p->pid)
@@ -315,6 +360,22 @@ static int proc_wait(mp_process *p, int ms) {
   struct pollfd pfd = {.fd = p->pidfd >= 0 ? p->pidfd : p->status_fd,
                        .events = POLLIN};
   int64_t dl = ms < 0 ? INT64_MAX : mp__now_ns() + (int64_t)ms * 1000000;
+  if (pfd.fd < 0) {
+    /* Neither fd could be had (fds exhausted at start): poll waitpid. */
+    for (;;) {
+      int ws;
+      pid_t r = mp__waitpid(p->pid, &ws, ms < 0 ? 0 : WNOHANG);
+      if (r == p->pid || r < 0) { /* r < 0: reaped by the kernel */
+        p->exitcode = r == p->pid ? mp__exitcode(ws) : -SIGKILL;
+        proc_release(p);
+        return 1;
+      }
+      if (mp__now_ns() >= dl)
+        return 0;
+      struct timespec tick = {0, 1000000};
+      nanosleep(&tick, NULL);
+    }
+  }
   if (mp__poll(&pfd, 1, dl) > 0) {
     proc_finish(p);
     return 1;

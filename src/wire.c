@@ -135,6 +135,21 @@ ssize_t mp__writev_some(int fd, const struct iovec *iov, int iovcnt) {
   }
 }
 
+ssize_t mp__vmsplice_some(int fd, const struct iovec *iov, int iovcnt) {
+  for (;;) {
+    ssize_t w = vmsplice(fd, iov, (unsigned long)iovcnt, SPLICE_F_NONBLOCK);
+    if (w >= 0)
+      return w;
+    if (errno == EINTR)
+      continue;
+    if (errno == EWOULDBLOCK)
+      return -EAGAIN;
+    if (errno == ENOSYS || errno == EINVAL) /* no vmsplice: copy instead */
+      return mp__writev_some(fd, iov, iovcnt);
+    return -errno;
+  }
+}
+
 int mp__poll(struct pollfd *fds, unsigned nfds, int64_t deadline) {
   for (;;) {
     int r = poll(fds, nfds, mp__ms_left(deadline));
