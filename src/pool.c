@@ -611,15 +611,19 @@ static void worker_write(mp_pool *p, worker *w) {
     iov[first].iov_base = (char *)iov[first].iov_base + off;
     iov[first].iov_len -= off;
     ssize_t n;
-    if (first == 2 && j->blocking && iov[2].iov_len >= SPLICE_MIN)
+    if (j->blocking && iov[2].iov_len >= SPLICE_MIN && first <= 2) {
       /* Large input of a blocking map: the pipe takes references to the
        * caller's pages instead of a copy. Safe because the caller waits in
        * mp_pool_map until every chunk's result is in, so every such page
        * has been read (or its pipe closed with its dead worker) before the
-       * caller can touch the array again. */
-      n = mp__vmsplice_some(w->task_fd, &iov[2], 1);
-    else
+       * caller can touch the array again. Headers go first, copied. */
+      if (first < 2)
+        n = mp__writev_some(w->task_fd, iov + first, 2 - first);
+      else
+        n = mp__vmsplice_some(w->task_fd, &iov[2], 1);
+    } else {
       n = mp__writev_some(w->task_fd, iov + first, 4 - first);
+    }
     if (n == -EAGAIN)
       return;
     if (n < 0) {
