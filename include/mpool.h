@@ -323,6 +323,8 @@ typedef struct mp_map_opts {
  * pool.map: out[i] = f(in[i]) for i in [0, n), in input order, in parallel.
  * in holds n elements of in_size bytes, out room for n of out_size bytes
  * (both may be NULL when n is 0). Blocks until every item has an outcome.
+ * No other thread may write to in during the call: large inputs reach the
+ * workers by reference (vmsplice), not by copy.
  * When some items fail, every other item's result is still written; the
  * failed items' indices and codes are in opts->status when given.
  * Returns 0, the code of the lowest-indexed failed item (MP_ETASK,

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""py_bench: Python's side of libmpool's benchmarks (issue 7).
+
+    python3 py_bench.py [-q] ROW [same|split]   one round of row ROW
+    python3 py_bench.py info                    python version, start method
+
+Standard library only (multiprocessing). Prints "py key value" lines, the
+same keys bench/mpbench prints for libmpool, so bench/run can put them side
+by side. -q: smoke sizes. Row 4 has no Python side (its baseline is the
+serial C job). The "fork" start method is used where the platform has it:
+libmpool forks too, so the comparison is of the same mechanism (Python 3.14
+changes the Linux default to forkserver, which would only flatter libmpool).
+"""
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+
+QUICK = False
+
+
+def ctx():
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else None)
+
+
+def emit(key, value):
+    print(f"py {key} {value:.6g}", flush=True)
+
+
+def inner(full):
+    return 1 if QUICK else full
+
+
+def sq(x):
+    return x * x
+
+
+def echo(x):
+    return x
+
+
+def noop():
+    return None
+
+
+# ---- CPU placement for row 2 (the same choice bench/mpbench makes) ----
+
+def two_cpus():
+    """The first two CPUs this process may run on (one when there is one)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[0], cpus[1] if len(cpus) > 1 else None
+
+
+def pin_process(cpu):
+    """Every thread of this process onto cpu (Linux: affinity is per thread,
+    and Pool's handler threads already exist)."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), {cpu})
+        except OSError:
+            pass
+
+
+# ---- rows ----
+
+def row_map():
+    n = 20000 if QUICK else 1000000
+    xs = list(range(n))
+    with ctx().Pool(2) as pool:
+        pool.map(sq, xs)  # warm up, as the C side does
+        v = []
+        for _ in range(inner(3)):
+            t0 = time.perf_counter()
+            out = pool.map(sq, xs)
+            v.append(n / (time.perf_counter() - t0))
+            assert out[n - 1] == (n - 1) * (n - 1)
+    emit("items_per_s", statistics.median(v))
+
+
+def row_apply(mode):
+    n = 100 if QUICK else (1000 if mode == "same" else 300)
+    a, b = two_cpus()
+    if mode == "same":
+        pin_process(a)
+    elif mode == "split":
+        if b is None:
+            return
+        pin_process(b)
+    with ctx().Pool(2) as pool:
+        if mode == "split":
+            pin_process(a)  # the workers stay on b
+        for _ in range(100):
+            pool.apply(echo, (42,))
+        v = []
+        for _ in range(inner(3)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                pool.apply(echo, (42,))
+            v.append((time.perf_counter() - t0) / n * 1e6)
+    emit("us", statistics.median(v))
+
+
+def row_process():
+    n = 5 if QUICK else 50
+    c = ctx()
+    v = []
+    for _ in range(inner(3)):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            p = c.Process(target=noop)
+            p.start()
+            p.join()
+            assert p.exitcode == 0
+        v.append((time.perf_counter() - t0) / n * 1e6)
+    emit("us", statistics.median(v))
+
+
+def row_stream():
+    n = 8 if QUICK else 64
+    size = 1 << 20
+    base = bytearray(size)
+    items = [bytes(base) for _ in range(n)]  # distinct objects: no pickle memo
+    with ctx().Pool(2) as pool:
+        pool.map(len, items[:8])
+        v = []
+        for _ in range(inner(3)):
+            t0 = time.perf_counter()
+            out = pool.map(len, items)
+            v.append(n * size / (time.perf_counter() - t0) / 1e6)
+            assert out == [size] * n
+    emit("mb_per_s", statistics.median(v))
+
+
+def row_pool_life():
+    n = 2 if QUICK else 10
+    c = ctx()
+    v = []
+    for _ in range(inner(3)):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            pool = c.Pool(2)
+            pool.close()
+            pool.join()
+        v.append((time.perf_counter() - t0) / n * 1e3)
+    emit("ms", statistics.median(v))
+
+
+def row_replace():
+    n = 5 if QUICK else 30
+    v = []
+    for _ in range(inner(3)):
+        with ctx().Pool(1, maxtasksperchild=1) as pool:
+            t0 = time.perf_counter()
+            out = pool.map(sq, range(n), chunksize=1)
+            v.append((time.perf_counter() - t0) / n * 1e6)
+            assert out[n - 1] == (n - 1) * (n - 1)
+    emit("us", statistics.median(v))
+
+
+def info():
+    print("python", sys.version.split()[0])
+    print("start_method", ctx().get_start_method())
+
+
+def main(argv):
+    global QUICK
+    args = argv[1:]
+    if args and args[0] == "-q":
+        QUICK = True
+        args = args[1:]
+    if not args:
+        print("usage: py_bench.py [-q] {1,2,3,5,6,7,info} [same|split]",
+              file=sys.stderr)
+        return 2
+    row, mode = args[0], (args[1] if len(args) > 1 else None)
+    rows = {"1": row_map, "3": row_process, "5": row_stream,
+            "6": row_pool_life, "7": row_replace, "info": info}
+    if row == "2":
+        row_apply(mode)
+    elif row in rows:
+        rows[row]()
+    else:
+        print(f"py_bench: no row {row}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,258 @@
+# report.awk: turn bench/run's samples into the table of medians and ratios.
+#
+# Input lines: ROW ROUND SIDE KEY VALUE (SIDE: lib, floor, py, info), one
+# round of one row per program call. Variables: quick (1: smoke, no verdicts),
+# py ("ok" or the reason Python's rows are missing), rounds.
+#
+# Every ratio is taken within one round, from numbers measured side by side
+# (the same program call, or the Python call right after it), and the table
+# quotes the median over rounds of those per-round ratios, beside the median
+# of each side's values. Output: the markdown table, then a "## Spread" block
+# listing every per-round ratio (the noise), then "VERDICT pass miss" on the
+# last line for bench/run to read.
+
+function isort(a, n,    i, j, t) {
+  for (i = 2; i <= n; i++) {
+    t = a[i]
+    for (j = i - 1; j >= 1 && a[j] > t; j--)
+      a[j + 1] = a[j]
+    a[j + 1] = t
+  }
+}
+
+function med(a, n) {
+  if (n == 0)
+    return ""
+  isort(a, n)
+  return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+
+# Median over rounds of one side's value.
+function vmed(row, side, key,    r, n, a) {
+  n = 0
+  for (r = 1; r <= rounds; r++)
+    if ((row, r, side, key) in V)
+      a[++n] = V[row, r, side, key]
+  return med(a, n)
+}
+
+# Median over rounds of num/den, each round's pair measured side by side.
+# Also records the per-round ratios in SPREAD[label].
+function rmed(row, s1, k1, s2, k2, label,    r, n, a, list) {
+  n = 0
+  list = ""
+  for (r = 1; r <= rounds; r++)
+    if ((row, r, s1, k1) in V && (row, r, s2, k2) in V && V[row, r, s2, k2] > 0) {
+      a[++n] = V[row, r, s1, k1] / V[row, r, s2, k2]
+      list = list (list == "" ? "" : ", ") sprintf("%.3g", a[n])
+    }
+  if (n) {
+    SPREAD_ORDER[++nspread] = label
+    SPREAD[label] = list
+  }
+  return med(a, n)
+}
+
+# Row 4: median over rounds of serial / (k * t_k).
+function effmed(row, k, label,    r, n, a, list, key) {
+  n = 0
+  list = ""
+  key = "w" k "_s"
+  for (r = 1; r <= rounds; r++)
+    if ((row, r, "floor", "serial_s") in V && (row, r, "lib", key) in V) {
+      a[++n] = V[row, r, "floor", "serial_s"] / (k * V[row, r, "lib", key])
+      list = list (list == "" ? "" : ", ") sprintf("%.1f%%", 100 * a[n])
+    }
+  if (n) {
+    SPREAD_ORDER[++nspread] = label
+    SPREAD[label] = list
+  }
+  return med(a, n)
+}
+
+function fmt_rate(v) {
+  if (v == "") return "—"
+  if (v >= 1e9) return sprintf("%.2f G", v / 1e9)
+  if (v >= 1e6) return sprintf("%.2f M", v / 1e6)
+  if (v >= 1e3) return sprintf("%.1f k", v / 1e3)
+  return sprintf("%.3g", v)
+}
+
+function fmt(v, unit) {
+  if (v == "") return "—"
+  if (v >= 100) return sprintf("%.0f %s", v, unit)
+  if (v >= 10) return sprintf("%.1f %s", v, unit)
+  return sprintf("%.2f %s", v, unit)
+}
+
+function pycell(row, v, unit) {
+  if (py != "ok") return py
+  if (v == "") return "python failed"
+  return unit == "items/s" ? fmt_rate(v) " items/s" : fmt(v, unit)
+}
+
+# A verdict: "PASS", "MISS", or why there is none.
+function verdict(value, op, goal) {
+  if (value == "") return "n/a"
+  if (quick) return "smoke"
+  if ((op == ">=" && value >= goal) || (op == "<=" && value <= goal)) {
+    npass++
+    return "PASS"
+  }
+  nmiss++
+  return "**MISS**"
+}
+
+function pyverdict(value, op, goal) {
+  if (py != "ok") return "n/a (" py ")"
+  return verdict(value, op, goal)
+}
+
+function x(v) { return v == "" ? "—" : sprintf("%.2fx", v) }
+
+function line(num, what, lib, floor, pyv, ratio, target, result) {
+  printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", num, what, lib, floor,
+    pyv, ratio, target, result
+}
+
+BEGIN { QUIET = 0.15 }
+
+{ V[$1, $2, $3, $4] = $5 }
+
+END {
+  npass = nmiss = 0
+  print "| # | what | libmpool | C floor | Python | ratio (median of per-round ratios) | target | result |"
+  print "|---|---|---|---|---|---|---|---|"
+
+  # 1: map of x*x over 1,000,000 ints
+  l = vmed(1, "lib", "items_per_s"); p = vmed(1, "py", "items_per_s")
+  r = rmed(1, "lib", "items_per_s", "py", "items_per_s", "1: libmpool / Python")
+  line(1, "map x*x over 1,000,000 int64, 2 workers, map call only",
+       fmt_rate(l) " items/s", "—", pycell(1, p, "items/s"),
+       py == "ok" ? x(r) " Python" : "—", ">= 25x Python", pyverdict(r, ">=", 25))
+
+  # 2a, 2b: apply round trip, tiny task
+  for (i = 1; i <= 2; i++) {
+    row = i == 1 ? "2a" : "2b"
+    where = i == 1 ? "all on one CPU" : "parent and worker on two CPUs"
+    l = vmed(row, "lib", "us"); f = vmed(row, "floor", "us"); p = vmed(row, "py", "us")
+    r1 = rmed(row, "lib", "us", "floor", "us", row ": libmpool / floor")
+    r2 = rmed(row, "py", "us", "lib", "us", row ": Python / libmpool")
+    if (l == "" && f == "") {
+      line(row, "apply round trip, 8-byte echo, 2 workers, " where, "n/a (one CPU)",
+           "—", "—", "—", "<= 1.3x floor; >= 4x faster than Python", "n/a")
+      continue
+    }
+    line(row, "apply round trip, 8-byte echo, 2 workers, " where,
+         fmt(l, "us"), fmt(f, "us") " (pipe ping-pong)", pycell(row, p, "us"),
+         x(r1) " floor; " (py == "ok" ? x(r2) " faster than Python" : "—"),
+         "<= 1.3x floor; >= 4x faster than Python",
+         verdict(r1, "<=", 1.3) ", " pyverdict(r2, ">=", 4))
+  }
+
+  # 3: process create + start + join
+  l = vmed(3, "lib", "us"); f = vmed(3, "floor", "us"); p = vmed(3, "py", "us")
+  r1 = rmed(3, "lib", "us", "floor", "us", "3: libmpool / floor")
+  r2 = rmed(3, "py", "us", "lib", "us", "3: Python / libmpool")
+  line(3, "process create + start + join (target returns at once)",
+       fmt(l, "us"), fmt(f, "us") " (fork + waitpid)", pycell(3, p, "us"),
+       x(r1) " floor; " (py == "ok" ? x(r2) " faster than Python" : "—"),
+       "<= 1.2x floor; >= 6x faster than Python",
+       verdict(r1, "<=", 1.2) ", " pyverdict(r2, ">=", 6))
+
+  # 4: CPU-bound job over 1..ncpu workers
+  ncpu = vmed(4, "info", "ncpu")
+  f = vmed(4, "floor", "serial_s")
+  cell = ""; effs = ""
+  for (k = 1; k <= ncpu; k++) {
+    t = vmed(4, "lib", "w" k "_s")
+    e = effmed(4, k, "4: efficiency, " k " worker" (k > 1 ? "s" : ""))
+    E[k] = e
+    cell = cell (k > 1 ? "; " : "") k "w " fmt(t, "s")
+    effs = effs (k > 1 ? "; " : "") k "w " (e == "" ? "—" : sprintf("%.1f%%", 100 * e))
+  }
+  # Rounds where others left both phases alone decide (see mpbench.c).
+  kt = ncpu >= 2 ? 2 : 0
+  nq = 0; qlist = ""
+  if (kt) {
+    for (rr = 1; rr <= rounds; rr++) {
+      if (!((4, rr, "lib", "w2_s") in V)) continue
+      os = V[4, rr, "info", "other_serial"]; ow = V[4, rr, "info", "other_w2"]
+      if (os != "" && ow != "" && os >= 0 && ow >= 0 && os < QUIET && ow < QUIET) {
+        Q[++nq] = V[4, rr, "floor", "serial_s"] / (2 * V[4, rr, "lib", "w2_s"])
+        qlist = qlist (qlist == "" ? "" : ", ") sprintf("%.1f%%", 100 * Q[nq])
+      }
+      OL = OL (OL == "" ? "" : ", ") sprintf("%.2f/%.2f", os, ow)
+    }
+    SPREAD_ORDER[++nspread] = "4: others' CPUs during serial/2-worker phases"
+    SPREAD[SPREAD_ORDER[nspread]] = OL
+    SPREAD_ORDER[++nspread] = "4: efficiency, 2 workers, quiet rounds only (others < " QUIET " CPU)"
+    SPREAD[SPREAD_ORDER[nspread]] = qlist == "" ? "none" : qlist
+    qe = med(Q, nq)
+    if (nq >= (quick ? 1 : 3)) {
+      effs = effs sprintf(" (quiet rounds %d/%d: 2w %.1f%%)", nq, rounds, 100 * qe)
+      v4 = verdict(qe, ">=", 0.97)
+    } else {
+      effs = effs sprintf(" (quiet rounds %d/%d)", nq, rounds)
+      v4 = quick ? "smoke" : "undecided: machine busy"
+    }
+  }
+  line(4, sprintf("CPU-bound map, 64 items of %.1f ms, 1..%d workers, map call only",
+                  vmed(4, "info", "item_ms"), ncpu),
+       cell, fmt(f, "s") " (serial, in-process)", "— (not compared)",
+       "efficiency " effs, ">= 97% efficiency on 2 cores (quiet rounds)",
+       kt ? v4 : "n/a (one CPU)")
+
+  # 5: map over 64 items of 1 MiB returning their length
+  l = vmed(5, "lib", "mb_per_s"); f = vmed(5, "floor", "mb_per_s"); p = vmed(5, "py", "mb_per_s")
+  r1 = rmed(5, "lib", "mb_per_s", "py", "mb_per_s", "5: libmpool / Python")
+  r2 = rmed(5, "lib", "mb_per_s", "floor", "mb_per_s", "5: libmpool / raw pipe")
+  line(5, "map over 64 items of 1 MiB returning their length, 2 workers",
+       fmt(l, "MB/s"), fmt(f, "MB/s") " (1 MiB pipe, 1 reader)", pycell(5, p, "MB/s"),
+       (py == "ok" ? x(r1) " Python; " : "") sprintf("%.0f%%", 100 * r2) " of raw pipe",
+       ">= 4x Python; >= 60% of raw pipe",
+       pyverdict(r1, ">=", 4) ", " verdict(r2, ">=", 0.6))
+
+  # 6: pool create + close + join
+  l = vmed(6, "lib", "ms"); p = vmed(6, "py", "ms")
+  r = rmed(6, "py", "ms", "lib", "ms", "6: Python / libmpool")
+  line(6, "pool create + close + join, 2 workers, no tasks",
+       fmt(l, "ms"), "—", pycell(6, p, "ms"),
+       py == "ok" ? "1/" sprintf("%.1f", r) " of Python's time" : "—",
+       "<= 1/6 of Python's time", pyverdict(r, ">=", 6))
+
+  # 7: worker replacement
+  l = vmed(7, "lib", "us"); f = vmed(7, "floor", "us"); p = vmed(7, "py", "us")
+  r1 = rmed(7, "lib", "us", "floor", "us", "7: libmpool / floor")
+  r2 = rmed(7, "py", "us", "lib", "us", "7: Python / libmpool (no target)")
+  line(7, "maxtasksperchild=1, 1 worker, map chunksize 1, per task",
+       fmt(l, "us"), fmt(f, "us") " (fork per task, result by pipe)",
+       pycell(7, p, "us"),
+       x(r1) " floor" (py == "ok" ? "; " x(r2) " faster than Python" : ""),
+       "<= 1.5x floor", verdict(r1, "<=", 1.5))
+
+  # Others' load per row: the noise each row ran under.
+  for (i = 1; i <= 8; i++) {
+    row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i - 1
+    lc = ""; lp = ""
+    for (rr = 1; rr <= rounds; rr++) {
+      if ((row, rr, "info", "other_c") in V)
+        lc = lc (lc == "" ? "" : ", ") sprintf("%.2f", V[row, rr, "info", "other_c"])
+      if ((row, rr, "info", "other_py") in V)
+        lp = lp (lp == "" ? "" : ", ") sprintf("%.2f", V[row, rr, "info", "other_py"])
+    }
+    LOADS[i] = "- row " row ": C " (lc == "" ? "—" : lc) (lp == "" ? "" : "; Python " lp)
+  }
+
+  print ""
+  print "## Spread: every per-round ratio (" rounds " round" (rounds > 1 ? "s" : "") ")"
+  print ""
+  for (i = 1; i <= nspread; i++)
+    print "- " SPREAD_ORDER[i] ": " SPREAD[SPREAD_ORDER[i]]
+  print ""
+  print "## Others' load: CPUs' worth of other processes' work during each call, per round"
+  print ""
+  for (i = 1; i <= 8; i++)
+    print LOADS[i]
+  print "VERDICT " npass " " nmiss
+}
