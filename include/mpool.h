@@ -272,7 +272,11 @@ typedef int (*mp_apply_fn)(const void *arg, size_t len, mp_buf *result);
 typedef struct mp_pool_opts {
   /* Worker processes; 0: mp_cpu_count(). */
   int processes;
-  /* Run once in every worker before its first task (replacements too). */
+  /* Run once in every worker before its first task (replacements too). If
+   * three workers in a row die inside it, the pool is broken rather than
+   * replacing workers forever: it terminates itself, every outstanding
+   * item fails with MP_ECRASHED (detail: the last worker's status) and new
+   * work gets MP_ECLOSED. */
   void (*initializer)(void *arg);
   void *initarg;
   /* A worker exits after this many tasks (a map chunk is one task, as in

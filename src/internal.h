@@ -184,6 +184,7 @@ typedef struct mp__slot {
   _Atomic uint64_t task_id;  /* task (chunk) running, 0: none */
   _Atomic uint32_t item;     /* item index within it */
   _Atomic int64_t start_ns;  /* when that item started (if timeouts are on) */
+  _Atomic uint32_t ready;    /* the initializer has returned */
 } mp__slot;
 
 typedef struct mp__worker_cfg {

@@ -18,6 +18,7 @@ enum {
   PIPE_BYTES = 1024 * 1024,     /* pipe capacity asked of the OS */
   RX_MIN = 64 * 1024,
   SPLICE_MIN = 64 * 1024,       /* input bodies spliced, not copied */
+  INIT_FAILURES_MAX = 3,        /* workers in a row lost in the initializer */
 };
 #define MAX_ELEM ((size_t)1 << 30)
 #define DEFAULT_MAX_RESULT ((size_t)256 << 20)
@@ -125,6 +126,8 @@ struct mp_pool {
   mp_pool_opts opts;
   size_t max_res;
   int closed, terminated, joined;
+  int init_failures; /* workers in a row that died in the initializer */
+  int init_status;   /* the last one's exit code */
   uint64_t next_id;
   unsigned spawned;
   job *jobs;            /* incomplete jobs, oldest first */
@@ -378,6 +381,7 @@ static int pool_spawn(mp_pool *p, int idx) {
 
   mp__slot *slot = &p->slots[idx];
   atomic_store(&slot->task_id, 0);
+  atomic_store(&slot->ready, 0);
   char name[32];
   snprintf(name, sizeof name, "PoolWorker-%u", ++p->spawned);
   int keep[2] = {tfd[0], rfd[1]};
@@ -447,6 +451,14 @@ static void pool_bury(mp_pool *p, int idx) {
    * landed: that is how it ended. */
   if (w->kill_code == MP_ETIMEDOUT && r == w->pid && exitcode != -SIGKILL)
     w->kill_code = 0;
+  if (!w->kill_code) {
+    if (!atomic_load_explicit(&slot->ready, memory_order_acquire)) {
+      p->init_failures++;
+      p->init_status = exitcode;
+    } else {
+      p->init_failures = 0;
+    }
+  }
   /* Results it sent before we killed it still count. */
   if (w->kill_code == MP_ETIMEDOUT && w->res_fd >= 0)
     worker_read(p, idx);
@@ -835,13 +847,13 @@ static void worker_read(mp_pool *p, int idx) {
 /* the loop                                                               */
 /* ---------------------------------------------------------------------- */
 
-/* Every item not with a worker fails with code: the retry list and the
- * items no job has handed out yet. */
-static void pool_fail_queued(mp_pool *p, int code) {
+/* Every item not with a worker fails with code and detail: the retry list
+ * and the items no job has handed out yet. */
+static void pool_fail_queued(mp_pool *p, int code, int detail) {
   while (p->retry) {
     chunk *c = p->retry;
     p->retry = c->next;
-    chunk_fail_range(c, c->start, c->count, code, 0);
+    chunk_fail_range(c, c->start, c->count, code, detail);
     chunk_free(p, c);
   }
   job *next;
@@ -849,14 +861,32 @@ static void pool_fail_queued(mp_pool *p, int code) {
     next = j->next;
     if (j->kind == JOB_APPLY) {
       if (!j->next_item)
-        apply_deliver(j, code, 0, NULL, 0);
+        apply_deliver(j, code, detail, NULL, 0);
     } else if (j->next_item < j->n) {
-      job_deliver(j, j->next_item, j->n - j->next_item, NULL, NULL, code, 0);
+      job_deliver(j, j->next_item, j->n - j->next_item, NULL, NULL, code,
+                  detail);
     }
     j->pending = 0;
     j->next_item = j->kind == JOB_APPLY ? 1 : j->n;
     job_check_done(j);
   }
+}
+
+/* Kill every worker now, reap it, and fail all outstanding work with code
+ * and detail. The pool takes no work after this. */
+static void pool_shutdown(mp_pool *p, int code, int detail) {
+  p->closed = 1;
+  p->terminated = 1;
+  for (int i = 0; i < p->nproc; i++) {
+    worker *w = &p->w[i];
+    if (w->pid && !w->dead)
+      worker_kill(w, MP_ECLOSED, 0, 0);
+  }
+  /* Reap; whatever they held comes back to the retry list, then fails. */
+  for (int i = 0; i < p->nproc; i++)
+    if (p->w[i].pid)
+      pool_bury(p, i);
+  pool_fail_queued(p, code, detail);
 }
 
 static int pool_live_workers(const mp_pool *p) {
@@ -991,6 +1021,12 @@ static int pool_step(mp_pool *p, int64_t deadline) {
     if (!w->pid || !w->dead)
       continue;
     pool_bury(p, i);
+    if (p->init_failures >= INIT_FAILURES_MAX && !p->terminated) {
+      /* The initializer kills every worker: replacing them would loop
+       * forever (as Python's Pool does). The pool is broken. */
+      pool_shutdown(p, MP_ECRASHED, p->init_status);
+      break;
+    }
     if (!p->terminated && (!p->closed || pool_has_work(p)))
       (void)pool_spawn(p, i); /* on failure: tried again below */
   }
@@ -1006,7 +1042,7 @@ static int pool_step(mp_pool *p, int64_t deadline) {
           err = r;
       }
     if (err && !pool_live_workers(p))
-      pool_fail_queued(p, err);
+      pool_fail_queued(p, err, 0);
   }
   pool_run_callbacks(p);
   return rc < 0 ? rc : 0;
@@ -1097,18 +1133,7 @@ int mp_pool_close(mp_pool *pool) {
 int mp_pool_terminate(mp_pool *p) {
   if (!p)
     return MP_EINVAL;
-  p->closed = 1;
-  p->terminated = 1;
-  for (int i = 0; i < p->nproc; i++) {
-    worker *w = &p->w[i];
-    if (w->pid && !w->dead)
-      worker_kill(w, MP_ECLOSED, 0, 0);
-  }
-  /* Reap; whatever they held comes back to the retry list. */
-  for (int i = 0; i < p->nproc; i++)
-    if (p->w[i].pid)
-      pool_bury(p, i);
-  pool_fail_queued(p, MP_ECLOSED);
+  pool_shutdown(p, MP_ECLOSED, 0);
   pool_run_callbacks(p);
   return 0;
 }

@@ -191,6 +191,7 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
   current_res_fd = cfg->res_fd;
   if (cfg->initializer)
     cfg->initializer(cfg->initarg);
+  atomic_store_explicit(&cfg->slot->ready, 1, memory_order_release);
   rx r = {.fd = cfg->task_fd, .cap = 65536};
   r.buf = malloc(r.cap);
   char *out = NULL;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -240,6 +241,51 @@ static void test_task_failure_code(void **state) {
   assert_others_ok(in, out, st, N);
   free(in);
   close_join_free(p);
+}
+
+static void init_crash(void *arg) {
+  (void)arg;
+  crash(SIGSEGV);
+}
+
+/* Crashes the first time any worker runs it (a counter in shared memory). */
+static void init_crash_once(void *arg) {
+  if (__atomic_fetch_add((int *)arg, 1, __ATOMIC_SEQ_CST) == 0)
+    crash(SIGSEGV);
+}
+
+static void test_initializer_always_crashes(void **state) {
+  (void)state;
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .initializer = init_crash});
+  enum { N = 10 };
+  item *in = items(N);
+  int out[N];
+  mp_status st[N];
+  /* The pool gives up instead of replacing workers forever. */
+  assert_int_equal(mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.status = st}), MP_ECRASHED);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(st[i].code, MP_ECRASHED);
+    assert_int_equal(st[i].detail, -SIGSEGV);
+  }
+  assert_int_equal(mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out, NULL),
+                   MP_ECLOSED);
+  assert_int_equal(mp_pool_close(p), MP_ESTATE); /* it terminated itself */
+  assert_int_equal(mp_pool_join(p), 0);
+  mp_pool_free(p);
+  free(in);
+}
+
+static void test_initializer_crashes_once(void **state) {
+  (void)state;
+  int *count = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(count != MAP_FAILED);
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .initializer = init_crash_once,
+                                        .initarg = count});
+  assert_pool_works(p);
+  close_join_free(p);
+  assert_true(*count >= 3); /* two workers and the one replacement */
+  munmap(count, 4096);
 }
 
 static void test_no_orphans(void **state) {
@@ -604,6 +650,8 @@ int main(int argc, char **argv) {
       MPT_TEST(test_task_timeout),
       MPT_TEST(test_apply_timeout),
       MPT_TEST(test_task_failure_code),
+      MPT_TEST(test_initializer_always_crashes),
+      MPT_TEST(test_initializer_crashes_once),
       MPT_TEST(test_no_orphans),
       MPT_TEST(test_protocol_violation),
       MPT_TEST(test_app_sigchld_handler),
