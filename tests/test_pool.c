@@ -302,6 +302,16 @@ static void test_closed_and_state_errors(void **state) {
   mp_pool_free(NULL);
 }
 
+/* Reports what mp_buf_append and mp_buf_grow say to bad arguments. */
+static int buf_misuse(const void *arg, size_t len, mp_buf *res) {
+  (void)arg;
+  (void)len;
+  int codes[2] = {mp_buf_append(res, NULL, 5), mp_buf_append(NULL, "x", 1)};
+  if (mp_buf_grow(NULL, 4) != NULL)
+    codes[1] = 0;
+  return mp_buf_append(res, codes, sizeof codes);
+}
+
 static void test_bad_arguments(void **state) {
   (void)state;
   mp_pool *p = NULL;
@@ -327,8 +337,33 @@ static void test_bad_arguments(void **state) {
   assert_int_equal(mp_pool_apply_async(p, echo_reverse, "a", 1, NULL, NULL), MP_EINVAL);
   assert_int_equal(mp_pool_map_async(p, square_int, &x, 1, 4, &y, 4, NULL, NULL), MP_EINVAL);
   assert_int_equal(mp_result_wait(NULL, 0), MP_EINVAL);
+  assert_int_equal(mp_result_get(NULL, 0, NULL, NULL, NULL), MP_EINVAL);
   assert_int_equal(mp_result_successful(NULL), MP_EINVAL);
+  assert_false(mp_result_ready(NULL));
   assert_int_equal(mp_iter_next(NULL, &y, NULL, NULL, 0), MP_EINVAL);
+  assert_int_equal(mp_pool_close(NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_join(NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_terminate(NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_processes(NULL), 0);
+  assert_int_equal(mp_pool_processes(p), 1);
+  pid_t pids[4] = {0};
+  assert_int_equal(mp_pool_worker_pids(NULL, pids, 4), MP_EINVAL);
+  assert_int_equal(mp_pool_worker_pids(p, NULL, 4), MP_EINVAL);
+  assert_int_equal(mp_pool_worker_pids(p, pids, -1), MP_EINVAL);
+  assert_int_equal(mp_pool_worker_pids(p, pids, 4), 1);
+  assert_true(pids[0] > 0);
+  mp_iter *it = NULL;
+  assert_int_equal(mp_pool_imap(p, square_int, &x, 1, 4, 4, NULL, NULL), MP_EINVAL);
+  assert_int_equal(mp_pool_imap_unordered(p, square_int, &x, 1, 0, 4, NULL, &it), MP_EINVAL);
+  assert_null(it);
+  /* The result buffer refuses bad arguments inside a task too. */
+  assert_int_equal(mp_pool_apply(p, buf_misuse, NULL, 0, &res, &len, NULL), 0);
+  assert_int_equal(len, sizeof(int) * 2);
+  int codes[2];
+  memcpy(codes, res, sizeof codes);
+  free(res);
+  assert_int_equal(codes[0], MP_EINVAL);
+  assert_int_equal(codes[1], MP_EINVAL);
   mp_result_free(NULL);
   mp_iter_free(NULL);
   close_join_free(p);
