@@ -19,6 +19,8 @@ enum {
   RX_MIN = 64 * 1024,
   SPLICE_MIN = 64 * 1024,       /* input bodies spliced, not copied */
   INIT_FAILURES_MAX = 3,        /* workers in a row lost in the initializer */
+  DEEP_WINDOW = 32,             /* in flight per worker, for tiny chunks */
+  SMALL_CHUNK = 4,              /* items: what counts as a tiny chunk */
 };
 #define MAX_ELEM ((size_t)1 << 30)
 #define DEFAULT_MAX_RESULT ((size_t)256 << 20)
@@ -673,24 +675,41 @@ static int worker_assign(mp_pool *p, worker *w) {
   return 1;
 }
 
+/* Whether the chunk pool_next_chunk would hand out next is a map chunk of
+ * at most SMALL_CHUNK items. */
+static int pool_next_is_small(const mp_pool *p) {
+  if (p->retry)
+    return p->retry->j->kind == JOB_MAP && p->retry->count <= SMALL_CHUNK;
+  for (const job *j = p->jobs; j; j = j->next)
+    if (job_has_work(j))
+      return j->kind == JOB_MAP &&
+             (j->chunksize <= SMALL_CHUNK || j->n - j->next_item <= SMALL_CHUNK);
+  return 0;
+}
+
 /*
  * Hand chunks to workers, then write. Idle workers are served first, one
  * chunk each, so no task waits behind another while a worker sits idle;
  * only then does each worker get a second chunk, which keeps it busy while
- * the parent collects its previous result.
+ * the parent collects its previous result. Tiny map chunks (chunksize 1,
+ * say) go deeper, up to DEEP_WINDOW per worker: each costs a round trip,
+ * and a deep queue lets the worker run them back to back while the parent
+ * collects their results in batches. They are alike (one function over one
+ * array), so a deep queue cannot strand a long task behind short ones.
  */
 static void pool_feed(mp_pool *p) {
-  for (int level = 1; level <= WINDOW; level++) {
+  for (int level = 1; level <= DEEP_WINDOW; level++) {
     int gave = 1;
     while (gave) {
       gave = 0;
-      for (int i = 0; i < p->nproc; i++)
+      for (int i = 0; i < p->nproc; i++) {
+        if (level > WINDOW && !pool_next_is_small(p))
+          break;
         if (worker_can_take(p, &p->w[i], level))
           gave |= worker_assign(p, &p->w[i]);
-      if (!gave)
-        break;
+      }
     }
-    if (!pool_has_work(p))
+    if (!pool_has_work(p) || (level >= WINDOW && !pool_next_is_small(p)))
       break;
   }
   for (int i = 0; i < p->nproc; i++) {
@@ -1224,7 +1243,8 @@ static job *job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
     j->progress = mo->progress;
     j->progress_arg = mo->progress_arg;
   }
-  j->window = j->chunksize * (size_t)p->nproc * (WINDOW + 1);
+  int deep = j->chunksize <= SMALL_CHUNK ? DEEP_WINDOW : WINDOW;
+  j->window = j->chunksize * (size_t)p->nproc * (size_t)(deep + 1);
   job_link(p, j);
   return j;
 }

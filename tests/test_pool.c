@@ -53,8 +53,6 @@ static void test_map_matches_serial(void **state) {
     for (size_t i = 0; i < n; i++)
       in[i] = (int)(i % 40000) - 20000;
     for (int cs = 0; cs <= 1; cs++) {
-      if (cs == 1 && n > 100000)
-        continue; /* chunksize 1 over a million items: see the bench */
       memset(out, 0, (n ? n : 1) * sizeof *out);
       assert_int_equal(mp_pool_map(p, square_int, in, n, sizeof *in, out, sizeof *out,
                                    &(mp_map_opts){.chunksize = (size_t)cs}), 0);
