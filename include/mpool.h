@@ -27,11 +27,13 @@
  *   Every fork flushes stdio first (so buffered output is not printed twice),
  *   and every child leaves with _exit() after flushing its own stdio, so the
  *   parent's atexit handlers never run in it. The library installs no signal
- *   handler and changes no signal disposition. A worker dying while the parent
- *   writes to it never raises SIGPIPE: the parent also holds the read end of
- *   each task pipe, so the pipe never loses its last reader. An application may set
- *   SIGCHLD to SIG_IGN or install its own handler (but must not reap the
- *   library's children itself with waitpid(-1, ...)).
+ *   handler and changes no signal disposition. A worker dying while the
+ *   parent writes to it never raises SIGPIPE: the parent also holds the read
+ *   end of each task pipe, so the pipe never loses its last reader. An
+ *   application may set SIGCHLD to SIG_IGN or install its own handler (but
+ *   must not reap the library's children itself with waitpid(-1, ...)).
+ *   A pool worker flushes its stdio after every task, so what a task prints
+ *   is not lost when the worker is later killed (terminate, free).
  *
  * Threads
  *   A handle is used from one thread at a time; separate handles are
@@ -42,7 +44,8 @@
  *   (locks inside malloc and stdio are the usual trap). Daemon processes and
  *   pool workers die when the *thread* that created them exits (this is how
  *   the kernel's parent-death signal works): create them from a thread that
- *   outlives them, typically the main thread.
+ *   outlives them, typically the main thread. (A template process that
+ *   forks the replacements would lift the first caveat; it is not built.)
  *
  * Functions cross as pointers
  *   A child is a forked copy of its parent, so a function pointer means the
@@ -50,6 +53,16 @@
  *   was created is not mapped in that pool's workers: do not send it.
  *   Handles created in a parent (processes, pools) must not be used in its
  *   children; the IPC objects below are the exception and say so.
+ *   Likewise a worker sees the parent's memory as it was when the worker was
+ *   forked: globals changed after mp_pool_create are not seen by the pool's
+ *   workers (replacements forked later see later values). Pass what a task
+ *   needs in its input.
+ *
+ * Grandchildren
+ *   A task or target that calls fork() itself (without exec) hands its
+ *   children the library's pipe ends: the library then notices that worker's
+ *   death only when those children exit too. fork+exec (system, popen,
+ *   posix_spawn) is fine: every library fd is close-on-exec.
  */
 #ifndef MPOOL_H
 #define MPOOL_H
