@@ -1067,16 +1067,17 @@ static int pool_step(mp_pool *p, int64_t deadline) {
   return rc < 0 ? rc : 0;
 }
 
-/* Drive the pool until done(arg) or the deadline. Returns 0 or
- * MP_ETIMEDOUT. */
+/* Drive the pool until done(arg) or the deadline. At least one round runs,
+ * without blocking when the deadline has passed, so a timeout of 0 still
+ * collects what has arrived. Returns 0 or MP_ETIMEDOUT. */
 static int pool_drive(mp_pool *p, int (*done)(void *), void *arg,
                       int64_t deadline) {
   while (!done(arg)) {
-    if (mp__now_ns() >= deadline)
-      return MP_ETIMEDOUT;
     if (!pool_live_workers(p) && !pool_has_work(p) && p->jobs == NULL)
       break;
     pool_step(p, deadline);
+    if (!done(arg) && mp__now_ns() >= deadline)
+      return MP_ETIMEDOUT;
   }
   return 0;
 }

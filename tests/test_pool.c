@@ -429,6 +429,17 @@ static void test_async_apply_and_callbacks(void **state) {
   assert_int_equal(log.ok, 1);
   /* Exactly once: more calls run nothing again. */
   assert_int_equal(mp_result_wait(r, -1), 0);
+  /* A zero timeout still makes progress: polling alone completes a task. */
+  mp_result *quick;
+  assert_int_equal(mp_pool_apply_async(p, echo_reverse, "xy", 2, NULL, &quick), 0);
+  long polls = 0;
+  while (mp_result_wait(quick, 0) == MP_ETIMEDOUT)
+    polls++;
+  assert_true(mp_result_ready(quick));
+  assert_int_equal(mp_result_get(quick, 0, &data, &len, NULL), 0);
+  assert_memory_equal(data, "yx", 2);
+  mp_result_free(quick);
+  (void)polls;
   close_join_free(p);
   assert_int_equal(log.ok, 1);
   assert_int_equal(log.err, 1);
