@@ -297,10 +297,11 @@ typedef struct mp_pool_opts {
    * pool. */
   int maxtasksperchild;
   /* Seconds one item may run; past it its worker is killed, the item fails
-   * with MP_ETIMEDOUT and the worker is replaced. 0: no limit. */
+   * with MP_ETIMEDOUT and the worker is replaced. 0 (or above 1e9,
+   * INFINITY included): no limit. */
   double task_timeout;
   /* Largest apply result in bytes; 0: 256 MiB. A task that writes more fails
-   * with -EMSGSIZE instead of exhausting memory. At most 2 GiB. */
+   * with -EMSGSIZE instead of exhausting memory. At most 2 GiB - 4 KiB. */
   size_t max_result_bytes;
 } mp_pool_opts;
 
@@ -359,7 +360,7 @@ MP_EXPORT int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in,
  * releases with free() (NULL when the result is empty). On failure *result is
  * NULL and *result_len 0; status, when not NULL, receives the outcome.
  * Returns 0 or the task's code (see mp_status), MP_EINVAL, MP_ECLOSED,
- * -ENOMEM. len may be 0 (arg may then be NULL); at most 2 GiB.
+ * -ENOMEM. len may be 0 (arg may then be NULL); at most 2 GiB - 4 KiB.
  */
 MP_EXPORT int mp_pool_apply(mp_pool *pool, mp_apply_fn f, const void *arg,
                             size_t len, void **result, size_t *result_len,
@@ -465,6 +466,10 @@ MP_EXPORT int mp_pool_imap_unordered(mp_pool *pool, mp_map_fn f,
 /*
  * The next item: in input order (imap) or in completion order
  * (imap_unordered). Waits up to timeout seconds (negative: forever).
+ * After mp_pool_terminate every item not yet computed is returned as
+ * MP_ECLOSED, without memory growing with their number. An item whose
+ * result could not be stored (out of memory) is returned as -ENOMEM, with
+ * index SIZE_MAX in completion order, and no more input is sent.
  * Returns 0 with the item's output copied to out (out_size bytes); the item's
  * failure code (see mp_status) when that item failed, iteration going on;
  * MP_EOF when every item has been returned; MP_ETIMEDOUT. index (optional)

@@ -56,6 +56,10 @@ _Noreturn void mp__child_exit(int code);
 /* waitpid in an EINTR loop. Returns as waitpid does, -errno on error. */
 pid_t mp__waitpid(pid_t pid, int *status, int flags);
 
+/* pidfd_open(2): an fd readable once pid exits, or -1 where the kernel (or
+ * valgrind) has none. Close-on-exec. */
+int mp__pidfd_open(pid_t pid);
+
 /* Exit code from a wait status: the exit status, or -N for signal N. */
 int mp__exitcode(int wstatus);
 

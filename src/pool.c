@@ -20,6 +20,7 @@ enum {
   SPLICE_MIN = 64 * 1024,       /* input bodies spliced, not copied */
   INIT_FAILURES_MAX = 3,        /* workers in a row lost in the initializer */
   DEEP_WINDOW = 32,             /* in flight per worker, for tiny chunks */
+  CHUNK_DEATHS_MAX = 3,         /* workers lost on one chunk, no item blamed */
   SMALL_CHUNK = 4,              /* items: what counts as a tiny chunk */
 };
 #define MAX_ELEM ((size_t)1 << 30)
@@ -44,6 +45,8 @@ struct mp_result {
   int detached;   /* the handle was freed: drop results */
   int cb_queued;
   struct mp_result *cb_next;
+  int prog_queued; /* a progress report waits to be made */
+  struct mp_result *prog_next;
   size_t inflight; /* chunks alive: with workers or awaiting a retry */
 
   /* map */
@@ -65,6 +68,13 @@ struct mp_result {
   size_t window;     /* items handed out and not yet returned, at most */
   size_t returned;   /* items returned by mp_iter_next */
   size_t next_ordered;
+  size_t lost;       /* items with an outcome that could not be stored */
+  /* Items from tail_from on, never handed out, all fail alike (terminate,
+   * out of memory): their outcomes are made up as they are asked for, so
+   * failing a million items costs no memory. */
+  int has_tail;
+  size_t tail_from, tail_next;
+  mp_status tail_st;
 
   /* apply */
   mp_apply_fn afn;
@@ -95,12 +105,14 @@ struct chunk {
   uint64_t id;
   size_t start;
   uint32_t count;
+  int deaths; /* workers lost running it with no item to blame */
 };
 
 typedef struct worker {
   pid_t pid;       /* 0: no process in this slot */
   int task_fd;     /* write end, non-blocking */
   int task_rd;     /* the parent's copy of the read end: see pool_spawn */
+  int pidfd;       /* readable when the worker exits; -1 where unsupported */
   int res_fd;      /* read end, non-blocking */
   chunk *q, *q_tail;  /* assigned, in the order the worker runs them */
   chunk *tx;       /* first chunk not yet fully written */
@@ -136,9 +148,10 @@ struct mp_pool {
   job *jobs_tail;
   chunk *retry;         /* chunks taken back from dead workers */
   job *cb_head, *cb_tail;
+  job *prog_head, *prog_tail; /* jobs with a progress report to make */
   int in_callbacks;
-  struct pollfd *pfd; /* room for the poll set: 2 per worker */
-  int *pfd_map;       /* worker index per entry, -1 - index for task fds */
+  struct pollfd *pfd; /* room for the poll set: 3 per worker */
+  int *pfd_map;       /* what each entry is: see pool_step */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -237,10 +250,46 @@ static block *block_new(job *j, size_t start, size_t count) {
   return b;
 }
 
+/* Count items done. The progress callback is not called from here, in the
+ * middle of reading a frame or burying a worker, but queued for the end of
+ * the round, when the pool's state is whole and the callback may call the
+ * library (even terminate). One report per round carries the latest count. */
+static void job_deliver(job *j, size_t start, size_t count,
+                        const char *codes, const char *outs, int code,
+                        int detail);
+
+/* Items never handed out, [next_item, n), fail with code/detail: for an
+ * iterator as a tail made up on demand, for a map into its arrays. */
+static void job_fail_rest(job *j, int code, int detail) {
+  if (j->next_item >= j->n)
+    return;
+  size_t from = j->next_item, count = j->n - from;
+  j->next_item = j->n;
+  j->pending = 0;
+  if (j->sink == SINK_ARRAY || j->detached) {
+    job_deliver(j, from, count, NULL, NULL, code, detail);
+    return;
+  }
+  j->has_tail = 1;
+  j->tail_from = j->tail_next = from;
+  j->tail_st = (mp_status){code, detail};
+  job_note_fail(j, from, code, detail);
+  j->done += count;
+}
+
 static void job_progress(job *j, size_t count) {
   j->done += count;
-  if (j->progress && !j->detached)
-    j->progress(j->done, j->n, j->progress_arg);
+  mp_pool *p = j->pool;
+  if (!j->progress || j->detached || j->prog_queued || !p)
+    return;
+  j->prog_queued = 1;
+  j->prog_next = NULL;
+  j->refs++;
+  if (p->prog_tail)
+    p->prog_tail->prog_next = j;
+  else
+    p->prog_head = j;
+  p->prog_tail = j;
 }
 
 /* Outcomes for items [start, start + count) of a map job: codes holds the
@@ -256,9 +305,11 @@ static void job_deliver(job *j, size_t start, size_t count,
   if (j->sink != SINK_ARRAY) {
     block *b = block_new(j, start, count);
     if (!b) {
-      /* Out of memory: the items are lost to the caller but still counted,
-       * so iteration ends; each is reported as -ENOMEM when reached. */
+      /* Out of memory: these items are lost (each is reported as -ENOMEM
+       * when reached) and no more input goes out. */
+      j->lost += count;
       j->done += count;
+      job_fail_rest(j, -ENOMEM, 0);
       return;
     }
     st = b->st;
@@ -321,7 +372,8 @@ static void chunk_free(mp_pool *p, chunk *c) {
 }
 
 /* Take the items [start, start + count) of c back for another worker. */
-static void pool_requeue(mp_pool *p, job *j, size_t start, size_t count) {
+static void pool_requeue(mp_pool *p, job *j, size_t start, size_t count,
+                         int deaths) {
   if (count == 0 || j->detached)
     return;
   chunk *c = malloc(sizeof *c);
@@ -333,6 +385,7 @@ static void pool_requeue(mp_pool *p, job *j, size_t start, size_t count) {
   c->start = start;
   c->count = (uint32_t)count;
   c->id = 0;
+  c->deaths = deaths;
   c->next = p->retry;
   p->retry = c;
   j->inflight++;
@@ -352,6 +405,11 @@ static void worker_close_fds(worker *w) {
     mp__fd_unregister(w->task_rd);
     mp__close(w->task_rd);
     w->task_rd = -1;
+  }
+  if (w->pidfd >= 0) {
+    mp__fd_unregister(w->pidfd);
+    mp__close(w->pidfd);
+    w->pidfd = -1;
   }
   if (w->res_fd >= 0) {
     mp__fd_unregister(w->res_fd);
@@ -419,6 +477,11 @@ static int pool_spawn(mp_pool *p, int idx) {
   w->task_fd = tfd[1];
   w->task_rd = tfd[0];
   w->res_fd = rfd[0];
+  /* EOF on results says a worker died, unless a child its task forked
+   * (without exec) holds the pipe too: the pidfd says it regardless. */
+  w->pidfd = mp__pidfd_open(pid);
+  if (w->pidfd >= 0)
+    mp__fd_register(w->pidfd);
   return 0;
 
 error:
@@ -445,6 +508,14 @@ static void worker_read(mp_pool *p, int idx);
 static void pool_bury(mp_pool *p, int idx) {
   worker *w = &p->w[idx];
   mp__slot *slot = &p->slots[idx];
+  /* Results it sent before it died, or before we killed it for a timeout,
+   * still count. */
+  if ((w->kill_code == 0 || w->kill_code == MP_ETIMEDOUT) && w->res_fd >= 0)
+    worker_read(p, idx);
+  /* EOF can also come from a live worker whose task closed its fds or
+   * exec'd: it is useless now. Not yet reaped, so the pid is still ours;
+   * a worker already dead keeps its own status. */
+  kill(w->pid, SIGKILL);
   int ws, exitcode = 0;
   pid_t r = mp__waitpid(w->pid, &ws, 0);
   if (r == w->pid)
@@ -461,9 +532,6 @@ static void pool_bury(mp_pool *p, int idx) {
       p->init_failures = 0;
     }
   }
-  /* Results it sent before we killed it still count. */
-  if (w->kill_code == MP_ETIMEDOUT && w->res_fd >= 0)
-    worker_read(p, idx);
   worker_close_fds(w);
   uint64_t running = atomic_load_explicit(&slot->task_id, memory_order_acquire);
   uint32_t item = atomic_load_explicit(&slot->item, memory_order_relaxed);
@@ -485,10 +553,16 @@ static void pool_bury(mp_pool *p, int idx) {
       }
       if (bad < c->count) {
         chunk_fail_range(c, c->start + bad, 1, code, detail);
-        pool_requeue(p, j, c->start, bad);
-        pool_requeue(p, j, c->start + bad + 1, c->count - bad - 1);
+        pool_requeue(p, j, c->start, bad, 0);
+        pool_requeue(p, j, c->start + bad + 1, c->count - bad - 1, 0);
+      } else if (c == w->q && !w->kill_code &&
+                 c->deaths + 1 >= CHUNK_DEATHS_MAX) {
+        /* Its workers keep dying between its items (in the flush after
+         * them, say): resending it would fork forever. */
+        chunk_fail_range(c, c->start, c->count, MP_ECRASHED, exitcode);
       } else {
-        pool_requeue(p, j, c->start, c->count);
+        pool_requeue(p, j, c->start, c->count,
+                     c == w->q && !w->kill_code ? c->deaths + 1 : c->deaths);
       }
     }
     chunk_free(p, c);
@@ -496,7 +570,7 @@ static void pool_bury(mp_pool *p, int idx) {
   }
   free(w->rbuf);
   memset(w, 0, sizeof *w);
-  w->task_fd = w->task_rd = w->res_fd = -1;
+  w->task_fd = w->task_rd = w->res_fd = w->pidfd = -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -535,6 +609,7 @@ static chunk *pool_next_chunk(mp_pool *p) {
       return NULL;
     c->j = j;
     c->next = NULL;
+    c->deaths = 0;
     if (j->kind == JOB_APPLY) {
       c->start = 0;
       c->count = 1;
@@ -676,14 +751,17 @@ static int worker_assign(mp_pool *p, worker *w) {
 }
 
 /* Whether the chunk pool_next_chunk would hand out next is a map chunk of
- * at most SMALL_CHUNK items. */
+ * at most SMALL_CHUNK items, from a map with plenty left: near its end the
+ * shallow window is used again, so that no worker holds a backlog of items
+ * while another sits idle. */
 static int pool_next_is_small(const mp_pool *p) {
   if (p->retry)
-    return p->retry->j->kind == JOB_MAP && p->retry->count <= SMALL_CHUNK;
+    return 0;
   for (const job *j = p->jobs; j; j = j->next)
     if (job_has_work(j))
-      return j->kind == JOB_MAP &&
-             (j->chunksize <= SMALL_CHUNK || j->n - j->next_item <= SMALL_CHUNK);
+      return j->kind == JOB_MAP && j->chunksize <= SMALL_CHUNK &&
+             (j->n - j->next_item) / j->chunksize >
+                 (size_t)p->nproc * DEEP_WINDOW;
   return 0;
 }
 
@@ -694,8 +772,9 @@ static int pool_next_is_small(const mp_pool *p) {
  * the parent collects its previous result. Tiny map chunks (chunksize 1,
  * say) go deeper, up to DEEP_WINDOW per worker: each costs a round trip,
  * and a deep queue lets the worker run them back to back while the parent
- * collects their results in batches. They are alike (one function over one
- * array), so a deep queue cannot strand a long task behind short ones.
+ * collects their results in batches. A slow item can hold up to
+ * DEEP_WINDOW - 1 others queued behind it on its worker; the map's last
+ * chunks go out shallow, so its end is balanced.
  */
 static void pool_feed(mp_pool *p) {
   for (int level = 1; level <= DEEP_WINDOW; level++) {
@@ -881,9 +960,8 @@ static void pool_fail_queued(mp_pool *p, int code, int detail) {
     if (j->kind == JOB_APPLY) {
       if (!j->next_item)
         apply_deliver(j, code, detail, NULL, 0);
-    } else if (j->next_item < j->n) {
-      job_deliver(j, j->next_item, j->n - j->next_item, NULL, NULL, code,
-                  detail);
+    } else {
+      job_fail_rest(j, code, detail);
     }
     j->pending = 0;
     j->next_item = j->kind == JOB_APPLY ? 1 : j->n;
@@ -916,12 +994,22 @@ static int pool_live_workers(const mp_pool *p) {
 }
 
 /* When no more work can come, close task pipes so idle workers exit. */
+/*
+ * When no more work can come, idle workers are told to stop: a STOP frame
+ * (a child the application forked without exec may hold the task pipe open,
+ * so EOF alone might never come), then the pipe is closed. Only once a
+ * worker's queue is empty: then its pipe is empty and the frame fits.
+ */
 static void pool_retire_idle(mp_pool *p) {
   if (!p->closed || pool_has_work(p))
     return;
   for (int i = 0; i < p->nproc; i++) {
     worker *w = &p->w[i];
-    if (w->pid && !w->dead && !w->tx && w->task_fd >= 0) {
+    if (w->pid && !w->dead && !w->q && w->task_fd >= 0) {
+      mp__frame_hdr stop;
+      mp__frame_init(&stop, MP__FR_STOP, 0, 0);
+      struct iovec iov = {&stop, sizeof stop};
+      (void)mp__writev_some(w->task_fd, &iov, 1);
       mp__fd_unregister(w->task_fd);
       mp__close(w->task_fd);
       w->task_fd = -1;
@@ -929,11 +1017,25 @@ static void pool_retire_idle(mp_pool *p) {
   }
 }
 
+/* Progress reports, then completion callbacks, at the end of a round. A
+ * nested round (a callback calling the library) only queues more. */
 static void pool_run_callbacks(mp_pool *p) {
   if (p->in_callbacks)
     return;
   p->in_callbacks = 1;
-  while (p->cb_head) {
+  while (p->prog_head || p->cb_head) {
+    while (p->prog_head) {
+      job *j = p->prog_head;
+      p->prog_head = j->prog_next;
+      if (!p->prog_head)
+        p->prog_tail = NULL;
+      j->prog_queued = 0;
+      if (!j->detached)
+        j->progress(j->done, j->n, j->progress_arg);
+      job_unref(j);
+    }
+    if (!p->cb_head)
+      break;
     job *j = p->cb_head;
     p->cb_head = j->cb_next;
     if (!p->cb_head)
@@ -947,6 +1049,24 @@ static void pool_run_callbacks(mp_pool *p) {
     job_unref(j);
   }
   p->in_callbacks = 0;
+}
+
+/* Drop queued reports and callbacks unrun (the pool is going away). */
+static void pool_drop_callbacks(mp_pool *p) {
+  while (p->prog_head) {
+    job *j = p->prog_head;
+    p->prog_head = j->prog_next;
+    j->prog_queued = 0;
+    job_unref(j);
+  }
+  p->prog_tail = NULL;
+  while (p->cb_head) {
+    job *j = p->cb_head;
+    p->cb_head = j->cb_next;
+    j->cb_queued = 0;
+    job_unref(j);
+  }
+  p->cb_tail = NULL;
 }
 
 /* Deadline of the earliest running item, for task_timeout; with kill_now,
@@ -969,10 +1089,10 @@ static int64_t pool_check_timeouts(mp_pool *p, int kill_now) {
      * now + limit at the latest, since nothing else would wake us. */
     int64_t recheck = now + limit;
     uint64_t t1 = atomic_load_explicit(&s->task_id, memory_order_acquire);
-    uint32_t item = atomic_load_explicit(&s->item, memory_order_relaxed);
+    uint32_t item = atomic_load_explicit(&s->item, memory_order_acquire);
     int64_t start = atomic_load_explicit(&s->start_ns, memory_order_relaxed);
     uint64_t t2 = atomic_load_explicit(&s->task_id, memory_order_acquire);
-    uint32_t item2 = atomic_load_explicit(&s->item, memory_order_relaxed);
+    uint32_t item2 = atomic_load_explicit(&s->item, memory_order_acquire);
     if (!t1 || t1 != t2 || item != item2) {
       if (recheck < soonest)
         soonest = recheck;
@@ -1007,17 +1127,22 @@ static int pool_step(mp_pool *p, int64_t deadline) {
       any_dead = 1;
       continue;
     }
+    /* map: worker index * 3 + what: 0 results, 1 tasks, 2 its pidfd. */
     pfd[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
-    map[n++] = i;
+    map[n++] = 3 * i;
     if (w->tx && w->task_fd >= 0) {
       pfd[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
-      map[n++] = -1 - i;
+      map[n++] = 3 * i + 1;
+    }
+    if (w->pidfd >= 0) {
+      pfd[n] = (struct pollfd){.fd = w->pidfd, .events = POLLIN};
+      map[n++] = 3 * i + 2;
     }
   }
   int64_t due = pool_check_timeouts(p, 0);
   for (int i = 0; i < p->nproc; i++)
     any_dead |= p->w[i].pid && p->w[i].dead;
-  if (any_dead || p->cb_head)
+  if (any_dead || ((p->cb_head || p->prog_head) && !p->in_callbacks))
     deadline = 0;
   else if (due < deadline)
     deadline = due;
@@ -1026,10 +1151,19 @@ static int pool_step(mp_pool *p, int64_t deadline) {
     for (unsigned k = 0; k < n; k++) {
       if (!pfd[k].revents)
         continue;
-      if (map[k] >= 0) {
-        worker_read(p, map[k]);
-      } else {
-        worker_write(p, &p->w[-1 - map[k]]);
+      int i = map[k] / 3;
+      if (p->w[i].dead)
+        continue;
+      switch (map[k] % 3) {
+      case 0:
+        worker_read(p, i);
+        break;
+      case 1:
+        worker_write(p, &p->w[i]);
+        break;
+      default:
+        p->w[i].dead = 1; /* exited; pool_bury reads what it left */
+        break;
       }
     }
   }
@@ -1093,6 +1227,8 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
     return MP_EINVAL;
   if (o.processes == 0)
     o.processes = mp_cpu_count();
+  if (o.task_timeout > 1e9) /* beyond 31 years (infinity too): no limit */
+    o.task_timeout = 0;
   mp_pool *p = calloc(1, sizeof *p);
   if (!p)
     return -ENOMEM;
@@ -1100,8 +1236,8 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
   p->nproc = o.processes;
   p->max_res = o.max_result_bytes ? o.max_result_bytes : DEFAULT_MAX_RESULT;
   p->w = calloc((size_t)p->nproc, sizeof *p->w);
-  p->pfd = calloc(2 * (size_t)p->nproc, sizeof *p->pfd);
-  p->pfd_map = calloc(2 * (size_t)p->nproc, sizeof *p->pfd_map);
+  p->pfd = calloc(3 * (size_t)p->nproc, sizeof *p->pfd);
+  p->pfd_map = calloc(3 * (size_t)p->nproc, sizeof *p->pfd_map);
   p->slots_len = (size_t)p->nproc * sizeof(mp__slot);
   void *m = mmap(NULL, p->slots_len, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1117,7 +1253,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
   }
   p->slots = m;
   for (int i = 0; i < p->nproc; i++)
-    p->w[i].task_fd = p->w[i].task_rd = p->w[i].res_fd = -1;
+    p->w[i].task_fd = p->w[i].task_rd = p->w[i].res_fd = p->w[i].pidfd = -1;
   for (int i = 0; i < p->nproc; i++) {
     int rc = pool_spawn(p, i);
     if (rc < 0) {
@@ -1177,12 +1313,9 @@ void mp_pool_free(mp_pool *p) {
   if (!p)
     return;
   mp_pool_terminate(p);
-  /* Callbacks queued but not run belong to the pool's reference. */
-  while (p->cb_head) {
-    job *j = p->cb_head;
-    p->cb_head = j->cb_next;
-    job_unref(j);
-  }
+  /* Reports and callbacks still queued (free called from a callback, which
+   * the header forbids, or terminate's ran): their references go. */
+  pool_drop_callbacks(p);
   munmap(p->slots, p->slots_len);
   free(p->w);
   free(p->pfd);
@@ -1411,6 +1544,9 @@ int mp_result_successful(mp_result *r) {
 void mp_result_free(mp_result *r) {
   if (!r)
     return;
+  /* Complete, its callback queued but not yet run: it must not run now. */
+  if (r->cb_queued || r->prog_queued)
+    r->detached = 1;
   if (!r->complete && r->pool) {
     /* Items never handed out are dropped; those in flight are discarded
      * as they come back. */
@@ -1478,10 +1614,20 @@ static block *iter_find(job *j, block **prev_out) {
   return NULL;
 }
 
+/* Whether the next item is a made-up one of the failed tail. */
+static int iter_at_tail(const job *j) {
+  if (!j->has_tail)
+    return 0;
+  if (j->sink == SINK_ORDERED)
+    return j->next_ordered >= j->tail_from;
+  return j->tail_next < j->n;
+}
+
 static int iter_has_next(void *arg) {
   job *j = arg;
   block *prev;
-  return iter_find(j, &prev) != NULL || j->returned >= j->n || j->complete;
+  return iter_find(j, &prev) != NULL || iter_at_tail(j) ||
+         j->returned >= j->n || j->complete;
 }
 
 int mp_iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
@@ -1492,7 +1638,7 @@ int mp_iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
   if (j->returned >= j->n)
     return MP_EOF;
   block *prev = NULL, *b = iter_find(j, &prev);
-  if (!b && !j->complete) {
+  if (!b && !iter_at_tail(j) && !j->complete) {
     int rc = pool_drive(j->pool, iter_has_next, j, mp__deadline(timeout));
     if (rc < 0)
       return rc;
@@ -1500,10 +1646,16 @@ int mp_iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
   }
   size_t idx;
   mp_status st;
-  if (!b) {
-    /* Complete, yet the item never came: its block could not be stored. */
-    idx = j->sink == SINK_ORDERED ? j->next_ordered : j->returned;
+  if (!b && iter_at_tail(j)) {
+    idx = j->sink == SINK_ORDERED ? j->next_ordered : j->tail_next++;
+    st = j->tail_st;
+  } else if (!b) {
+    /* Complete, yet the item never came: it could not be stored. Its index
+     * is known only in input order. */
+    idx = j->sink == SINK_ORDERED ? j->next_ordered : SIZE_MAX;
     st = (mp_status){-ENOMEM, 0};
+    if (j->lost)
+      j->lost--;
   } else {
     size_t k = b->taken++;
     idx = b->start + k;

@@ -180,6 +180,8 @@ struct mp_process {
   pid_t pid;
   int status_fd;  /* read end, non-blocking: the child's return value */
   int pidfd;      /* readable when the child exits; -1 where unsupported */
+  int32_t reported; /* the code read from the status pipe, if any */
+  int have_reported;
   int exitcode;
   char *name;
   char ident[80];
@@ -231,7 +233,7 @@ int mp_process_create(mp_process **out, mp_target_fn target, void *arg,
   return 0;
 }
 
-static int open_pidfd(pid_t pid) {
+int mp__pidfd_open(pid_t pid) {
 #ifdef SYS_pidfd_open
   return (int)syscall(SYS_pidfd_open, pid, 0);
 #else
@@ -244,7 +246,7 @@ static int open_pidfd(pid_t pid) {
 static int pidfd_supported(void) {
   static _Atomic int known = -1;
   if (known < 0) {
-    int fd = open_pidfd(getpid());
+    int fd = mp__pidfd_open(getpid());
     known = fd >= 0;
     mp__close(fd);
   }
@@ -312,7 +314,7 @@ int mp_process_start(mp_process *p) {
     (void)mp__set_nonblock(fds[0]);
   /* Close-on-exec by definition; registered so later children drop it. If
    * it cannot be had now (no fd left), join falls back to waitpid. */
-  p->pidfd = open_pidfd(pid);
+  p->pidfd = mp__pidfd_open(pid);
   if (p->pidfd >= 0)
     mp__fd_register(p->pidfd);
   p->state = PROC_RUNNING;
@@ -333,20 +335,33 @@ static void proc_release(mp_process *p) {
 
 /* The child has exited, or is exiting (its status pipe hung up): reap it,
  * take its code, release its fds. */
-static void proc_finish(mp_process *p) {
-  int32_t reported;
+static int proc_finish(mp_process *p) {
+  int32_t code;
   /* Non-blocking: the code is there, or EOF, or (a grandchild holding the
    * pipe) nothing. */
-  ssize_t got = p->status_fd < 0 ? 0
-                                 : mp__read_some(p->status_fd, &reported,
-                                                 sizeof reported);
+  if (p->status_fd >= 0 &&
+      mp__read_some(p->status_fd, &code, sizeof code) == (ssize_t)sizeof code) {
+    p->reported = code;
+    p->have_reported = 1;
+  }
+  /* A readable pidfd means it has exited: waiting is instant. A hung-up
+   * status pipe alone may also mean the target exec'd (the pipe is
+   * close-on-exec): then look without blocking. */
   int ws;
-  pid_t r = mp__waitpid(p->pid, &ws, 0);
+  pid_t r = mp__waitpid(p->pid, &ws, p->pidfd >= 0 ? 0 : WNOHANG);
+  if (r == 0) {
+    /* Still running: wait for it by polling waitpid from now on. */
+    mp__fd_unregister(p->status_fd);
+    mp__close(p->status_fd);
+    p->status_fd = -1;
+    return 0;
+  }
   if (r == p->pid)
     p->exitcode = mp__exitcode(ws);
   else /* ECHILD: SIGCHLD is ignored and the kernel reaped it. */
-    p->exitcode = got == (ssize_t)sizeof reported ? reported : -SIGKILL;
+    p->exitcode = p->have_reported ? p->reported : -SIGKILL;
   proc_release(p);
+  return 1;
 }
 
 /*
@@ -366,7 +381,9 @@ static int proc_wait(mp_process *p, int ms) {
       int ws;
       pid_t r = mp__waitpid(p->pid, &ws, ms < 0 ? 0 : WNOHANG);
       if (r == p->pid || r < 0) { /* r < 0: reaped by the kernel */
-        p->exitcode = r == p->pid ? mp__exitcode(ws) : -SIGKILL;
+        p->exitcode = r == p->pid    ? mp__exitcode(ws)
+                      : p->have_reported ? p->reported
+                                         : -SIGKILL;
         proc_release(p);
         return 1;
       }
@@ -376,10 +393,8 @@ static int proc_wait(mp_process *p, int ms) {
       nanosleep(&tick, NULL);
     }
   }
-  if (mp__poll(&pfd, 1, dl) > 0) {
-    proc_finish(p);
-    return 1;
-  }
+  if (mp__poll(&pfd, 1, dl) > 0)
+    return proc_finish(p);
   if (p->pidfd >= 0)
     return 0;
   int ws;

@@ -18,9 +18,9 @@ int64_t mp__now_ns(void) {
 }
 
 int64_t mp__deadline(double timeout) {
-  if (timeout < 0)
+  if (!(timeout >= 0)) /* negative or NaN: no deadline */
     return INT64_MAX;
-  if (timeout > 1e9)
+  if (timeout > 1e9) /* 31 years, and no overflow below */
     timeout = 1e9;
   return mp__now_ns() + (int64_t)(timeout * 1e9);
 }

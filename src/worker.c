@@ -90,22 +90,33 @@ static int rx_need(rx *r, size_t n) {
 }
 
 static void slot_enter(const mp__worker_cfg *cfg, uint64_t id, uint32_t item) {
+  /* start_ns before item, item before task_id, each published with
+   * release: a reader that sees an item (acquire) sees its start time. */
   if (cfg->timed)
     atomic_store_explicit(&cfg->slot->start_ns, mp__now_ns(),
                           memory_order_relaxed);
-  atomic_store_explicit(&cfg->slot->item, item, memory_order_relaxed);
+  atomic_store_explicit(&cfg->slot->item, item, memory_order_release);
   atomic_store_explicit(&cfg->slot->task_id, id, memory_order_release);
 }
 
 static const char zeros[MP__ALIGN];
 
-/* Write one result frame, padded. Returns 0 or -1 (the parent is gone).
- * What the task printed is flushed first: a worker may be killed later
- * (terminate, a timeout) and its output must not die in its buffers, and it
- * reaches the terminal before the parent learns the result. */
+/*
+ * After a task's last item: flush what it printed, then say no item runs.
+ * Flushed now, while the slot still names the last item: a worker may be
+ * killed later (terminate, a timeout) and its output must not die in its
+ * buffers, it reaches the terminal before the parent learns the result, and
+ * a flush that kills the worker (SIGPIPE on a closed stdout) is charged to
+ * that item, not to nothing.
+ */
+static void task_done(const mp__worker_cfg *cfg) {
+  fflush(NULL);
+  atomic_store_explicit(&cfg->slot->task_id, 0, memory_order_release);
+}
+
+/* Write one result frame, padded. Returns 0 or -1 (the parent is gone). */
 static int send_frame(const mp__worker_cfg *cfg, unsigned type, uint64_t id,
                       const void *payload, size_t len) {
-  fflush(NULL);
   mp__frame_hdr h;
   mp__frame_init(&h, type, id, (uint32_t)len);
   struct iovec iov[3] = {{&h, sizeof h},
@@ -139,7 +150,7 @@ static int run_map(const mp__worker_cfg *cfg, uint64_t id, const char *p,
     memcpy(codes + (size_t)i * sizeof rc, &rc, sizeof rc);
     any |= rc;
   }
-  atomic_store_explicit(&cfg->slot->task_id, 0, memory_order_release);
+  task_done(cfg);
   /* When every item succeeded the codes are left off: the length says so. */
   if (!any)
     res_len = (size_t)t.count * t.out_size;
@@ -160,7 +171,7 @@ static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
   mp__apply_res res = {0, 0, 0};
   slot_enter(cfg, id, 0);
   int rc = fn(p + sizeof t, len - sizeof t, &b);
-  atomic_store_explicit(&cfg->slot->task_id, 0, memory_order_release);
+  task_done(cfg);
   if (b.err) {
     res.code = b.err;
   } else if (rc != 0) {

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum kind { OK, SEGV, ABRT, EXIT3, HANG, REPORT_HANG, GARBAGE, FAIL };
+enum kind { OK, SEGV, ABRT, EXIT3, HANG, REPORT_HANG, GARBAGE, FAIL, PRINT,
+            FORK_ABRT };
 
 typedef struct item {
   int kind;
@@ -77,6 +79,22 @@ static int fault_task(const void *in, void *out) {
   }
   case FAIL:
     return it->arg;
+  case PRINT:
+    printf("item %d\n", it->value);
+    break;
+  case FORK_ABRT: {
+    /* A raw fork: the grandchild holds the worker's pipes, waits on fd. */
+    pid_t g = fork();
+    if (g == 0) {
+      char c;
+      while (read(it->fd, &c, 1) < 0 && errno == EINTR)
+        ;
+      _exit(0);
+    }
+    (void)!write(it->arg, &g, sizeof g); /* tell the test who to wait for */
+    crash(SIGABRT);
+    break;
+  }
   default:
     break;
   }
@@ -286,6 +304,102 @@ static void test_initializer_crashes_once(void **state) {
   close_join_free(p);
   assert_true(*count >= 3); /* two workers and the one replacement */
   munmap(count, 4096);
+}
+
+static void test_huge_timeout_means_none(void **state) {
+  (void)state;
+  double limits[] = {INFINITY, 1e12, 1e9 + 1};
+  for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+    mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .task_timeout = limits[k]});
+    assert_pool_works(p); /* no item killed as overdue */
+    close_join_free(p);
+  }
+  mp_pool *p = NULL;
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.task_timeout = NAN}), MP_EINVAL);
+  assert_null(p);
+}
+
+/* Every worker dies flushing a task's output into a closed pipe (SIGPIPE):
+ * each death is charged to the item that printed, and the map ends. */
+static void test_death_in_flush_is_charged(void **state) {
+  (void)state;
+  int out[2];
+  assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+  pid_t kid = fork();
+  if (kid == 0) {
+    signal(SIGPIPE, SIG_DFL);
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    close(out[1]); /* no reader left: a flush raises SIGPIPE */
+    mp_pool *p;
+    if (mp_pool_create(&p, &(mp_pool_opts){.processes = 2}) < 0)
+      _exit(10);
+    enum { N = 12 };
+    item *in = items(N);
+    for (int i = 0; i < N; i++)
+      in[i].kind = PRINT;
+    int res[N];
+    mp_status st[N];
+    int rc = mp_pool_map(p, fault_task, in, N, sizeof *in, res, sizeof *res,
+                         &(mp_map_opts){.status = st});
+    int wrong = 0;
+    for (int i = 0; i < N; i++)
+      wrong += st[i].code != MP_ECRASHED || st[i].detail != -SIGPIPE;
+    mp_pool_free(p);
+    _exit(rc == MP_ECRASHED && !wrong ? 0 : 11);
+  }
+  close(out[0]);
+  close(out[1]);
+  /* A map that forked replacements forever would never let it exit. */
+  int done = mpt_exited_within(kid, 20000);
+  if (!done)
+    kill(kid, SIGKILL);
+  int st;
+  assert_int_equal(waitpid(kid, &st, 0), kid);
+  assert_true(done);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A task forks a child that keeps the worker's pipes open, then crashes:
+ * the crash is still seen at once (pidfd), not when the grandchild exits. */
+static void test_grandchild_holding_pipes(void **state) {
+  (void)state;
+  int self = mp__pidfd_open(getpid());
+  if (self < 0)
+    skip(); /* no pidfds here (valgrind): EOF alone tells, documented */
+  close(self);
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int gate[2], rep[2];
+  assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
+  assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 1});
+  enum { N = 4 };
+  item *in = items(N);
+  in[1] = (item){.kind = FORK_ABRT, .value = 2, .fd = gate[0], .arg = rep[1]};
+  int out[N];
+  mp_status st[N];
+  int rc = mp_pool_map(p, fault_task, in, N, sizeof *in, out, sizeof *out,
+                       &(mp_map_opts){.status = st, .chunksize = 1});
+  /* The grandchild is still blocked on the gate here: let it go, reap it
+   * (it was re-parented to us). */
+  pid_t g;
+  mpt_read(rep[0], &g, sizeof g);
+  mpt_write(gate[1], "x", 1);
+  int ws;
+  assert_int_equal(waitpid(g, &ws, 0), g);
+  close(gate[0]);
+  close(gate[1]);
+  close(rep[0]);
+  close(rep[1]);
+  close_join_free(p);
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  free(in);
+  assert_int_equal(rc, MP_ECRASHED);
+  assert_int_equal(st[1].code, MP_ECRASHED);
+  assert_int_equal(st[1].detail, -SIGABRT);
+  assert_int_equal(st[0].code, 0);
+  assert_int_equal(st[2].code, 0);
 }
 
 static void test_no_orphans(void **state) {
@@ -652,6 +766,9 @@ int main(int argc, char **argv) {
       MPT_TEST(test_task_failure_code),
       MPT_TEST(test_initializer_always_crashes),
       MPT_TEST(test_initializer_crashes_once),
+      MPT_TEST(test_huge_timeout_means_none),
+      MPT_TEST(test_death_in_flush_is_charged),
+      MPT_TEST(test_grandchild_holding_pipes),
       MPT_TEST(test_no_orphans),
       MPT_TEST(test_protocol_violation),
       MPT_TEST(test_app_sigchld_handler),
