@@ -59,10 +59,13 @@
  *   needs in its input.
  *
  * Grandchildren
- *   A task or target that calls fork() itself (without exec) hands its
- *   children the library's pipe ends: the library then notices that worker's
- *   death only when those children exit too. fork+exec (system, popen,
- *   posix_spawn) is fine: every library fd is close-on-exec.
+ *   A task may fork: in a pool worker a fork handler closes the worker's
+ *   pipes in the new child, so the worker's death is still seen at once.
+ *   A process target that forks is watched through a pidfd where the kernel
+ *   has them. fork+exec (system, popen, posix_spawn) is fine either way:
+ *   every library fd is close-on-exec. (A raw clone() bypasses the fork
+ *   handler; its child then delays the news of its worker's death until it
+ *   exits.)
  */
 #ifndef MPOOL_H
 #define MPOOL_H

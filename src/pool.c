@@ -112,7 +112,6 @@ typedef struct worker {
   pid_t pid;       /* 0: no process in this slot */
   int task_fd;     /* write end, non-blocking */
   int task_rd;     /* the parent's copy of the read end: see pool_spawn */
-  int pidfd;       /* readable when the worker exits; -1 where unsupported */
   int res_fd;      /* read end, non-blocking */
   chunk *q, *q_tail;  /* assigned, in the order the worker runs them */
   chunk *tx;       /* first chunk not yet fully written */
@@ -150,8 +149,8 @@ struct mp_pool {
   job *cb_head, *cb_tail;
   job *prog_head, *prog_tail; /* jobs with a progress report to make */
   int in_callbacks;
-  struct pollfd *pfd; /* room for the poll set: 3 per worker */
-  int *pfd_map;       /* what each entry is: see pool_step */
+  struct pollfd *pfd;      /* the poll set: 2 per worker */
+  int *pfd_map;            /* what each entry is: see pool_step */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -395,27 +394,19 @@ static void pool_requeue(mp_pool *p, job *j, size_t start, size_t count,
 /* workers                                                                */
 /* ---------------------------------------------------------------------- */
 
+/* Forget one of the parent's fds: out of the registry and the process. */
+static void pool_drop_fd(int *fd) {
+  if (*fd < 0)
+    return;
+  mp__fd_unregister(*fd);
+  mp__close(*fd);
+  *fd = -1;
+}
+
 static void worker_close_fds(worker *w) {
-  if (w->task_fd >= 0) {
-    mp__fd_unregister(w->task_fd);
-    mp__close(w->task_fd);
-    w->task_fd = -1;
-  }
-  if (w->task_rd >= 0) {
-    mp__fd_unregister(w->task_rd);
-    mp__close(w->task_rd);
-    w->task_rd = -1;
-  }
-  if (w->pidfd >= 0) {
-    mp__fd_unregister(w->pidfd);
-    mp__close(w->pidfd);
-    w->pidfd = -1;
-  }
-  if (w->res_fd >= 0) {
-    mp__fd_unregister(w->res_fd);
-    mp__close(w->res_fd);
-    w->res_fd = -1;
-  }
+  pool_drop_fd(&w->task_fd);
+  pool_drop_fd(&w->task_rd);
+  pool_drop_fd(&w->res_fd);
 }
 
 static int pool_spawn(mp_pool *p, int idx) {
@@ -477,11 +468,6 @@ static int pool_spawn(mp_pool *p, int idx) {
   w->task_fd = tfd[1];
   w->task_rd = tfd[0];
   w->res_fd = rfd[0];
-  /* EOF on results says a worker died, unless a child its task forked
-   * (without exec) holds the pipe too: the pidfd says it regardless. */
-  w->pidfd = mp__pidfd_open(pid);
-  if (w->pidfd >= 0)
-    mp__fd_register(w->pidfd);
   return 0;
 
 error:
@@ -570,7 +556,7 @@ static void pool_bury(mp_pool *p, int idx) {
   }
   free(w->rbuf);
   memset(w, 0, sizeof *w);
-  w->task_fd = w->task_rd = w->res_fd = w->pidfd = -1;
+  w->task_fd = w->task_rd = w->res_fd = -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1010,9 +996,7 @@ static void pool_retire_idle(mp_pool *p) {
       mp__frame_init(&stop, MP__FR_STOP, 0, 0);
       struct iovec iov = {&stop, sizeof stop};
       (void)mp__writev_some(w->task_fd, &iov, 1);
-      mp__fd_unregister(w->task_fd);
-      mp__close(w->task_fd);
-      w->task_fd = -1;
+      pool_drop_fd(&w->task_fd);
     }
   }
 }
@@ -1115,6 +1099,13 @@ static int pool_step(mp_pool *p, int64_t deadline) {
   pool_feed(p);
   pool_retire_idle(p);
 
+  /*
+   * The wait: each worker's result pipe (EOF there is how a worker's death
+   * is seen: see mp__worker_main for children its tasks fork) and its task
+   * pipe while a task is being written. No timer unless a deadline is due:
+   * the round trip of a tiny task is mostly this wait, and every fd or
+   * timer added to it shows there.
+   */
   struct pollfd *pfd = p->pfd;
   int *map = p->pfd_map;
   unsigned n = 0;
@@ -1127,45 +1118,29 @@ static int pool_step(mp_pool *p, int64_t deadline) {
       any_dead = 1;
       continue;
     }
-    /* map: worker index * 3 + what: 0 results, 1 tasks, 2 its pidfd. */
     pfd[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
-    map[n++] = 3 * i;
+    map[n++] = 2 * i;
     if (w->tx && w->task_fd >= 0) {
       pfd[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
-      map[n++] = 3 * i + 1;
-    }
-    if (w->pidfd >= 0) {
-      pfd[n] = (struct pollfd){.fd = w->pidfd, .events = POLLIN};
-      map[n++] = 3 * i + 2;
+      map[n++] = 2 * i + 1;
     }
   }
   int64_t due = pool_check_timeouts(p, 0);
-  for (int i = 0; i < p->nproc; i++)
-    any_dead |= p->w[i].pid && p->w[i].dead;
   if (any_dead || ((p->cb_head || p->prog_head) && !p->in_callbacks))
     deadline = 0;
   else if (due < deadline)
     deadline = due;
   int rc = n ? mp__poll(pfd, n, deadline) : 0;
-  if (rc > 0) {
-    for (unsigned k = 0; k < n; k++) {
-      if (!pfd[k].revents)
-        continue;
-      int i = map[k] / 3;
-      if (p->w[i].dead)
-        continue;
-      switch (map[k] % 3) {
-      case 0:
-        worker_read(p, i);
-        break;
-      case 1:
-        worker_write(p, &p->w[i]);
-        break;
-      default:
-        p->w[i].dead = 1; /* exited; pool_bury reads what it left */
-        break;
-      }
-    }
+  for (unsigned k = 0; rc > 0 && k < n; k++) {
+    if (!pfd[k].revents)
+      continue;
+    worker *w = &p->w[map[k] / 2];
+    if (w->dead)
+      continue;
+    if (map[k] % 2 == 0)
+      worker_read(p, map[k] / 2);
+    else
+      worker_write(p, w);
   }
   pool_check_timeouts(p, 1);
 
@@ -1236,8 +1211,8 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
   p->nproc = o.processes;
   p->max_res = o.max_result_bytes ? o.max_result_bytes : DEFAULT_MAX_RESULT;
   p->w = calloc((size_t)p->nproc, sizeof *p->w);
-  p->pfd = calloc(3 * (size_t)p->nproc, sizeof *p->pfd);
-  p->pfd_map = calloc(3 * (size_t)p->nproc, sizeof *p->pfd_map);
+  p->pfd = calloc(2 * (size_t)p->nproc, sizeof *p->pfd);
+  p->pfd_map = calloc(2 * (size_t)p->nproc, sizeof *p->pfd_map);
   p->slots_len = (size_t)p->nproc * sizeof(mp__slot);
   void *m = mmap(NULL, p->slots_len, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1251,9 +1226,10 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
     free(p);
     return err;
   }
+
   p->slots = m;
   for (int i = 0; i < p->nproc; i++)
-    p->w[i].task_fd = p->w[i].task_rd = p->w[i].res_fd = p->w[i].pidfd = -1;
+    p->w[i].task_fd = p->w[i].task_rd = p->w[i].res_fd = -1;
   for (int i = 0; i < p->nproc; i++) {
     int rc = pool_spawn(p, i);
     if (rc < 0) {

@@ -2,7 +2,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -194,12 +196,25 @@ static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
   return w;
 }
 
-static int current_res_fd = -1;
+static int current_res_fd = -1, current_task_fd = -1;
 
 int mp__worker_res_fd(void) { return current_res_fd; }
 
+/*
+ * In a child forked by a task (fork() without exec): the worker's pipes are
+ * the library's, not the child's. Were it to keep them, a worker that dies
+ * would show no EOF to the parent until that child exits too. close() is
+ * safe here, in a fork handler.
+ */
+static void worker_forked_child(void) {
+  close(current_task_fd);
+  close(current_res_fd);
+}
+
 _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
   current_res_fd = cfg->res_fd;
+  current_task_fd = cfg->task_fd;
+  pthread_atfork(NULL, NULL, worker_forked_child);
   if (cfg->initializer)
     cfg->initializer(cfg->initarg);
   atomic_store_explicit(&cfg->slot->ready, 1, memory_order_release);

@@ -273,20 +273,24 @@ static void test_maxtasksperchild_and_initializer(void **state) {
   pid_t out[N];
   assert_int_equal(mp_pool_map(p, record_pid, in, N, sizeof *in, out, sizeof *out,
                                &(mp_map_opts){.chunksize = 1}), 0);
-  /* 12 one-item tasks, 2 per worker: at least 6 distinct workers ran them,
-   * each of which ran the initializer. */
+  /* 12 one-item tasks, at most 2 per worker: no pid ran more than 2, so at
+   * least 6 workers ran them (more when a worker got only one before the
+   * map ran out), each of which ran the initializer. */
   int distinct = 0;
   for (int i = 0; i < N; i++) {
-    int seen = 0;
+    int seen = 0, runs = 0;
+    for (int k = 0; k < N; k++)
+      runs += out[k] == out[i];
     for (int k = 0; k < i; k++)
       seen |= out[k] == out[i];
+    assert_true(runs <= 2);
     distinct += !seen;
     int inited = 0;
     for (int k = 0; k < g_init_log[0]; k++)
       inited |= g_init_log[1 + k] == out[i];
     assert_true(inited);
   }
-  assert_int_equal(distinct, 6);
+  assert_true(distinct >= 6);
   close_join_free(p);
   assert_true(g_init_log[0] >= 6);
   munmap(g_init_log, 4096);
