@@ -103,6 +103,33 @@ static void queue_pass_wake(_Atomic uint32_t *word, _Atomic uint32_t *nwait) {
     mp__futex_wake(word, 1);
 }
 
+/*
+ * Called with the queue locked when there is nothing to do yet (full for a
+ * producer, empty for a consumer): unlock and sleep on *word until the
+ * other side bumps it, or the deadline. Registered in *nwait under the
+ * lock, so a process that changes the queue after we unlock sees us and
+ * wakes us; one that did so before we sleep has bumped *word and the futex
+ * returns at once. Returns 0 with the lock held again, or an error
+ * (MP_ETIMEDOUT, ...) without it.
+ */
+static int queue_wait(mp_queue *q, _Atomic uint32_t *word,
+                      _Atomic uint32_t *nwait, int64_t deadline) {
+  if (mp__now_ns() >= deadline) {
+    mp__ipc_mutex_unlock(&q->sh->mu);
+    return MP_ETIMEDOUT;
+  }
+  uint32_t seq = atomic_load(word);
+  atomic_fetch_add(nwait, 1);
+  mp__ipc_mutex_unlock(&q->sh->mu);
+  int rc = mp__futex_wait(word, seq, deadline);
+  atomic_fetch_sub(nwait, 1);
+  if (rc == 0)
+    rc = queue_lock(q, deadline);
+  if (rc < 0)
+    queue_pass_wake(word, nwait);
+  return rc;
+}
+
 int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout) {
   if (!q || (!msg && len > 0))
     return MP_EINVAL;
@@ -128,24 +155,10 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout) {
         mp__futex_wake(&sh->put_seq, 1);
       return 0;
     }
-    if (mp__now_ns() >= deadline) {
-      mp__ipc_mutex_unlock(&sh->mu);
-      return MP_ETIMEDOUT;
-    }
-    /* Full. Registered as a waiter under the lock, so a consumer that takes
-     * a message after we unlock sees us and wakes us; one that does so
-     * before we sleep has bumped get_seq and the futex returns at once. */
-    uint32_t seq = atomic_load(&sh->get_seq);
-    atomic_fetch_add(&sh->nput_wait, 1);
-    mp__ipc_mutex_unlock(&sh->mu);
-    rc = mp__futex_wait(&sh->get_seq, seq, deadline);
-    atomic_fetch_sub(&sh->nput_wait, 1);
-    if (rc == 0)
-      rc = queue_lock(q, deadline);
-    if (rc < 0) {
-      queue_pass_wake(&sh->get_seq, &sh->nput_wait);
+    /* Full. */
+    rc = queue_wait(q, &sh->get_seq, &sh->nput_wait, deadline);
+    if (rc < 0)
       return rc;
-    }
   }
 }
 
@@ -184,21 +197,10 @@ int mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout) {
         mp__futex_wake(&sh->get_seq, 1);
       return rc;
     }
-    if (mp__now_ns() >= deadline) {
-      mp__ipc_mutex_unlock(&sh->mu);
-      return MP_ETIMEDOUT;
-    }
-    uint32_t seq = atomic_load(&sh->put_seq);
-    atomic_fetch_add(&sh->nget_wait, 1);
-    mp__ipc_mutex_unlock(&sh->mu);
-    rc = mp__futex_wait(&sh->put_seq, seq, deadline);
-    atomic_fetch_sub(&sh->nget_wait, 1);
-    if (rc == 0)
-      rc = queue_lock(q, deadline);
-    if (rc < 0) {
-      queue_pass_wake(&sh->put_seq, &sh->nget_wait);
+    /* Empty. */
+    rc = queue_wait(q, &sh->put_seq, &sh->nget_wait, deadline);
+    if (rc < 0)
       return rc;
-    }
   }
 }
 
