@@ -68,7 +68,6 @@ struct mp_result {
   size_t window;     /* items handed out and not yet returned, at most */
   size_t returned;   /* items returned by mp_iter_next */
   size_t next_ordered;
-  size_t lost;       /* items with an outcome that could not be stored */
   /* Items from tail_from on, never handed out, all fail alike (terminate,
    * out of memory): their outcomes are made up as they are asked for, so
    * failing a million items costs no memory. */
@@ -125,7 +124,8 @@ typedef struct worker {
   } tx_meta;
   char *rbuf;
   size_t rcap, rlen;
-  int kill_code;       /* why we killed it: MP_ETIMEDOUT, MP_EPROTO, 0 */
+  int kill_code;       /* why we killed it: MP_ETIMEDOUT, MP_EPROTO,
+                        * MP_ECLOSED (terminate); 0: it died by itself */
   uint64_t kill_task;
   uint32_t kill_item;
   int dead;            /* EOF seen or killed: to be reaped */
@@ -138,7 +138,7 @@ struct mp_pool {
   size_t slots_len;
   mp_pool_opts opts;
   size_t max_res;
-  int closed, terminated, joined;
+  int closed, terminated;
   int init_failures; /* workers in a row that died in the initializer */
   int init_status;   /* the last one's exit code */
   uint64_t next_id;
@@ -306,7 +306,6 @@ static void job_deliver(job *j, size_t start, size_t count,
     if (!b) {
       /* Out of memory: these items are lost (each is reported as -ENOMEM
        * when reached) and no more input goes out. */
-      j->lost += count;
       j->done += count;
       job_fail_rest(j, -ENOMEM, 0);
       return;
@@ -350,7 +349,7 @@ static void apply_deliver(job *j, int code, int detail, const char *data,
   j->done = 1;
 }
 
-/* Fail every item of a chunk, or requeue some of it. */
+/* Fail the items [start, start + count) of chunk c with code, detail. */
 static void chunk_fail_range(chunk *c, size_t start, size_t count, int code,
                              int detail) {
   job *j = c->j;
@@ -362,32 +361,38 @@ static void chunk_fail_range(chunk *c, size_t start, size_t count, int code,
     job_deliver(j, start, count, NULL, NULL, code, detail);
 }
 
-static void chunk_free(mp_pool *p, chunk *c) {
+static void chunk_free(chunk *c) {
   job *j = c->j;
   j->inflight--;
   free(c);
   job_check_done(j);
-  (void)p;
 }
 
-/* Take the items [start, start + count) of c back for another worker. */
+/* Put the items [start, start + count) of job j on the retry list, for
+ * another worker; deaths: workers already lost on them. */
+/* A chunk of job j's items [start, start + count), counted in flight until
+ * chunk_free. NULL when out of memory. */
+static chunk *chunk_new(job *j, size_t start, size_t count, int deaths) {
+  chunk *c = malloc(sizeof *c);
+  if (!c)
+    return NULL;
+  *c = (chunk){.j = j, .start = start, .count = (uint32_t)count,
+               .deaths = deaths};
+  j->inflight++;
+  return c;
+}
+
 static void pool_requeue(mp_pool *p, job *j, size_t start, size_t count,
                          int deaths) {
   if (count == 0 || j->detached)
     return;
-  chunk *c = malloc(sizeof *c);
+  chunk *c = chunk_new(j, start, count, deaths);
   if (!c) {
     job_deliver(j, start, count, NULL, NULL, -ENOMEM, 0);
     return;
   }
-  c->j = j;
-  c->start = start;
-  c->count = (uint32_t)count;
-  c->id = 0;
-  c->deaths = deaths;
   c->next = p->retry;
   p->retry = c;
-  j->inflight++;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -551,7 +556,7 @@ static void pool_bury(mp_pool *p, int idx) {
                      c == w->q && !w->kill_code ? c->deaths + 1 : c->deaths);
       }
     }
-    chunk_free(p, c);
+    chunk_free(c);
     c = next;
   }
   free(w->rbuf);
@@ -585,37 +590,24 @@ static chunk *pool_next_chunk(mp_pool *p) {
     p->retry = c->next;
     if (!c->j->detached)
       return c;
-    chunk_free(p, c);
+    chunk_free(c);
   }
   for (job *j = p->jobs; j; j = j->next) {
     if (!job_has_work(j))
       continue;
-    chunk *c = malloc(sizeof *c);
+    size_t total = j->kind == JOB_APPLY ? 1 : j->n;
+    size_t cnt = j->kind == JOB_APPLY ? 1 : j->chunksize;
+    if (cnt > total - j->next_item)
+      cnt = total - j->next_item;
+    if (j->sink != SINK_ARRAY && !p->closed &&
+        cnt > j->window - (j->next_item - j->returned))
+      cnt = j->window - (j->next_item - j->returned);
+    chunk *c = chunk_new(j, j->next_item, cnt, 0);
     if (!c)
       return NULL;
-    c->j = j;
-    c->next = NULL;
-    c->deaths = 0;
-    if (j->kind == JOB_APPLY) {
-      c->start = 0;
-      c->count = 1;
+    j->next_item += cnt;
+    if (j->next_item >= total)
       j->pending = 0;
-      j->next_item = 1;
-    } else {
-      size_t left = j->n - j->next_item;
-      size_t cnt = left < j->chunksize ? left : j->chunksize;
-      if (j->sink != SINK_ARRAY && !p->closed) {
-        size_t room = j->window - (j->next_item - j->returned);
-        if (cnt > room)
-          cnt = room;
-      }
-      c->start = j->next_item;
-      c->count = (uint32_t)cnt;
-      j->next_item += cnt;
-      if (j->next_item >= j->n)
-        j->pending = 0;
-    }
-    j->inflight++;
     return c;
   }
   return NULL;
@@ -830,7 +822,7 @@ static int worker_frame(mp_pool *p, worker *w, const mp__frame_hdr *h,
   if (!w->q)
     w->q_tail = NULL;
   w->nq--;
-  chunk_free(p, c);
+  chunk_free(c);
   return 0;
 }
 
@@ -938,7 +930,7 @@ static void pool_fail_queued(mp_pool *p, int code, int detail) {
     chunk *c = p->retry;
     p->retry = c->next;
     chunk_fail_range(c, c->start, c->count, code, detail);
-    chunk_free(p, c);
+    chunk_free(c);
   }
   job *next;
   for (job *j = p->jobs; j; j = next) {
@@ -1281,7 +1273,6 @@ int mp_pool_join(mp_pool *p) {
   if (!p->closed)
     return MP_ESTATE;
   pool_drive(p, pool_idle, p, INT64_MAX);
-  p->joined = 1;
   return 0;
 }
 
@@ -1630,8 +1621,6 @@ int mp_iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
      * is known only in input order. */
     idx = j->sink == SINK_ORDERED ? j->next_ordered : SIZE_MAX;
     st = (mp_status){-ENOMEM, 0};
-    if (j->lost)
-      j->lost--;
   } else {
     size_t k = b->taken++;
     idx = b->start + k;
