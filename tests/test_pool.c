@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -824,41 +825,66 @@ static int pipe_inodes(pid_t pid, unsigned long *ino, int max) {
   return n;
 }
 
+static int holds(const unsigned long *set, int n, unsigned long ino) {
+  for (int i = 0; i < n; i++)
+    if (set[i] == ino)
+      return 1;
+  return 0;
+}
+
+/* Counts workers past start-up: the initializer runs after a new worker
+ * has closed the fds of every other library object. */
+static void count_ready(void *arg) { atomic_fetch_add((_Atomic int *)arg, 1); }
+
 static void test_two_pools_do_not_share_fds(void **state) {
   (void)state;
-  mp_pool *a = pool_of(2), *b = pool_of(2);
+  /* Pipes the test process holds before any pool exists (its runner's)
+   * are inherited by every child; any other pipe a worker holds is a
+   * pool's. */
+  unsigned long mine[64];
+  int nmine = pipe_inodes(getpid(), mine, 64);
+  _Atomic int *ready = mmap(NULL, sizeof *ready, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(ready != MAP_FAILED);
+  mp_pool_opts o = {.processes = 2, .initializer = count_ready, .initarg = (void *)ready};
+  mp_pool *a = NULL, *b = NULL;
+  assert_int_equal(mp_pool_create(&a, &o), 0);
+  assert_int_equal(mp_pool_create(&b, &o), 0);
+  /* Read the workers' fd tables only once all four are past start-up:
+   * before, a worker of b may not yet have dropped a's pipes. */
+  double t0 = mpt_now();
+  while (atomic_load(ready) < 4 && mpt_now() - t0 < 30)
+    usleep(1000);
+  assert_int_equal(atomic_load(ready), 4);
   pid_t pa[2], pb[2];
-  mp_pool_worker_pids(a, pa, 2);
-  mp_pool_worker_pids(b, pb, 2);
+  assert_int_equal(mp_pool_worker_pids(a, pa, 2), 2);
+  assert_int_equal(mp_pool_worker_pids(b, pb, 2), 2);
   unsigned long ia[2][64], ib[2][64];
   int na[2], nb[2];
   for (int k = 0; k < 2; k++) {
     na[k] = pipe_inodes(pa[k], ia[k], 64);
     nb[k] = pipe_inodes(pb[k], ib[k], 64);
-    /* A worker holds its own two pipe ends (plus any the test runner has). */
-    assert_true(na[k] >= 2);
-    assert_true(nb[k] >= 2);
+    /* Each worker holds its own two pipe ends, which are no runner's. */
+    int own_a = 0, own_b = 0;
+    for (int i = 0; i < na[k]; i++)
+      own_a += !holds(mine, nmine, ia[k][i]);
+    for (int i = 0; i < nb[k]; i++)
+      own_b += !holds(mine, nmine, ib[k][i]);
+    assert_int_equal(own_a, 2);
+    assert_int_equal(own_b, 2);
   }
-  /* Pipes the test process itself holds (its runner's) are inherited by
-   * every child; the pools' own pipes are not in that list. */
-  unsigned long mine[64];
-  int nmine = pipe_inodes(getpid(), mine, 64);
   /* No pool pipe is held by a worker of each pool. */
   for (int x = 0; x < 2; x++)
     for (int y = 0; y < 2; y++)
       for (int i = 0; i < na[x]; i++)
-        for (int j = 0; j < nb[y]; j++) {
-          int inherited = 0;
-          for (int k = 0; k < nmine; k++)
-            inherited |= mine[k] == ia[x][i];
-          if (!inherited && ia[x][i] == ib[y][j])
-            fail_msg("pipe %lu is held by workers of both pools", ia[x][i]);
-        }
+        if (!holds(mine, nmine, ia[x][i]) && holds(ib[y], nb[y], ia[x][i]))
+          fail_msg("pipe %lu is held by workers of both pools", ia[x][i]);
   int x = 5, y;
   assert_int_equal(mp_pool_map(a, square_int, &x, 1, sizeof x, &y, sizeof y, NULL), 0);
   assert_int_equal(mp_pool_map(b, square_int, &x, 1, sizeof x, &y, sizeof y, NULL), 0);
   close_join_free(b);
   close_join_free(a);
+  munmap((void *)ready, sizeof *ready);
 }
 
 int main(void) {
