@@ -246,3 +246,37 @@ char *mpt_read_all(int fd, size_t *len) {
     *len = n;
   return buf;
 }
+
+/* The state letter of pid (R, S, D, Z...), or 0. */
+static char proc_state(pid_t pid) {
+  char path[64], buf[512], *paren;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  char st = 0;
+  if (fgets(buf, sizeof buf, f) && (paren = strrchr(buf, ')')) && paren[1] == ' ')
+    st = paren[2];
+  fclose(f);
+  return st;
+}
+
+int mpt_wait_in_futex(pid_t pid, double max_s) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+  double t0 = mpt_now();
+  struct timespec tick = {0, 1000000};
+  do {
+    FILE *f = fopen(path, "r");
+    if (!f)
+      return -1;
+    long nr = -1;
+    int got = fscanf(f, "%ld", &nr); /* "running" when it is not in a call */
+    fclose(f);
+    /* Asleep, not merely preempted inside a futex call (a wake). */
+    if (got == 1 && nr == SYS_futex && proc_state(pid) == 'S')
+      return 1;
+    nanosleep(&tick, NULL);
+  } while (mpt_now() - t0 < max_s);
+  return 0;
+}

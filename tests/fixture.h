@@ -35,6 +35,12 @@ int mpt_teardown(void **state);
  * else its status is polled for the same time. */
 int mpt_exited_within(pid_t pid, int ms);
 
+/* 1 once pid, a child, is asleep in futex(2), as a process blocked in a
+ * queue, lock or event is; 0 if not within max_s seconds; -1 if this kernel
+ * does not say (no /proc/PID/syscall). Lets a test act on a process that
+ * is really waiting, not one about to. */
+int mpt_wait_in_futex(pid_t pid, double max_s);
+
 /* CLOCK_MONOTONIC in seconds. */
 double mpt_now(void);
 /* Create and start a process running fn(arg), or fail the test. */

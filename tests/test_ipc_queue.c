@@ -122,6 +122,7 @@ static void test_queue_blocking_wakeups(void **state) {
 
   mp_process *p = mpt_start(get_one, NULL);
   assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(p), 30), 0); /* asleep in get */
   int v = 77;
   assert_int_equal(mp_queue_put(g_q, &v, sizeof v, -1), 0);
   assert_int_equal(mpt_finish(p), 77);
@@ -129,6 +130,7 @@ static void test_queue_blocking_wakeups(void **state) {
   assert_int_equal(mp_event_clear(g_ev), 0);
   p = mpt_start(put_two, NULL);
   assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(p), 30), 0); /* asleep in put */
   assert_int_equal(mp_queue_get(g_q, &v, sizeof v, -1), sizeof v);
   assert_int_equal(v, 11);
   assert_int_equal(mp_queue_get(g_q, &v, sizeof v, -1), sizeof v);
@@ -181,6 +183,7 @@ static void test_queue_consumer_killed(void **state) {
   assert_int_equal(mp_event_create(&g_ev), 0);
   mp_process *p = mpt_start(get_one, NULL);
   assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(p), 30), 0); /* asleep in get */
   assert_int_equal(mp_process_kill(p), 0);
   assert_int_equal(mpt_finish(p), -SIGKILL);
   int v = 5;
@@ -189,6 +192,7 @@ static void test_queue_consumer_killed(void **state) {
   assert_int_equal(mp_event_clear(g_ev), 0);
   p = mpt_start(get_one, NULL);
   assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(p), 30), 0);
   v = 33;
   assert_int_equal(mp_queue_put(g_q, &v, sizeof v, -1), 0);
   assert_int_equal(mpt_finish(p), 33);

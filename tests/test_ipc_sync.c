@@ -113,6 +113,8 @@ static void test_lock_holder_killed(void **state) {
   mp_process *holder = mpt_start(hold_forever, NULL);
   assert_int_equal(mp_event_wait(g_held, -1), 0);
   mp_process *waiter = mpt_start(acquire_expect_dead, NULL);
+  /* Killed while the waiter is asleep on the lock, not before it gets there. */
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(waiter), 30), 0);
   assert_int_equal(mp_process_kill(holder), 0);
   assert_int_equal(mpt_finish(holder), -SIGKILL);
   assert_int_equal(mpt_finish(waiter), 42);
