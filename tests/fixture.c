@@ -128,6 +128,11 @@ static const char *restore_state(void) {
   return changed;
 }
 
+void mpt_filter(int argc, char **argv) {
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
+}
+
 int mpt_setup(void **state) {
   (void)state;
   save_state();

@@ -27,6 +27,10 @@ int mpt_teardown(void **state);
 
 #define MPT_TEST(f) cmocka_unit_test_setup_teardown(f, mpt_setup, mpt_teardown)
 
+/* From main: a first argument, when given, is a cmocka name pattern
+ * ('test_map*') that picks the tests MPT_RUN runs. */
+void mpt_filter(int argc, char **argv);
+
 /* Run the group; returns cmocka's failure count. */
 #define MPT_RUN(tests) cmocka_run_group_tests(tests, NULL, NULL)
 

@@ -43,11 +43,12 @@ static void test_success_and_unknown(void **state) {
   assert_string_equal(mp_version(), "0.1.0");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_library_codes),
       MPT_TEST(test_errno_codes),
       MPT_TEST(test_success_and_unknown),
   };
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }

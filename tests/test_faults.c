@@ -773,8 +773,6 @@ static int stress(void) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "stress") == 0)
     return stress();
-  if (argc > 1) /* run only the tests whose names match this pattern */
-    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_crashes_fail_alone),
       MPT_TEST(test_killed_from_outside),
@@ -795,5 +793,6 @@ int main(int argc, char **argv) {
       MPT_TEST(test_rlimit_nproc),
       MPT_TEST(test_rlimit_nofile),
   };
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }

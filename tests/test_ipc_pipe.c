@@ -221,7 +221,7 @@ static void test_pipe_large_message(void **state) {
   mp_pipe_free(g_parent);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_pipe_boundaries_and_duplex),
       MPT_TEST(test_pipe_errors),
@@ -231,5 +231,6 @@ int main(void) {
       MPT_TEST(test_pipe_ping_pong),
       MPT_TEST(test_pipe_large_message),
   };
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }

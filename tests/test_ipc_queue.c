@@ -346,5 +346,6 @@ int main(int argc, char **argv) {
   };
   if (argc > 1 && strcmp(argv[1], "stress") == 0)
     return MPT_RUN(stress);
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }

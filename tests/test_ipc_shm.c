@@ -164,12 +164,13 @@ static void test_shm_errors(void **state) {
   shm_unlink(name);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_shm_anonymous),
       MPT_TEST(test_shm_named),
       MPT_TEST(test_shm_named_across_processes),
       MPT_TEST(test_shm_errors),
   };
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }

@@ -247,7 +247,7 @@ static void test_event_wakes_all(void **state) {
   mp_event_free(g_go);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_lock_basic),
       MPT_TEST(test_sync_null_args),
@@ -259,5 +259,6 @@ int main(void) {
       MPT_TEST(test_event_basic),
       MPT_TEST(test_event_wakes_all),
   };
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }

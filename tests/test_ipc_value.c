@@ -143,12 +143,13 @@ static void test_value_lock_robust_and_timed(void **state) {
   mp_value_free(g_v);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_value_basic),
       MPT_TEST(test_value_errors),
       MPT_TEST(test_value_shared_counter),
       MPT_TEST(test_value_lock_robust_and_timed),
   };
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }

@@ -902,7 +902,7 @@ static void test_two_pools_do_not_share_fds(void **state) {
   munmap((void *)ready, sizeof *ready);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_map_matches_serial),
       MPT_TEST(test_map_element_sizes),
@@ -927,5 +927,6 @@ int main(void) {
       MPT_TEST(test_free_without_close),
       MPT_TEST(test_two_pools_do_not_share_fds),
   };
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }

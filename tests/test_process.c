@@ -471,7 +471,7 @@ static void test_sigchld_ignored(void **state) {
   mp_process_free(q);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_exitcode_from_return),
       MPT_TEST(test_exitcode_zero_is_distinct),
@@ -490,5 +490,6 @@ int main(void) {
       MPT_TEST(test_no_disposition_changed_and_cloexec),
       MPT_TEST(test_sigchld_ignored),
   };
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }

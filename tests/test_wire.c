@@ -139,7 +139,7 @@ static void test_nonblocking(void **state) {
   mp__close(fds[1]);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_frame_check),
       MPT_TEST(test_map_res_check),
@@ -149,5 +149,6 @@ int main(void) {
       MPT_TEST(test_full_io_and_eof),
       MPT_TEST(test_nonblocking),
   };
+  mpt_filter(argc, argv);
   return MPT_RUN(tests);
 }
