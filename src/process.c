@@ -333,6 +333,17 @@ static void proc_release(mp_process *p) {
   p->state = PROC_DONE;
 }
 
+/* The child has ended: r is what waitpid answered for it, its pid with
+ * status ws, or < 0 when the kernel reaped it already (SIGCHLD ignored):
+ * then the status pipe's code, if one came, else -SIGKILL. Release its fds. */
+static void proc_ended(mp_process *p, pid_t r, int ws) {
+  if (r == p->pid)
+    p->exitcode = mp__exitcode(ws);
+  else
+    p->exitcode = p->have_reported ? p->reported : -SIGKILL;
+  proc_release(p);
+}
+
 /* The child has exited, or is exiting (its status pipe hung up): reap it,
  * take its code, release its fds. */
 static int proc_finish(mp_process *p) {
@@ -356,11 +367,7 @@ static int proc_finish(mp_process *p) {
     p->status_fd = -1;
     return 0;
   }
-  if (r == p->pid)
-    p->exitcode = mp__exitcode(ws);
-  else /* ECHILD: SIGCHLD is ignored and the kernel reaped it. */
-    p->exitcode = p->have_reported ? p->reported : -SIGKILL;
-  proc_release(p);
+  proc_ended(p, r, ws);
   return 1;
 }
 
@@ -380,11 +387,8 @@ static int proc_wait(mp_process *p, int ms) {
     for (;;) {
       int ws;
       pid_t r = mp__waitpid(p->pid, &ws, ms < 0 ? 0 : WNOHANG);
-      if (r == p->pid || r < 0) { /* r < 0: reaped by the kernel */
-        p->exitcode = r == p->pid    ? mp__exitcode(ws)
-                      : p->have_reported ? p->reported
-                                         : -SIGKILL;
-        proc_release(p);
+      if (r == p->pid || r < 0) {
+        proc_ended(p, r, ws);
         return 1;
       }
       if (mp__now_ns() >= dl)
@@ -398,12 +402,14 @@ static int proc_wait(mp_process *p, int ms) {
   if (p->pidfd >= 0)
     return 0;
   int ws;
-  if (mp__waitpid(p->pid, &ws, WNOHANG) == p->pid) {
-    p->exitcode = mp__exitcode(ws);
-    proc_release(p);
+  pid_t r = mp__waitpid(p->pid, &ws, WNOHANG);
+  if (r == p->pid) {
+    proc_ended(p, r, ws);
     return 1;
   }
-  return 0;
+  /* Reaped by the kernel (SIGCHLD ignored) while a grandchild holds the
+   * pipe open: the code it wrote before exiting is in the pipe. */
+  return r < 0 ? proc_finish(p) : 0;
 }
 
 int mp_process_join(mp_process *p, double timeout) {

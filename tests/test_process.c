@@ -471,6 +471,64 @@ static void test_sigchld_ignored(void **state) {
   mp_process_free(q);
 }
 
+/* gate[0]: the grandchild waits on it; rep[1]: the target reports the
+ * grandchild's pid there; how: 0 to return 7, else the signal to die by. */
+typedef struct fork_then_end {
+  int gate[2], rep[2], how;
+} fork_then_end;
+
+/* Forks a grandchild that holds every fd the target has (its status pipe
+ * among them) until the gate opens, then returns 7 or dies by a signal. */
+static int fork_then_end_fn(void *arg) {
+  const fork_then_end *f = arg;
+  pid_t g = fork();
+  if (g == 0) {
+    char c;
+    close(f->gate[1]);
+    while (read(f->gate[0], &c, 1) < 0 && errno == EINTR)
+      ;
+    _exit(0);
+  }
+  mpt_write(f->rep[1], &g, sizeof g);
+  return f->how ? die_by((void *)(intptr_t)f->how) : 7;
+}
+
+/* With SIGCHLD ignored (a status pipe carries the code) a grandchild that
+ * holds that pipe open does not delay join: the target's end is seen when
+ * it ends, by return or by signal, with or without a pidfd (valgrind). */
+static void test_grandchild_holds_status_pipe(void **state) {
+  (void)state;
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int hows[] = {0, SIGKILL}, want[] = {7, -SIGKILL};
+  for (int k = 0; k < 2; k++) {
+    fork_then_end f = {.how = hows[k]};
+    assert_int_equal(pipe2(f.gate, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(f.rep, O_CLOEXEC), 0);
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigaction(SIGCHLD, &ign, &old);
+    mp_process *p;
+    assert_int_equal(mp_process_create(&p, fork_then_end_fn, &f, NULL), 0);
+    assert_int_equal(mp_process_start(p), 0);
+    pid_t g;
+    mpt_read(f.rep[0], &g, sizeof g);
+    /* The gate is still shut: the grandchild holds the pipe meanwhile. */
+    assert_int_equal(mp_process_join(p, 30), 0);
+    int code;
+    assert_int_equal(mp_process_exitcode(p, &code), 0);
+    assert_int_equal(code, want[k]);
+    mp_process_free(p);
+    sigaction(SIGCHLD, &old, NULL);
+    /* Let the grandchild go and reap it (it was re-parented to us). */
+    close(f.gate[1]);
+    int ws;
+    assert_int_equal(waitpid(g, &ws, 0), g);
+    close(f.gate[0]);
+    close(f.rep[0]);
+    close(f.rep[1]);
+  }
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_exitcode_from_return),
@@ -489,6 +547,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_free_running),
       MPT_TEST(test_no_disposition_changed_and_cloexec),
       MPT_TEST(test_sigchld_ignored),
+      MPT_TEST(test_grandchild_holds_status_pipe),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);
