@@ -63,6 +63,16 @@ int mp__pidfd_open(pid_t pid);
 /* Exit code from a wait status: the exit status, or -N for signal N. */
 int mp__exitcode(int wstatus);
 
+/* ---- ipc/shm.c: memory shared with the children forked after it ---- */
+
+/*
+ * A zeroed MAP_SHARED | MAP_ANONYMOUS mapping of len bytes: forked children
+ * share it with their parent. Returns 0 and sets *out, or -errno.
+ */
+int mp__ipc_map(void **out, size_t len);
+/* munmap, ignoring NULL. */
+void mp__ipc_unmap(void *p, size_t len);
+
 /* ---- wire.c: every raw read/write/poll on a pipe ---- */
 
 /* pipe2(O_CLOEXEC); returns 0 or -errno. */

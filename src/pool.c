@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,9 +56,8 @@ struct mp_result {
   size_t next_item;  /* next index to hand out */
   size_t done;       /* items with an outcome */
   mp_status *status;
-  size_t first_err_idx;
-  int first_err;
-  mp_status first_st;
+  size_t first_fail_idx;
+  mp_status first_fail; /* the lowest-indexed failure; code 0: none */
   mp_progress_fn progress;
   void *progress_arg;
 
@@ -222,11 +220,9 @@ static void job_check_done(job *j) {
 }
 
 static void job_note_fail(job *j, size_t idx, int code, int detail) {
-  if (!j->first_err || idx < j->first_err_idx) {
-    j->first_err = code;
-    j->first_err_idx = idx;
-    j->first_st.code = code;
-    j->first_st.detail = detail;
+  if (!j->first_fail.code || idx < j->first_fail_idx) {
+    j->first_fail_idx = idx;
+    j->first_fail = (mp_status){code, detail};
   }
 }
 
@@ -249,10 +245,6 @@ static block *block_new(job *j, size_t start, size_t count) {
   return b;
 }
 
-/* Count items done. The progress callback is not called from here, in the
- * middle of reading a frame or burying a worker, but queued for the end of
- * the round, when the pool's state is whole and the callback may call the
- * library (even terminate). One report per round carries the latest count. */
 static void job_deliver(job *j, size_t start, size_t count,
                         const char *codes, const char *outs, int code,
                         int detail);
@@ -276,6 +268,10 @@ static void job_fail_rest(job *j, int code, int detail) {
   j->done += count;
 }
 
+/* Count items done. The progress callback is not called from here, in the
+ * middle of reading a frame or burying a worker, but queued for the end of
+ * the round, when the pool's state is whole and the callback may call the
+ * library (even terminate). One report per round carries the latest count. */
 static void job_progress(job *j, size_t count) {
   j->done += count;
   mp_pool *p = j->pool;
@@ -368,8 +364,6 @@ static void chunk_free(chunk *c) {
   job_check_done(j);
 }
 
-/* Put the items [start, start + count) of job j on the retry list, for
- * another worker; deaths: workers already lost on them. */
 /* A chunk of job j's items [start, start + count), counted in flight until
  * chunk_free. NULL when out of memory. */
 static chunk *chunk_new(job *j, size_t start, size_t count, int deaths) {
@@ -382,6 +376,8 @@ static chunk *chunk_new(job *j, size_t start, size_t count, int deaths) {
   return c;
 }
 
+/* Put the items [start, start + count) of job j on the retry list, for
+ * another worker; deaths: workers already lost on them. */
 static void pool_requeue(mp_pool *p, job *j, size_t start, size_t count,
                          int deaths) {
   if (count == 0 || j->detached)
@@ -406,6 +402,12 @@ static void pool_drop_fd(int *fd) {
   mp__fd_unregister(*fd);
   mp__close(*fd);
   *fd = -1;
+}
+
+/* An empty slot: no process, no fds. */
+static void worker_clear(worker *w) {
+  memset(w, 0, sizeof *w);
+  w->task_fd = w->task_rd = w->res_fd = -1;
 }
 
 static void worker_close_fds(worker *w) {
@@ -560,8 +562,7 @@ static void pool_bury(mp_pool *p, int idx) {
     c = next;
   }
   free(w->rbuf);
-  memset(w, 0, sizeof *w);
-  w->task_fd = w->task_rd = w->res_fd = -1;
+  worker_clear(w);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -971,7 +972,6 @@ static int pool_live_workers(const mp_pool *p) {
   return n;
 }
 
-/* When no more work can come, close task pipes so idle workers exit. */
 /*
  * When no more work can come, idle workers are told to stop: a STOP frame
  * (a child the application forked without exec may hold the task pipe open,
@@ -993,32 +993,48 @@ static void pool_retire_idle(mp_pool *p) {
   }
 }
 
+/* The first job with a progress report to make, off its queue, or NULL.
+ * The queue's reference is the caller's to drop. */
+static job *pool_pop_progress(mp_pool *p) {
+  job *j = p->prog_head;
+  if (j) {
+    p->prog_head = j->prog_next;
+    if (!p->prog_head)
+      p->prog_tail = NULL;
+    j->prog_queued = 0;
+  }
+  return j;
+}
+
+/* The same for the queue of completion callbacks. */
+static job *pool_pop_callback(mp_pool *p) {
+  job *j = p->cb_head;
+  if (j) {
+    p->cb_head = j->cb_next;
+    if (!p->cb_head)
+      p->cb_tail = NULL;
+    j->cb_queued = 0;
+  }
+  return j;
+}
+
 /* Progress reports, then completion callbacks, at the end of a round. A
  * nested round (a callback calling the library) only queues more. */
 static void pool_run_callbacks(mp_pool *p) {
   if (p->in_callbacks)
     return;
   p->in_callbacks = 1;
-  while (p->prog_head || p->cb_head) {
-    while (p->prog_head) {
-      job *j = p->prog_head;
-      p->prog_head = j->prog_next;
-      if (!p->prog_head)
-        p->prog_tail = NULL;
-      j->prog_queued = 0;
+  for (;;) {
+    job *j;
+    while ((j = pool_pop_progress(p))) {
       if (!j->detached)
         j->progress(j->done, j->n, j->progress_arg);
       job_unref(j);
     }
-    if (!p->cb_head)
+    if (!(j = pool_pop_callback(p)))
       break;
-    job *j = p->cb_head;
-    p->cb_head = j->cb_next;
-    if (!p->cb_head)
-      p->cb_tail = NULL;
-    j->cb_queued = 0;
     if (!j->detached) {
-      mp_result_cb cb = j->first_err ? j->ecb : j->cb;
+      mp_result_cb cb = j->first_fail.code ? j->ecb : j->cb;
       if (cb)
         cb(j, j->cb_arg);
     }
@@ -1029,20 +1045,11 @@ static void pool_run_callbacks(mp_pool *p) {
 
 /* Drop queued reports and callbacks unrun (the pool is going away). */
 static void pool_drop_callbacks(mp_pool *p) {
-  while (p->prog_head) {
-    job *j = p->prog_head;
-    p->prog_head = j->prog_next;
-    j->prog_queued = 0;
+  job *j;
+  while ((j = pool_pop_progress(p)))
     job_unref(j);
-  }
-  p->prog_tail = NULL;
-  while (p->cb_head) {
-    job *j = p->cb_head;
-    p->cb_head = j->cb_next;
-    j->cb_queued = 0;
+  while ((j = pool_pop_callback(p)))
     job_unref(j);
-  }
-  p->cb_tail = NULL;
 }
 
 /* Deadline of the earliest running item, for task_timeout; with kill_now,
@@ -1206,12 +1213,12 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
   p->pfd = calloc(2 * (size_t)p->nproc, sizeof *p->pfd);
   p->pfd_map = calloc(2 * (size_t)p->nproc, sizeof *p->pfd_map);
   p->slots_len = (size_t)p->nproc * sizeof(mp__slot);
-  void *m = mmap(NULL, p->slots_len, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (!p->w || !p->pfd || !p->pfd_map || m == MAP_FAILED) {
-    int err = m == MAP_FAILED ? -errno : -ENOMEM;
-    if (m != MAP_FAILED)
-      munmap(m, p->slots_len);
+  void *m = NULL;
+  int err = mp__ipc_map(&m, p->slots_len);
+  if (!p->w || !p->pfd || !p->pfd_map || err < 0) {
+    if (!err)
+      err = -ENOMEM;
+    mp__ipc_unmap(m, p->slots_len);
     free(p->w);
     free(p->pfd);
     free(p->pfd_map);
@@ -1221,7 +1228,7 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
 
   p->slots = m;
   for (int i = 0; i < p->nproc; i++)
-    p->w[i].task_fd = p->w[i].task_rd = p->w[i].res_fd = -1;
+    worker_clear(&p->w[i]);
   for (int i = 0; i < p->nproc; i++) {
     int rc = pool_spawn(p, i);
     if (rc < 0) {
@@ -1283,7 +1290,7 @@ void mp_pool_free(mp_pool *p) {
   /* Reports and callbacks still queued (free called from a callback, which
    * the header forbids, or terminate's ran): their references go. */
   pool_drop_callbacks(p);
-  munmap(p->slots, p->slots_len);
+  mp__ipc_unmap(p->slots, p->slots_len);
   free(p->w);
   free(p->pfd);
   free(p->pfd_map);
@@ -1352,6 +1359,15 @@ static job *job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
 
 static int job_complete(void *arg) { return ((job *)arg)->complete; }
 
+/* The outcome of a job waited for: 0 or its lowest-indexed failure (code
+ * and detail into st, when given); MP_ECLOSED if it never completed. */
+static int job_outcome(const job *j, mp_status *st) {
+  mp_status o = j->complete ? j->first_fail : (mp_status){MP_ECLOSED, 0};
+  if (st)
+    *st = o;
+  return o.code;
+}
+
 int mp_pool_map_async(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
                       size_t in_size, void *out, size_t out_size,
                       const mp_map_async_opts *opts, mp_result **out_result) {
@@ -1391,7 +1407,7 @@ int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
   j->blocking = 1;
   job_check_done(j);
   pool_drive(pool, job_complete, j, INT64_MAX);
-  rc = j->complete ? j->first_err : MP_ECLOSED;
+  rc = job_outcome(j, NULL);
   job_unref(j);
   return rc;
 }
@@ -1431,11 +1447,7 @@ int mp_pool_apply(mp_pool *pool, mp_apply_fn f, const void *arg, size_t len,
   if (rc < 0)
     return rc;
   pool_drive(pool, job_complete, j, INT64_MAX);
-  rc = j->complete ? j->first_err : MP_ECLOSED;
-  if (status) {
-    status->code = rc;
-    status->detail = rc ? j->first_st.detail : 0;
-  }
+  rc = job_outcome(j, status);
   *result = rc ? NULL : j->res;
   *result_len = rc ? 0 : j->res_len;
   if (!rc)
@@ -1488,15 +1500,11 @@ int mp_result_get(mp_result *r, double timeout, const void **data,
   int rc = mp_result_wait(r, timeout);
   if (rc < 0)
     return rc;
-  rc = r->complete ? r->first_err : MP_ECLOSED;
+  rc = job_outcome(r, status);
   if (data)
     *data = rc ? NULL : r->res;
   if (len)
     *len = rc ? 0 : r->res_len;
-  if (status) {
-    status->code = rc;
-    status->detail = rc ? r->first_st.detail : 0;
-  }
   return rc;
 }
 
@@ -1505,7 +1513,7 @@ int mp_result_successful(mp_result *r) {
     return MP_EINVAL;
   if (!r->complete)
     return MP_ESTATE;
-  return r->first_err == 0;
+  return r->first_fail.code == 0;
 }
 
 void mp_result_free(mp_result *r) {
@@ -1570,10 +1578,8 @@ int mp_pool_imap_unordered(mp_pool *pool, mp_map_fn f, const void *in,
 static block *iter_find(job *j, block **prev_out) {
   block *prev = NULL;
   for (block *b = j->blocks; b; prev = b, b = b->next) {
-    if (j->sink == SINK_UNORDERED ||
-        (j->next_ordered >= b->start + b->taken &&
-         j->next_ordered < b->start + b->count &&
-         j->next_ordered == b->start + b->taken)) {
+    /* A block is freed once all its items are taken: b->taken < b->count. */
+    if (j->sink == SINK_UNORDERED || j->next_ordered == b->start + b->taken) {
       *prev_out = prev;
       return b;
     }

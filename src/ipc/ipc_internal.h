@@ -8,16 +8,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* ---- shm.c: shared anonymous mappings ---- */
-
-/*
- * A zeroed MAP_SHARED | MAP_ANONYMOUS mapping of len bytes: forked children
- * share it with their parent. Returns 0 and sets *out, or -errno.
- */
-int mp__ipc_map(void **out, size_t len);
-/* munmap, ignoring NULL. */
-void mp__ipc_unmap(void *p, size_t len);
-
 /* ---- sync.c: futex words and robust process-shared mutexes ---- */
 
 /*
