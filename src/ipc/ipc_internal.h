@@ -26,10 +26,11 @@ int mp__futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline);
 void mp__futex_wake(_Atomic uint32_t *word, int n);
 
 /*
- * Initialise a robust, process-shared, error-checking mutex in shared
- * memory. Returns 0 or -errno.
+ * A shared mapping of len bytes (as mp__ipc_map) that starts with a
+ * robust, process-shared, error-checking mutex, initialised. Returns 0 and
+ * sets *out, or -errno (nothing is left mapped then).
  */
-int mp__ipc_mutex_init(pthread_mutex_t *m);
+int mp__ipc_map_locked(void **out, size_t len);
 /*
  * Lock m until the CLOCK_MONOTONIC deadline (INT64_MAX: forever). When the
  * previous holder died holding it, the mutex is made consistent and

@@ -117,6 +117,23 @@ static int pipe_err(int err) {
   }
 }
 
+/* After a non-blocking call failed with errno: 0 to try again (EINTR, or
+ * the end became ready before the deadline), else the code to return. */
+static int pipe_retry(mp_pipe *p, short events, int64_t deadline) {
+  if (errno == EINTR)
+    return 0;
+  if (errno != EAGAIN && errno != EWOULDBLOCK)
+    return pipe_err(errno);
+  int rc = pipe_wait(p, events, deadline);
+  return rc < 0 ? rc : 0;
+}
+
+/* Whether the n bytes received start with a header that fits them. */
+static int pipe_hdr_ok(const pipe_hdr *h, ssize_t n) {
+  return (size_t)n >= sizeof *h && h->magic == PIPE_MAGIC &&
+         h->len == (size_t)n - sizeof *h;
+}
+
 int mp_pipe_send(mp_pipe *p, const void *msg, size_t len, double timeout) {
   if (!p || (!msg && len > 0))
     return MP_EINVAL;
@@ -129,14 +146,9 @@ int mp_pipe_send(mp_pipe *p, const void *msg, size_t len, double timeout) {
   for (;;) {
     /* Non-blocking attempts, so a timeout is honoured even when another
      * process sharing this end filled the buffer after our poll. */
-    ssize_t w = sendmsg(p->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (w >= 0)
+    if (sendmsg(p->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
       return 0;
-    if (errno == EINTR)
-      continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-      return pipe_err(errno);
-    int rc = pipe_wait(p, POLLOUT, deadline);
+    int rc = pipe_retry(p, POLLOUT, deadline);
     if (rc < 0)
       return rc;
   }
@@ -152,24 +164,19 @@ int mp_pipe_recv(mp_pipe *p, void *buf, size_t cap, double timeout) {
     pipe_hdr h;
     ssize_t n = recv(p->fd, &h, sizeof h, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        return pipe_err(errno);
-      int rc = pipe_wait(p, POLLIN, deadline);
+      int rc = pipe_retry(p, POLLIN, deadline);
       if (rc < 0)
         return rc;
       continue;
     }
     if (n == 0)
       return MP_EPEERDEAD; /* EOF: every message is at least a header */
-    size_t body = (size_t)n - sizeof h;
-    if ((size_t)n < sizeof h || h.magic != PIPE_MAGIC || h.len != body) {
+    if (!pipe_hdr_ok(&h, n)) {
       /* Not ours: take it off the queue so the next message can be read. */
       (void)recv(p->fd, &h, sizeof h, MSG_DONTWAIT);
       return MP_EPROTO;
     }
-    if (body > cap)
+    if (h.len > cap)
       return -EMSGSIZE;
     struct iovec iov[2] = {{&h, sizeof h}, {buf, cap}};
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = cap ? 2 : 1};
@@ -183,10 +190,9 @@ int mp_pipe_recv(mp_pipe *p, void *buf, size_t cap, double timeout) {
       return MP_EPEERDEAD;
     /* Another reader may have taken the peeked message and left us a
      * different one: check again what was actually read. */
-    if ((mh.msg_flags & MSG_TRUNC) || (size_t)n < sizeof h ||
-        h.magic != PIPE_MAGIC || h.len != (size_t)n - sizeof h)
-      return (mh.msg_flags & MSG_TRUNC) ? -EMSGSIZE : MP_EPROTO;
-    return (int)h.len;
+    if (mh.msg_flags & MSG_TRUNC)
+      return -EMSGSIZE;
+    return pipe_hdr_ok(&h, n) ? (int)h.len : MP_EPROTO;
   }
 }
 

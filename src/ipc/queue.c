@@ -64,21 +64,15 @@ int mp_queue_create(mp_queue **out, size_t maxsize, size_t max_msg) {
   q->nslots = maxsize;
   q->map_len = QUEUE_HDR + maxsize * slot;
   void *m;
-  int rc = mp__ipc_map(&m, q->map_len);
-  if (rc < 0)
-    goto error;
+  int rc = mp__ipc_map_locked(&m, q->map_len); /* the mutex is sh->mu */
+  if (rc < 0) {
+    free(q);
+    return rc;
+  }
   q->sh = m;
   q->slots = (unsigned char *)m + QUEUE_HDR;
-  rc = mp__ipc_mutex_init(&q->sh->mu);
-  if (rc < 0) {
-    mp__ipc_unmap(m, q->map_len);
-    goto error;
-  }
   *out = q;
   return 0;
-error:
-  free(q);
-  return rc;
 }
 
 static queue_slot *queue_slot_at(const mp_queue *q, uint64_t i) {
@@ -130,6 +124,18 @@ static int queue_wait(mp_queue *q, _Atomic uint32_t *word,
   return rc;
 }
 
+/* After a change to the ring, with the queue locked: bump *word, unlock,
+ * and wake one sleeper on *word if one is registered in *nwait (read under
+ * the lock, see queue_wait). */
+static void queue_commit_unlock(mp_queue *q, _Atomic uint32_t *word,
+                                _Atomic uint32_t *nwait) {
+  atomic_fetch_add(word, 1);
+  int wake = atomic_load(nwait) > 0;
+  mp__ipc_mutex_unlock(&q->sh->mu);
+  if (wake)
+    mp__futex_wake(word, 1);
+}
+
 int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout) {
   if (!q || (!msg && len > 0))
     return MP_EINVAL;
@@ -148,11 +154,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout) {
       if (len)
         memcpy(s->data, msg, len);
       atomic_store(&sh->wr, wr + 1); /* the commit */
-      atomic_fetch_add(&sh->put_seq, 1);
-      int wake = atomic_load(&sh->nget_wait) > 0;
-      mp__ipc_mutex_unlock(&sh->mu);
-      if (wake)
-        mp__futex_wake(&sh->put_seq, 1);
+      queue_commit_unlock(q, &sh->put_seq, &sh->nget_wait);
       return 0;
     }
     /* Full. */
@@ -187,14 +189,10 @@ int mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout) {
         atomic_store(&sh->rd, rd + 1); /* the commit */
         rc = (int)len;
       }
-      int wake = 0;
-      if (rc != -EMSGSIZE) {
-        atomic_fetch_add(&sh->get_seq, 1);
-        wake = atomic_load(&sh->nput_wait) > 0;
-      }
-      mp__ipc_mutex_unlock(&sh->mu);
-      if (wake)
-        mp__futex_wake(&sh->get_seq, 1);
+      if (rc == -EMSGSIZE) /* nothing changed */
+        mp__ipc_mutex_unlock(&sh->mu);
+      else
+        queue_commit_unlock(q, &sh->get_seq, &sh->nput_wait);
       return rc;
     }
     /* Empty. */

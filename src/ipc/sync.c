@@ -44,7 +44,7 @@ void mp__futex_wake(_Atomic uint32_t *word, int n) {
 
 /* ---- robust mutexes ---- */
 
-int mp__ipc_mutex_init(pthread_mutex_t *m) {
+static int mutex_init(pthread_mutex_t *m) {
   pthread_mutexattr_t a;
   int rc = pthread_mutexattr_init(&a);
   if (rc)
@@ -58,6 +58,13 @@ int mp__ipc_mutex_init(pthread_mutex_t *m) {
     rc = pthread_mutex_init(m, &a);
   pthread_mutexattr_destroy(&a);
   return -rc;
+}
+
+int mp__ipc_map_locked(void **out, size_t len) {
+  int rc = mp__ipc_map(out, len);
+  if (rc == 0 && (rc = mutex_init(*out)) < 0)
+    mp__ipc_unmap(*out, len);
+  return rc;
 }
 
 int mp__ipc_mutex_lock(pthread_mutex_t *m, int64_t deadline) {
@@ -100,20 +107,14 @@ int mp_lock_create(mp_lock **out) {
   if (!l)
     return -ENOMEM;
   void *m;
-  int rc = mp__ipc_map(&m, sizeof *l->mu);
-  if (rc < 0)
-    goto error;
-  l->mu = m;
-  rc = mp__ipc_mutex_init(l->mu);
+  int rc = mp__ipc_map_locked(&m, sizeof *l->mu);
   if (rc < 0) {
-    mp__ipc_unmap(m, sizeof *l->mu);
-    goto error;
+    free(l);
+    return rc;
   }
+  l->mu = m;
   *out = l;
   return 0;
-error:
-  free(l);
-  return rc;
 }
 
 int mp_lock_acquire(mp_lock *l, double timeout) {
@@ -142,7 +143,6 @@ void mp_lock_free(mp_lock *l) {
 typedef struct sem_shared {
   _Atomic uint32_t value; /* the futex word */
   _Atomic uint32_t nwait; /* sleepers, so release skips the syscall */
-  uint32_t bound;         /* 0: unbounded */
 } sem_shared;
 
 struct mp_sem {
@@ -167,8 +167,16 @@ int mp_sem_create(mp_sem **out, unsigned value, unsigned bound) {
   s->s = m;
   s->bound = bound;
   atomic_init(&s->s->value, value);
-  s->s->bound = bound;
   *out = s;
+  return 0;
+}
+
+/* Take one unit if there is one: 1, else 0. */
+static int sem_try(sem_shared *s) {
+  uint32_t v = atomic_load(&s->value);
+  while (v > 0)
+    if (atomic_compare_exchange_weak(&s->value, &v, v - 1))
+      return 1;
   return 0;
 }
 
@@ -178,24 +186,16 @@ int mp_sem_acquire(mp_sem *sem, double timeout) {
   sem_shared *s = sem->s;
   int64_t deadline = mp__deadline(timeout);
   for (;;) {
-    uint32_t v = atomic_load(&s->value);
-    while (v > 0)
-      if (atomic_compare_exchange_weak(&s->value, &v, v - 1))
-        return 0;
+    if (sem_try(s))
+      return 0;
     /* nwait is raised before the value is re-checked in the kernel, and a
      * releaser raises the value before reading nwait: one of us sees the
      * other (both seq_cst), so no wakeup is lost. */
     atomic_fetch_add(&s->nwait, 1);
     int rc = mp__futex_wait(&s->value, 0, deadline);
     atomic_fetch_sub(&s->nwait, 1);
-    if (rc == MP_ETIMEDOUT) {
-      /* A last try: the value may have risen as the deadline passed. */
-      v = atomic_load(&s->value);
-      while (v > 0)
-        if (atomic_compare_exchange_weak(&s->value, &v, v - 1))
-          return 0;
-      return MP_ETIMEDOUT;
-    }
+    if (rc == MP_ETIMEDOUT) /* a last try: it may have risen meanwhile */
+      return sem_try(s) ? 0 : MP_ETIMEDOUT;
   }
 }
 

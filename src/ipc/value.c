@@ -32,21 +32,15 @@ int mp_value_create(mp_value **out, size_t size) {
   void *m;
   v->size = size;
   v->map_len = VALUE_DATA_OFF + size;
-  int rc = mp__ipc_map(&m, v->map_len);
-  if (rc < 0)
-    goto error;
+  int rc = mp__ipc_map_locked(&m, v->map_len);
+  if (rc < 0) {
+    free(v);
+    return rc;
+  }
   v->mu = m;
   v->data = (unsigned char *)m + VALUE_DATA_OFF;
-  rc = mp__ipc_mutex_init(v->mu);
-  if (rc < 0) {
-    mp__ipc_unmap(m, v->map_len);
-    goto error;
-  }
   *out = v;
   return 0;
-error:
-  free(v);
-  return rc;
 }
 
 int mp_array_create(mp_value **out, size_t n, size_t elem_size) {
