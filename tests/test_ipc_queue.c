@@ -1,7 +1,8 @@
 /* test_ipc_queue.c: mp_queue within a process, between mp_process children,
- * and in pool workers. Run with the argument "stress" for the 4 x 4 million
- * message run (registered as its own ctest, labelled slow). Children report
- * through exit codes; processes are sequenced by queues and events. */
+ * and in pool workers. Run with the argument "stress" for 4 producers and 4
+ * consumers passing a million messages (its own ctest, test_ipc_queue_stress).
+ * Children report through exit codes; processes are sequenced by queues and
+ * events. */
 #define _GNU_SOURCE
 #include "fixture.h"
 
