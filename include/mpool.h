@@ -643,7 +643,8 @@ MP_EXPORT int mp_queue_create(mp_queue **out, size_t maxsize, size_t max_msg);
  * Append a copy of the len bytes at msg (msg may be NULL when len is 0),
  * waiting up to timeout seconds while the queue is full (0: put_nowait).
  * Returns 0; MP_ETIMEDOUT (Python's Full; nothing was added); -EMSGSIZE when
- * len > max_msg; MP_EINVAL.
+ * len > max_msg; MP_EINVAL. With timeout 0 it may also report MP_ETIMEDOUT
+ * when another process holds the queue's lock at that instant.
  */
 MP_EXPORT int mp_queue_put(mp_queue *q, const void *msg, size_t len,
                            double timeout);
