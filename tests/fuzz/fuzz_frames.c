@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (r == 0) {
       /* Incomplete: a caller grows its buffer to need, which must be a
        * validated size. */
-      if (need && (need < sizeof h || need > sizeof h + (size_t)max_len + 15))
+      if (need && (need % MP__ALIGN || need < sizeof h ||
+                   need > sizeof h + (size_t)max_len + MP__ALIGN - 1))
         abort();
       break;
     }
