@@ -1,5 +1,4 @@
 /* fixture.c: leak checks shared by every test file. */
-#define _GNU_SOURCE
 #include "fixture.h"
 
 #include <dirent.h>
@@ -37,23 +36,29 @@ int mpt_has_children(void) {
   return !(r < 0 && errno == ECHILD);
 }
 
+/* From /proc/<pid>/stat (pid: a number, or "self"): the state letter (R,
+ * S, D, Z...) and the parent. Returns 0, or -1 if it cannot be read. */
+static int proc_stat(const char *pid, char *state, int *ppid) {
+  char path[300], buf[512], *paren;
+  snprintf(path, sizeof path, "/proc/%s/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  int ok = fgets(buf, sizeof buf, f) && (paren = strrchr(buf, ')')) &&
+           sscanf(paren + 1, " %c %d", state, ppid) == 2;
+  fclose(f);
+  return ok ? 0 : -1;
+}
+
 /* Kill and reap every child, so one failed test does not fail the next. */
 static void reap_all(void) {
   DIR *d = opendir("/proc");
   struct dirent *e;
   while (d && (e = readdir(d))) {
-    char path[300], buf[512];
-    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-      continue;
-    int pid, ppid;
-    char *close_paren;
-    if (fgets(buf, sizeof buf, f) && (close_paren = strrchr(buf, ')')) &&
-        sscanf(buf, "%d", &pid) == 1 &&
-        sscanf(close_paren + 2, "%*c %d", &ppid) == 1 && ppid == getpid())
-      kill(pid, SIGKILL);
-    fclose(f);
+    char state;
+    int ppid;
+    if (proc_stat(e->d_name, &state, &ppid) == 0 && ppid == getpid())
+      kill(atoi(e->d_name), SIGKILL);
   }
   if (d)
     closedir(d);
@@ -70,18 +75,32 @@ static int baseline_fds;
 #define MPT_SA_RESTORER 0x04000000 /* its value on Linux */
 #endif
 
+void mpt_sigs_save(mpt_sigs *s) {
+  memset(s, 0, sizeof *s);
+  for (int i = 1; i < NSIG; i++)
+    s->valid[i] = sigaction(i, NULL, &s->sa[i]) == 0;
+}
+
+void mpt_sigs_assert_same(const mpt_sigs *s) {
+  for (int i = 1; i < NSIG; i++) {
+    struct sigaction now;
+    if (!s->valid[i] || sigaction(i, NULL, &now) < 0)
+      continue;
+    assert_ptr_equal(s->sa[i].sa_handler, now.sa_handler);
+    assert_int_equal(s->sa[i].sa_flags, now.sa_flags);
+  }
+}
+
 /* Process-wide state a test may change and must put back: signal
  * dispositions, the signal mask, the child-subreaper flag, ITIMER_REAL. */
 static struct {
-  struct sigaction sa[NSIG];
-  int valid[NSIG];
+  mpt_sigs sigs;
   sigset_t mask;
   int subreaper;
 } base;
 
 static void save_state(void) {
-  for (int s = 1; s < NSIG; s++)
-    base.valid[s] = sigaction(s, NULL, &base.sa[s]) == 0;
+  mpt_sigs_save(&base.sigs);
   sigprocmask(SIG_SETMASK, NULL, &base.mask);
   base.subreaper = 0;
   prctl(PR_GET_CHILD_SUBREAPER, &base.subreaper);
@@ -102,17 +121,18 @@ static const char *restore_state(void) {
   }
   for (int s = 1; s < NSIG; s++) {
     struct sigaction sa;
-    if (!base.valid[s] || sigaction(s, NULL, &sa) < 0)
+    const struct sigaction *was = &base.sigs.sa[s];
+    if (!base.sigs.valid[s] || sigaction(s, NULL, &sa) < 0)
       continue;
     /* libc adds SA_RESTORER to any action it installs, a restore too. */
-    if (sa.sa_handler == base.sa[s].sa_handler &&
-        ((sa.sa_flags ^ base.sa[s].sa_flags) & ~MPT_SA_RESTORER) == 0)
+    if (sa.sa_handler == was->sa_handler &&
+        ((sa.sa_flags ^ was->sa_flags) & ~MPT_SA_RESTORER) == 0)
       continue;
     /* Ignoring a signal first discards one still pending, which could
      * otherwise kill this process once its default action is back. */
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigaction(s, &ign, NULL);
-    sigaction(s, &base.sa[s], NULL);
+    sigaction(s, was, NULL);
     changed = "a signal disposition";
   }
   int sub = 0;
@@ -159,7 +179,10 @@ int mpt_teardown(void **state) {
   return 0;
 }
 
-int mpt_exited_within(pid_t pid, int ms) {
+/* 1 if pid, a child of ours, has exited (not reaped) within ms
+ * milliseconds, else 0. A pidfd when the kernel (and valgrind) has one,
+ * else its status is polled for the same time. */
+static int exited_within(pid_t pid, int ms) {
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd >= 0) {
     struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
@@ -170,19 +193,50 @@ int mpt_exited_within(pid_t pid, int ms) {
     close(pidfd);
     return r == 1;
   }
-  struct timespec t0, t, tick = {0, 1000000};
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  double end = mpt_now() + ms / 1e3;
+  struct timespec tick = {0, 1000000};
   for (;;) {
     siginfo_t si;
     memset(&si, 0, sizeof si);
     if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
         si.si_pid == pid)
       return 1;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    if ((t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L >= ms)
+    if (mpt_now() >= end)
       return 0;
     nanosleep(&tick, NULL);
   }
+}
+
+int mpt_reap_within(pid_t pid, int ms, int *status) {
+  int done = exited_within(pid, ms);
+  if (!done)
+    kill(pid, SIGKILL);
+  pid_t r;
+  while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR)
+    ;
+  assert_int_equal(r, pid);
+  return done;
+}
+
+int mpt_under_tool(void) {
+#ifdef __SANITIZE_ADDRESS__
+  return 1;
+#else
+  return getenv("MPOOL_TEST_UNDER_TOOL") != NULL;
+#endif
+}
+
+mp_pool *mpt_pool(mp_pool_opts opts) {
+  mp_pool *p = NULL;
+  assert_int_equal(mp_pool_create(&p, &opts), 0);
+  assert_non_null(p);
+  return p;
+}
+
+void mpt_pool_done(mp_pool *p) {
+  assert_int_equal(mp_pool_close(p), 0);
+  assert_int_equal(mp_pool_join(p), 0);
+  mp_pool_free(p);
 }
 
 double mpt_now(void) {
@@ -252,20 +306,6 @@ char *mpt_read_all(int fd, size_t *len) {
   return buf;
 }
 
-/* The state letter of pid (R, S, D, Z...), or 0. */
-static char proc_state(pid_t pid) {
-  char path[64], buf[512], *paren;
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return 0;
-  char st = 0;
-  if (fgets(buf, sizeof buf, f) && (paren = strrchr(buf, ')')) && paren[1] == ' ')
-    st = paren[2];
-  fclose(f);
-  return st;
-}
-
 int mpt_wait_in_futex(pid_t pid, double max_s) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
@@ -279,7 +319,11 @@ int mpt_wait_in_futex(pid_t pid, double max_s) {
     int got = fscanf(f, "%ld", &nr); /* "running" when it is not in a call */
     fclose(f);
     /* Asleep, not merely preempted inside a futex call (a wake). */
-    if (got == 1 && nr == SYS_futex && proc_state(pid) == 'S')
+    char id[16], state = 0;
+    int ppid;
+    snprintf(id, sizeof id, "%d", (int)pid);
+    if (got == 1 && nr == SYS_futex && proc_stat(id, &state, &ppid) == 0 &&
+        state == 'S')
       return 1;
     nanosleep(&tick, NULL);
   } while (mpt_now() - t0 < max_s);

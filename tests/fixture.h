@@ -7,7 +7,14 @@
 #ifndef MPOOL_TEST_FIXTURE_H
 #define MPOOL_TEST_FIXTURE_H
 
+/* Included first by every test file, so this reaches every system header:
+ * NSIG, pipe2, prctl and friends. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,10 +41,31 @@ void mpt_filter(int argc, char **argv);
 /* Run the group; returns cmocka's failure count. */
 #define MPT_RUN(tests) cmocka_run_group_tests(tests, NULL, NULL)
 
-/* 1 if pid, a child of ours, has exited (not reaped) within ms
- * milliseconds, else 0. A pidfd when the kernel (and valgrind) has one,
- * else its status is polled for the same time. */
-int mpt_exited_within(pid_t pid, int ms);
+/* Wait up to ms milliseconds for pid, a child of ours, to exit; SIGKILL it
+ * if it has not; reap it, its wait status into *status. Returns 1 if it
+ * exited in time, else 0. */
+int mpt_reap_within(pid_t pid, int ms, int *status);
+
+/* 1 under valgrind or a sanitizer (the presets set MPOOL_TEST_UNDER_TOOL;
+ * an ASan build knows by itself): every fork and signal costs far more,
+ * and the process's RSS says nothing about the library. */
+int mpt_under_tool(void);
+
+/* Every signal's disposition, and whether it could be read. */
+typedef struct mpt_sigs {
+  struct sigaction sa[NSIG];
+  int valid[NSIG];
+} mpt_sigs;
+void mpt_sigs_save(mpt_sigs *s);
+/* Fail unless every disposition is as saved, sa_flags exactly: even a
+ * sigaction call that put the same action back shows (libc's
+ * SA_RESTORER), which is stricter than the teardown's check. */
+void mpt_sigs_assert_same(const mpt_sigs *s);
+
+/* A pool made with opts, or fail the test. */
+mp_pool *mpt_pool(mp_pool_opts opts);
+/* Close, join and free p, failing the test if close or join fails. */
+void mpt_pool_done(mp_pool *p);
 
 /* 1 once pid, a child, is asleep in futex(2), as a process blocked in a
  * queue, lock or event is; 0 if not within max_s seconds; -1 if this kernel

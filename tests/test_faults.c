@@ -1,7 +1,6 @@
 /* test_faults.c: tasks that crash, hang or break the protocol never hang the
  * pool or lose another item's result. Run with the argument "stress" for the
  * 100,000-task stress test. */
-#define _GNU_SOURCE
 #include "fixture.h"
 #include "internal.h"
 
@@ -29,10 +28,6 @@ typedef struct item {
   int fd; /* REPORT_HANG: where to write the worker's pid */
   int arg;
 } item;
-
-/* Under valgrind every fork and signal costs a thousandfold: the same
- * checks on a smaller scale. */
-static int under_tool(void) { return getenv("MPOOL_TEST_UNDER_TOOL") != NULL; }
 
 static void hang(void) {
   for (;;)
@@ -109,18 +104,6 @@ static item *items(int n) {
   return v;
 }
 
-static mp_pool *pool_with(mp_pool_opts o) {
-  mp_pool *p = NULL;
-  assert_int_equal(mp_pool_create(&p, &o), 0);
-  return p;
-}
-
-static void close_join_free(mp_pool *p) {
-  assert_int_equal(mp_pool_close(p), 0);
-  assert_int_equal(mp_pool_join(p), 0);
-  mp_pool_free(p);
-}
-
 /* A plain map still works on this pool. */
 static void assert_pool_works(mp_pool *p) {
   enum { N = 500 };
@@ -142,7 +125,7 @@ static void assert_others_ok(const item *in, const int *out, const mp_status *st
 
 static void test_crashes_fail_alone(void **state) {
   (void)state;
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2});
   pid_t before[2], after[2];
   mp_pool_worker_pids(p, before, 2);
   enum { N = 40 };
@@ -168,14 +151,14 @@ static void test_crashes_fail_alone(void **state) {
   assert_false(after[0] == before[0] && after[1] == before[1]);
   assert_pool_works(p);
   free(in);
-  close_join_free(p);
+  mpt_pool_done(p);
 }
 
 static void test_killed_from_outside(void **state) {
   (void)state;
   int rep[2];
   assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2});
   enum { N = 30 };
   item *in = items(N);
   in[3] = (item){.kind = REPORT_HANG, .value = 4, .fd = rep[1]};
@@ -201,7 +184,7 @@ static void test_killed_from_outside(void **state) {
   mp_result_free(r);
   assert_pool_works(p);
   free(in);
-  close_join_free(p);
+  mpt_pool_done(p);
   close(rep[0]);
   close(rep[1]);
 }
@@ -210,7 +193,7 @@ static void test_task_timeout(void **state) {
   (void)state;
   /* Long enough that no quick item, preempted on a loaded machine, is
    * judged overdue: only the hung one waits it out. */
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .task_timeout = 1});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2, .task_timeout = 1});
   enum { N = 20 };
   item *in = items(N);
   in[7].kind = HANG;
@@ -222,7 +205,7 @@ static void test_task_timeout(void **state) {
   assert_others_ok(in, out, st, N);
   assert_pool_works(p);
   free(in);
-  close_join_free(p);
+  mpt_pool_done(p);
 }
 
 static int apply_hang(const void *arg, size_t len, mp_buf *res) {
@@ -235,7 +218,7 @@ static int apply_hang(const void *arg, size_t len, mp_buf *res) {
 
 static void test_apply_timeout(void **state) {
   (void)state;
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 1, .task_timeout = 1});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 1, .task_timeout = 1});
   void *res;
   size_t len;
   mp_status st;
@@ -243,12 +226,12 @@ static void test_apply_timeout(void **state) {
   assert_int_equal(st.code, MP_ETIMEDOUT);
   assert_null(res);
   assert_pool_works(p);
-  close_join_free(p);
+  mpt_pool_done(p);
 }
 
 static void test_task_failure_code(void **state) {
   (void)state;
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2});
   enum { N = 10 };
   item *in = items(N);
   in[6] = (item){.kind = FAIL, .arg = -77};
@@ -260,7 +243,7 @@ static void test_task_failure_code(void **state) {
   assert_int_equal(st[6].detail, -77);
   assert_others_ok(in, out, st, N);
   free(in);
-  close_join_free(p);
+  mpt_pool_done(p);
 }
 
 static void init_crash(void *arg) {
@@ -276,7 +259,7 @@ static void init_crash_once(void *arg) {
 
 static void test_initializer_always_crashes(void **state) {
   (void)state;
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .initializer = init_crash});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2, .initializer = init_crash});
   enum { N = 10 };
   item *in = items(N);
   int out[N];
@@ -300,10 +283,10 @@ static void test_initializer_crashes_once(void **state) {
   (void)state;
   int *count = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   assert_true(count != MAP_FAILED);
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .initializer = init_crash_once,
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2, .initializer = init_crash_once,
                                         .initarg = count});
   assert_pool_works(p);
-  close_join_free(p);
+  mpt_pool_done(p);
   assert_true(*count >= 3); /* two workers and the one replacement */
   munmap(count, 4096);
 }
@@ -312,9 +295,9 @@ static void test_huge_timeout_means_none(void **state) {
   (void)state;
   double limits[] = {INFINITY, 1e12, 1e9 + 1};
   for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
-    mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .task_timeout = limits[k]});
+    mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2, .task_timeout = limits[k]});
     assert_pool_works(p); /* no item killed as overdue */
-    close_join_free(p);
+    mpt_pool_done(p);
   }
   mp_pool *p = NULL;
   assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.task_timeout = NAN}), MP_EINVAL);
@@ -359,12 +342,8 @@ static void test_death_in_flush_is_charged(void **state) {
     _exit(rc == MP_ECRASHED && !wrong ? 0 : 11);
   }
   /* A map that forked replacements forever would never let it exit. */
-  int done = mpt_exited_within(kid, 20000);
-  if (!done)
-    kill(kid, SIGKILL);
   int st;
-  assert_int_equal(waitpid(kid, &st, 0), kid);
-  assert_true(done);
+  assert_true(mpt_reap_within(kid, 20000, &st));
   assert_true(WIFEXITED(st));
   assert_int_equal(WEXITSTATUS(st), 0);
 }
@@ -377,7 +356,7 @@ static void test_grandchild_holding_pipes(void **state) {
   int gate[2], rep[2];
   assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
   assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 1});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 1});
   enum { N = 4 };
   item *in = items(N);
   in[1] = (item){.kind = FORK_ABRT, .value = 2, .fd = gate[0], .arg = rep[1]};
@@ -396,7 +375,7 @@ static void test_grandchild_holding_pipes(void **state) {
   close(gate[1]);
   close(rep[0]);
   close(rep[1]);
-  close_join_free(p);
+  mpt_pool_done(p);
   prctl(PR_SET_CHILD_SUBREAPER, 0);
   free(in);
   assert_int_equal(rc, MP_ECRASHED);
@@ -433,12 +412,8 @@ static void test_no_orphans(void **state) {
   int st;
   assert_int_equal(waitpid(mid, &st, 0), mid);
   int gone[2];
-  for (int i = 0; i < 2; i++) {
-    gone[i] = mpt_exited_within(workers[i], 1000);
-    if (!gone[i])
-      kill(workers[i], SIGKILL);
-    waitpid(workers[i], &st, 0);
-  }
+  for (int i = 0; i < 2; i++)
+    gone[i] = mpt_reap_within(workers[i], 1000, &st);
   prctl(PR_SET_CHILD_SUBREAPER, 0);
   close(rep[0]);
   close(rep[1]);
@@ -448,7 +423,7 @@ static void test_no_orphans(void **state) {
 
 static void test_protocol_violation(void **state) {
   (void)state;
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2});
   for (int variant = 0; variant < 3; variant++) {
     enum { N = 20 };
     item *in = items(N);
@@ -463,7 +438,7 @@ static void test_protocol_violation(void **state) {
     free(in);
   }
   assert_pool_works(p);
-  close_join_free(p);
+  mpt_pool_done(p);
 }
 
 /* ---- signals ---- */
@@ -474,27 +449,9 @@ static void count_signal(int sig) {
   g_sigs++;
 }
 
-static void snapshot_dispositions(struct sigaction *sa, int *valid) {
-  for (int s = 1; s < NSIG; s++) {
-    memset(&sa[s], 0, sizeof sa[s]);
-    valid[s] = sigaction(s, NULL, &sa[s]) == 0;
-  }
-}
-
-static void assert_same_dispositions(const struct sigaction *a, const int *valid) {
-  struct sigaction now;
-  for (int s = 1; s < NSIG; s++) {
-    if (!valid[s])
-      continue;
-    sigaction(s, NULL, &now);
-    assert_ptr_equal(a[s].sa_handler, now.sa_handler);
-    assert_int_equal(a[s].sa_flags, now.sa_flags);
-  }
-}
-
 /* A mixed workload: crashes, a task failure, imap. */
 static void mixed_workload(mp_pool *p, int expect_status_known) {
-  int N = under_tool() ? 2000 : 20000;
+  int N = mpt_under_tool() ? 2000 : 20000;
   item *in = items(N);
   in[100].kind = SEGV;
   in[N / 2].kind = EXIT3;
@@ -533,14 +490,13 @@ static void test_app_sigchld_handler(void **state) {
   (void)state;
   struct sigaction sa = {.sa_handler = count_signal}, old;
   sigaction(SIGCHLD, &sa, &old);
-  struct sigaction before[NSIG];
-  int valid[NSIG];
-  snapshot_dispositions(before, valid);
+  mpt_sigs before;
+  mpt_sigs_save(&before);
   g_sigs = 0;
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2});
   mixed_workload(p, 1);
-  close_join_free(p);
-  assert_same_dispositions(before, valid);
+  mpt_pool_done(p);
+  mpt_sigs_assert_same(&before);
   sigaction(SIGCHLD, &old, NULL);
   assert_true(g_sigs > 0); /* the application's handler saw the deaths */
 }
@@ -549,9 +505,9 @@ static void test_sigchld_ignored(void **state) {
   (void)state;
   struct sigaction sa = {.sa_handler = SIG_IGN}, old;
   sigaction(SIGCHLD, &sa, &old);
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .maxtasksperchild = 3});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2, .maxtasksperchild = 3});
   mixed_workload(p, 0); /* the kernel keeps no status to report */
-  close_join_free(p);
+  mpt_pool_done(p);
   sigaction(SIGCHLD, &old, NULL);
 }
 
@@ -564,15 +520,14 @@ static void test_interval_timer_eintr(void **state) {
   (void)state;
   struct sigaction sa = {.sa_handler = count_signal}, old; /* no SA_RESTART */
   sigaction(SIGALRM, &sa, &old);
-  struct sigaction before[NSIG];
-  int valid[NSIG];
-  snapshot_dispositions(before, valid);
+  mpt_sigs before;
+  mpt_sigs_save(&before);
   /* Every millisecond; under valgrind every 10 (it could not keep up). */
-  long us = under_tool() ? 10000 : 1000;
+  long us = mpt_under_tool() ? 10000 : 1000;
   struct itimerval every_ms = {{0, us}, {0, us}}, off = {{0, 0}, {0, 0}};
   g_sigs = 0;
   setitimer(ITIMER_REAL, &every_ms, NULL);
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 2, .task_timeout = 5});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2, .task_timeout = 5});
   mixed_workload(p, 1);
   size_t n = (size_t)8 << 20;
   char *big = calloc(1, n);
@@ -583,8 +538,8 @@ static void test_interval_timer_eintr(void **state) {
   assert_int_equal(*(size_t *)res, n);
   free(res);
   free(big);
-  close_join_free(p);
-  assert_same_dispositions(before, valid);
+  mpt_pool_done(p);
+  mpt_sigs_assert_same(&before);
   /* A tick may already be pending when the timer stops (valgrind holds
    * signals back until its next syscall); restoring SIG_DFL with one
    * pending would kill this process. Block, stop, drain, then restore. */
@@ -612,13 +567,12 @@ static int apply_report_hang(const void *arg, size_t len, mp_buf *res) {
 
 static void test_no_sigpipe_when_worker_dies_mid_write(void **state) {
   (void)state;
-  struct sigaction before[NSIG];
-  int valid[NSIG];
-  snapshot_dispositions(before, valid);
-  assert_ptr_equal(before[SIGPIPE].sa_handler, SIG_DFL); /* SIGPIPE would kill us */
+  mpt_sigs before;
+  mpt_sigs_save(&before);
+  assert_ptr_equal(before.sa[SIGPIPE].sa_handler, SIG_DFL); /* SIGPIPE would kill us */
   int rep[2];
   assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
-  mp_pool *p = pool_with((mp_pool_opts){.processes = 1});
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 1});
   mp_result *a, *b;
   assert_int_equal(mp_pool_apply_async(p, apply_report_hang, &rep[1], sizeof rep[1], NULL, &a), 0);
   size_t n = (size_t)16 << 20; /* far more than the pipe holds */
@@ -644,13 +598,13 @@ static void test_no_sigpipe_when_worker_dies_mid_write(void **state) {
   mp_result_free(a);
   mp_result_free(b);
   free(big);
-  close_join_free(p);
+  mpt_pool_done(p);
   close(rep[0]);
   close(rep[1]);
   sigset_t pending;
   sigpending(&pending);
   assert_false(sigismember(&pending, SIGPIPE));
-  assert_same_dispositions(before, valid);
+  mpt_sigs_assert_same(&before);
 }
 
 /* ---- exhaustion, each in a child so limits do not leak into other tests */
@@ -703,7 +657,7 @@ static void test_rlimit_nproc(void **state) {
 
 static void test_rlimit_nofile(void **state) {
   (void)state;
-  if (under_tool())
+  if (mpt_under_tool())
     skip(); /* valgrind keeps fds of its own under a limit it fakes */
   assert_int_equal(limited(RLIMIT_NOFILE, 3, 0), 11); /* a worker needs 4 */
   assert_int_equal(limited(RLIMIT_NOFILE, 5, 0), 11); /* the second one */

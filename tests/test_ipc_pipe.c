@@ -1,7 +1,6 @@
 /* test_ipc_pipe.c: mp_pipe: message boundaries, duplex, timeouts, a dead
  * peer reported (never waited on), no SIGPIPE. Children report through their
  * exit codes; they never call cmocka. */
-#define _GNU_SOURCE
 #include "fixture.h"
 
 #include <errno.h>

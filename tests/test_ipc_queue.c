@@ -3,7 +3,6 @@
  * consumers passing a million messages (its own ctest, test_ipc_queue_stress).
  * Children report through exit codes; processes are sequenced by queues and
  * events. */
-#define _GNU_SOURCE
 #include "fixture.h"
 
 #include <errno.h>

@@ -1,6 +1,5 @@
 /* test_ipc_shm.c: mp_shm, anonymous and named shared memory: sharing across
  * fork and by name, mode 0600, O_EXCL, removal by its owner only. */
-#define _GNU_SOURCE
 #include "fixture.h"
 
 #include <errno.h>

@@ -1,7 +1,6 @@
 /* test_ipc_sync.c: mp_lock, mp_sem, mp_event, within a process and across
  * processes. Processes are sequenced with events, never with sleeps; a
  * child reports through its exit code (it must not call cmocka). */
-#define _GNU_SOURCE
 #include "fixture.h"
 
 #include <errno.h>

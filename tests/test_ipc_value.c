@@ -1,6 +1,5 @@
 /* test_ipc_value.c: mp_value (Value and Array): shared bytes and their
  * robust lock, across processes. Children report through exit codes. */
-#define _GNU_SOURCE
 #include "fixture.h"
 
 #include <errno.h>

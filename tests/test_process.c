@@ -1,19 +1,15 @@
 /* test_process.c: mp_process, mp_cpu_count, mp_current_process_name. */
-#define _GNU_SOURCE
 #include "fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 static int ret_arg(void *arg) { return (int)(intptr_t)arg; }
@@ -275,42 +271,54 @@ static void print_around_child(int out) {
   exit(0);
 }
 
+/* Run body(fd) in a forked child (body ends it), fd being a pipe or, with
+ * to_file, an unlinked temporary file. Fails the test unless the child
+ * exits 0; returns what it wrote, malloc'd. */
+static char *child_output(void (*body)(int fd), int to_file) {
+  int fds[2];
+  if (to_file) {
+    char path[] = "/tmp/mpool-out-XXXXXX";
+    fds[0] = fds[1] = mkostemp(path, O_CLOEXEC);
+    assert_true(fds[0] >= 0);
+    unlink(path);
+  } else {
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!to_file)
+      close(fds[0]);
+    body(fds[1]);
+  }
+  if (!to_file)
+    close(fds[1]);
+  int st;
+  char *got;
+  if (to_file) { /* the child's whole output is there once it has exited */
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    lseek(fds[0], 0, SEEK_SET);
+    got = mpt_read_all(fds[0], NULL);
+  } else { /* read first: a full pipe would block the child */
+    got = mpt_read_all(fds[0], NULL);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+  }
+  close(fds[0]);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  return got;
+}
+
 static void test_output_once_file(void **state) {
   (void)state;
-  char path[] = "/tmp/mpool-out-XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  unlink(path);
-  pid_t pid = fork();
-  if (pid == 0)
-    print_around_child(fd);
-  int st;
-  assert_int_equal(waitpid(pid, &st, 0), pid);
-  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  lseek(fd, 0, SEEK_SET);
-  char *got = mpt_read_all(fd, NULL);
+  char *got = child_output(print_around_child, 1);
   assert_string_equal(got, "before\nchild\nafter\n");
   free(got);
-  close(fd);
 }
 
 static void test_output_once_pipe(void **state) {
   (void)state;
-  int fds[2];
-  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    print_around_child(fds[1]);
-  }
-  close(fds[1]);
-  char *got = mpt_read_all(fds[0], NULL);
-  int st;
-  assert_int_equal(waitpid(pid, &st, 0), pid);
-  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  char *got = child_output(print_around_child, 0);
   assert_string_equal(got, "before\nchild\nafter\n");
   free(got);
-  close(fds[0]);
 }
 
 static int atexit_fd = -1;
@@ -319,32 +327,25 @@ static void atexit_handler(void) {
     (void)!write(atexit_fd, "atexit\n", 7);
 }
 
+/* Registers an atexit handler that writes to out, then runs a process. */
+static void atexit_then_process(int out) {
+  atexit_fd = out;
+  atexit(atexit_handler);
+  mp_process *p;
+  if (mp_process_create(&p, ret_arg, NULL, NULL) < 0 || mp_process_start(p) < 0)
+    _exit(1);
+  mp_process_join(p, -1);
+  int code = -1;
+  mp_process_exitcode(p, &code);
+  mp_process_free(p);
+  _exit(code == 0 ? 0 : 2); /* our own atexit must not run either */
+}
+
 static void test_atexit_not_in_child(void **state) {
   (void)state;
-  int fds[2];
-  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    atexit_fd = fds[1];
-    atexit(atexit_handler);
-    mp_process *p;
-    if (mp_process_create(&p, ret_arg, NULL, NULL) < 0 || mp_process_start(p) < 0)
-      _exit(1);
-    mp_process_join(p, -1);
-    int code = -1;
-    mp_process_exitcode(p, &code);
-    mp_process_free(p);
-    _exit(code == 0 ? 0 : 2); /* our own atexit must not run either */
-  }
-  close(fds[1]);
-  char *got = mpt_read_all(fds[0], NULL);
-  int st;
-  assert_int_equal(waitpid(pid, &st, 0), pid);
-  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  char *got = child_output(atexit_then_process, 0);
   assert_string_equal(got, "");
   free(got);
-  close(fds[0]);
 }
 
 static int block_forever(void *arg) {
@@ -378,10 +379,7 @@ static void test_daemon_dies_with_parent(void **state) {
   int st;
   assert_int_equal(waitpid(mid, &st, 0), mid);
   /* The daemon must be gone within a second of its parent's death. */
-  int r = mpt_exited_within(daemon_pid, 1000);
-  if (r != 1)
-    kill(daemon_pid, SIGKILL);
-  assert_int_equal(waitpid(daemon_pid, &st, 0), daemon_pid);
+  int r = mpt_reap_within(daemon_pid, 1000, &st);
   prctl(PR_SET_CHILD_SUBREAPER, 0);
   assert_int_equal(r, 1);
   assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
@@ -408,14 +406,8 @@ static void test_free_running(void **state) {
 
 static void test_no_disposition_changed_and_cloexec(void **state) {
   (void)state;
-  struct sigaction before[NSIG], after[NSIG];
-  int valid[NSIG];
-  memset(before, 0, sizeof before);
-  memset(after, 0, sizeof after);
-  for (int s = 1; s < NSIG; s++)
-    valid[s] = sigaction(s, NULL, &before[s]) == 0;
-  sigset_t mask_before, mask_after;
-  sigprocmask(SIG_SETMASK, NULL, &mask_before);
+  mpt_sigs before;
+  mpt_sigs_save(&before); /* the mask is compared by the teardown */
   int fds[2];
   assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
   static char open_before[1024];
@@ -438,16 +430,7 @@ static void test_no_disposition_changed_and_cloexec(void **state) {
   assert_int_equal(mp_process_join(p, -1), 0);
   mp_process_free(p);
   close(fds[0]);
-  for (int s = 1; s < NSIG; s++) {
-    if (!valid[s])
-      continue;
-    sigaction(s, NULL, &after[s]);
-    assert_ptr_equal(before[s].sa_handler, after[s].sa_handler);
-    assert_int_equal(before[s].sa_flags, after[s].sa_flags);
-  }
-  sigprocmask(SIG_SETMASK, NULL, &mask_after);
-  for (int s = 1; s < NSIG; s++)
-    assert_int_equal(sigismember(&mask_before, s), sigismember(&mask_after, s));
+  mpt_sigs_assert_same(&before);
 }
 
 static void test_sigchld_ignored(void **state) {

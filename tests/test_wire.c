@@ -1,5 +1,4 @@
 /* test_wire.c: frame validation and the raw I/O helpers. */
-#define _GNU_SOURCE
 #include "fixture.h"
 #include "internal.h"
 

@@ -7,6 +7,7 @@ build=$1 src=$2 cc=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
+want="libmpool 0.1.0: 1 8 27 64 125"
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
 test -f "$prefix/include/mpool.h"
@@ -19,9 +20,9 @@ cmake -S "$src/tests/consumer" -B "$work/cm" -DCMAKE_PREFIX_PATH="$prefix" \
 cmake --build "$work/cm" >/dev/null
 out=$("$work/cm/consumer")
 echo "$out"
-test "$out" = "libmpool 0.1.0: 1 8 27 64 125"
+test "$out" = "$want"
 out=$("$work/cm/consumer_static")
-test "$out" = "libmpool 0.1.0: 1 8 27 64 125"
+test "$out" = "$want"
 
 echo "== pkg-config mpool"
 libdir=$(dirname "$(ls "$prefix"/lib*/pkgconfig/mpool.pc)")
@@ -33,11 +34,11 @@ test "$(pkg-config --modversion mpool)" = "0.1.0"
   -Wl,-rpath,"$(pkg-config --variable=libdir mpool)"
 out=$("$work/pc")
 echo "$out"
-test "$out" = "libmpool 0.1.0: 1 8 27 64 125"
+test "$out" = "$want"
 # Static, as pkg-config --static describes it.
 "$cc" -o "$work/pcs" "$src/tests/consumer/main.c" -DMPOOL_EXPECTED_VERSION='"0.1.0"' \
   $(pkg-config --cflags mpool) "$(pkg-config --variable=libdir mpool)/libmpool.a" \
   $(pkg-config --libs-only-other --static mpool) -lrt
 out=$("$work/pcs")
-test "$out" = "libmpool 0.1.0: 1 8 27 64 125"
+test "$out" = "$want"
 echo "consumer: ok"

@@ -11,7 +11,7 @@ static int cube(const void *in, void *out) {
 
 int main(void) {
   long in[5] = {1, 2, 3, 4, 5}, out[5];
-  mp_pool *pool;
+  mp_pool *pool = NULL; /* left unset when create fails */
   int rc = mp_pool_create(&pool, &(mp_pool_opts){.processes = 2});
   if (rc == 0)
     rc = mp_pool_map(pool, cube, in, 5, sizeof *in, out, sizeof *out, NULL);
