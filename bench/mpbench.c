@@ -82,6 +82,34 @@ static void emit(const char *side, const char *key, double v) {
 /* Inner repetitions per round: the round reports their median. */
 static int inner(int full) { return quick ? 1 : full; }
 
+/* What one measurement of a side needs; each side uses its part. */
+typedef struct sample {
+  mp_pool *pool;
+  const char *in;
+  int n;
+} sample;
+typedef double (*side_fn)(const sample *);
+
+/* The method of every row with a floor: five rounds, the two sides run
+ * back to back in each, the order alternating so that neither always runs
+ * first; each side's median is emitted under key. */
+static void side_by_side(const char *key, side_fn lib_fn, side_fn floor_fn,
+                         const sample *s) {
+  double lib[5], floor_[5];
+  int reps = inner(5);
+  for (int r = 0; r < reps; r++) {
+    if (r % 2) {
+      lib[r] = lib_fn(s);
+      floor_[r] = floor_fn(s);
+    } else {
+      floor_[r] = floor_fn(s);
+      lib[r] = lib_fn(s);
+    }
+  }
+  emit("lib", key, median(lib, reps));
+  emit("floor", key, median(floor_, reps));
+}
+
 /* ---- raw pipe helpers for the floors (blocking, whole counts) ---- */
 
 static void write_all(int fd, const void *buf, size_t n) {
@@ -211,7 +239,9 @@ static int echo(const void *arg, size_t len, mp_buf *res) {
   return mp_buf_append(res, arg, len);
 }
 
-static double apply_lib(mp_pool *pool, int n) {
+static double apply_lib(const sample *s) {
+  mp_pool *pool = s->pool;
+  int n = s->n;
   uint64_t x = 42;
   double t0 = now_s();
   for (int i = 0; i < n; i++) {
@@ -226,7 +256,8 @@ static double apply_lib(mp_pool *pool, int n) {
 }
 
 /* A child that echoes 8-byte messages until EOF: the floor of a round trip. */
-static double apply_floor(int n) {
+static double apply_floor(const sample *s) {
+  int n = s->n;
   int down[2], up[2];
   SYS(pipe2(down, O_CLOEXEC));
   SYS(pipe2(up, O_CLOEXEC));
@@ -274,22 +305,9 @@ static void row_apply(void) {
   place_child_begin();
   CHECK(mp_pool_create(&pool, &(mp_pool_opts){.processes = 2}));
   place_child_end();
-  (void)apply_lib(pool, 100); /* warm up */
-  double lib[5], floor_[5];
-  int reps = inner(5);
-  for (int r = 0; r < reps; r++) {
-    /* Alternate the order so neither side always runs first. */
-    if (r % 2) {
-      lib[r] = apply_lib(pool, n);
-      floor_[r] = apply_floor(n);
-    } else {
-      floor_[r] = apply_floor(n);
-      lib[r] = apply_lib(pool, n);
-    }
-  }
+  (void)apply_lib(&(sample){.pool = pool, .n = 100}); /* warm up */
+  side_by_side("us", apply_lib, apply_floor, &(sample){.pool = pool, .n = n});
   mp_pool_free(pool);
-  emit("lib", "us", median(lib, reps));
-  emit("floor", "us", median(floor_, reps));
 }
 
 /* ---- row 3: process create + start + join against fork + waitpid ---- */
@@ -299,7 +317,8 @@ static int noop_target(void *arg) {
   return 0;
 }
 
-static double proc_lib(int n) {
+static double proc_lib(const sample *s) {
+  int n = s->n;
   double t0 = now_s();
   for (int i = 0; i < n; i++) {
     mp_process *p;
@@ -315,7 +334,8 @@ static double proc_lib(int n) {
   return (now_s() - t0) / n * 1e6;
 }
 
-static double proc_floor(int n) {
+static double proc_floor(const sample *s) {
+  int n = s->n;
   double t0 = now_s();
   for (int i = 0; i < n; i++) {
     pid_t pid = fork();
@@ -329,21 +349,9 @@ static double proc_floor(int n) {
 
 static void row_process(void) {
   int n = quick ? 10 : 200;
-  double lib[5], floor_[5];
-  int reps = inner(5);
-  (void)proc_floor(5);
-  (void)proc_lib(5);
-  for (int r = 0; r < reps; r++) {
-    if (r % 2) {
-      lib[r] = proc_lib(n);
-      floor_[r] = proc_floor(n);
-    } else {
-      floor_[r] = proc_floor(n);
-      lib[r] = proc_lib(n);
-    }
-  }
-  emit("lib", "us", median(lib, reps));
-  emit("floor", "us", median(floor_, reps));
+  (void)proc_floor(&(sample){.n = 5});
+  (void)proc_lib(&(sample){.n = 5});
+  side_by_side("us", proc_lib, proc_floor, &(sample){.n = n});
 }
 
 /* ---- row 4: CPU-bound job over 1..ncpu workers against serial ---- */
@@ -510,12 +518,13 @@ static int len_item(const void *in, void *out) {
   return 0;
 }
 
-static double stream_lib(mp_pool *pool, const char *in, size_t n) {
+static double stream_lib(const sample *s) {
+  size_t n = (size_t)s->n;
   uint64_t *out = calloc(n, sizeof *out);
   if (!out)
     die("calloc", -ENOMEM);
   double t0 = now_s();
-  CHECK(mp_pool_map(pool, len_item, in, n, big_size, out, sizeof *out, NULL));
+  CHECK(mp_pool_map(s->pool, len_item, s->in, n, big_size, out, sizeof *out, NULL));
   double t = now_s() - t0;
   for (size_t i = 0; i < n; i++)
     if (out[i] != big_size)
@@ -526,7 +535,9 @@ static double stream_lib(mp_pool *pool, const char *in, size_t n) {
 
 /* One child reads n items of big_size bytes through a 1 MiB pipe and
  * answers each with its length: the floor of moving the bytes. */
-static double stream_floor(const char *in, size_t n) {
+static double stream_floor(const sample *s) {
+  size_t n = (size_t)s->n;
+  const char *in = s->in;
   int down[2], up[2];
   SYS(pipe2(down, O_CLOEXEC));
   SYS(pipe2(up, O_CLOEXEC));
@@ -570,30 +581,19 @@ static double stream_floor(const char *in, size_t n) {
 }
 
 static void row_stream(void) {
-  size_t n = quick ? 8 : 64;
+  int n = quick ? 8 : 64;
   big_size = (size_t)1 << 20;
-  char *in = malloc(n * big_size);
+  char *in = malloc((size_t)n * big_size);
   if (!in)
     die("malloc", -ENOMEM);
-  for (size_t i = 0; i < n * big_size; i++)
+  for (size_t i = 0; i < (size_t)n * big_size; i++)
     in[i] = (char)(i * 131 >> 3);
   mp_pool *pool;
   CHECK(mp_pool_create(&pool, &(mp_pool_opts){.processes = 2}));
-  (void)stream_lib(pool, in, n < 8 ? n : 8); /* warm up */
-  double lib[5], floor_[5];
-  int reps = inner(5);
-  for (int r = 0; r < reps; r++) {
-    if (r % 2) {
-      lib[r] = stream_lib(pool, in, n);
-      floor_[r] = stream_floor(in, n);
-    } else {
-      floor_[r] = stream_floor(in, n);
-      lib[r] = stream_lib(pool, in, n);
-    }
-  }
+  (void)stream_lib(&(sample){.pool = pool, .in = in, .n = 8}); /* warm up */
+  side_by_side("mb_per_s", stream_lib, stream_floor,
+               &(sample){.pool = pool, .in = in, .n = n});
   mp_pool_free(pool);
-  emit("lib", "mb_per_s", median(lib, reps));
-  emit("floor", "mb_per_s", median(floor_, reps));
   free(in);
 }
 
@@ -619,7 +619,8 @@ static void row_pool_life(void) {
 
 /* ---- row 7: worker replacement against a raw fork per task ---- */
 
-static double replace_lib(int n) {
+static double replace_lib(const sample *s) {
+  int n = s->n;
   int64_t *in = malloc((size_t)n * sizeof *in);
   int64_t *out = malloc((size_t)n * sizeof *out);
   if (!in || !out)
@@ -643,7 +644,8 @@ static double replace_lib(int n) {
 }
 
 /* A fresh child per task: fork, compute, send the result, exit, reap. */
-static double replace_floor(int n) {
+static double replace_floor(const sample *s) {
+  int n = s->n;
   int up[2];
   SYS(pipe2(up, O_CLOEXEC));
   double t0 = now_s();
@@ -668,21 +670,9 @@ static double replace_floor(int n) {
 
 static void row_replace(void) {
   int n = quick ? 10 : 200;
-  double lib[5], floor_[5];
-  int reps = inner(5);
-  (void)replace_lib(5);
-  (void)replace_floor(5);
-  for (int r = 0; r < reps; r++) {
-    if (r % 2) {
-      lib[r] = replace_lib(n);
-      floor_[r] = replace_floor(n);
-    } else {
-      floor_[r] = replace_floor(n);
-      lib[r] = replace_lib(n);
-    }
-  }
-  emit("lib", "us", median(lib, reps));
-  emit("floor", "us", median(floor_, reps));
+  (void)replace_lib(&(sample){.n = 5});
+  (void)replace_floor(&(sample){.n = 5});
+  side_by_side("us", replace_lib, replace_floor, &(sample){.n = n});
 }
 
 /* ---- main ---- */

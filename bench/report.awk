@@ -36,37 +36,27 @@ function vmed(row, side, key,    r, n, a) {
   return med(a, n)
 }
 
-# Median over rounds of num/den, each round's pair measured side by side.
-# Also records the per-round ratios in SPREAD[label].
-function rmed(row, s1, k1, s2, k2, label,    r, n, a, list) {
+# s and t joined by a comma.
+function join(s, t) { return s == "" ? t : s ", " t }
+
+# A line of the Spread block.
+function spread(label, list) { SPREAD[++nspread] = "- " label ": " list }
+
+# Median over rounds of scale * num/den (scale: 1 when omitted), each
+# round's pair measured side by side; the per-round values go to the Spread
+# block under label, as percentages when pct is set.
+function rmed(row, s1, k1, s2, k2, label, scale, pct,    r, n, a, list) {
   n = 0
   list = ""
+  if (scale == "")
+    scale = 1
   for (r = 1; r <= rounds; r++)
     if ((row, r, s1, k1) in V && (row, r, s2, k2) in V && V[row, r, s2, k2] > 0) {
-      a[++n] = V[row, r, s1, k1] / V[row, r, s2, k2]
-      list = list (list == "" ? "" : ", ") sprintf("%.3g", a[n])
+      a[++n] = scale * V[row, r, s1, k1] / V[row, r, s2, k2]
+      list = join(list, pct ? sprintf("%.1f%%", 100 * a[n]) : sprintf("%.3g", a[n]))
     }
-  if (n) {
-    SPREAD_ORDER[++nspread] = label
-    SPREAD[label] = list
-  }
-  return med(a, n)
-}
-
-# Row 4: median over rounds of serial / (k * t_k).
-function effmed(row, k, label,    r, n, a, list, key) {
-  n = 0
-  list = ""
-  key = "w" k "_s"
-  for (r = 1; r <= rounds; r++)
-    if ((row, r, "floor", "serial_s") in V && (row, r, "lib", key) in V) {
-      a[++n] = V[row, r, "floor", "serial_s"] / (k * V[row, r, "lib", key])
-      list = list (list == "" ? "" : ", ") sprintf("%.1f%%", 100 * a[n])
-    }
-  if (n) {
-    SPREAD_ORDER[++nspread] = label
-    SPREAD[label] = list
-  }
+  if (n)
+    spread(label, list)
   return med(a, n)
 }
 
@@ -85,7 +75,7 @@ function fmt(v, unit) {
   return sprintf("%.2f %s", v, unit)
 }
 
-function pycell(row, v, unit) {
+function pycell(v, unit) {
   if (py != "ok") return py
   if (v == "") return "python failed"
   return unit == "items/s" ? fmt_rate(v) " items/s" : fmt(v, unit)
@@ -128,7 +118,7 @@ END {
   l = vmed(1, "lib", "items_per_s"); p = vmed(1, "py", "items_per_s")
   r = rmed(1, "lib", "items_per_s", "py", "items_per_s", "1: libmpool / Python")
   line(1, "map x*x over 1,000,000 int64, 2 workers, map call only",
-       fmt_rate(l) " items/s", "—", pycell(1, p, "items/s"),
+       fmt_rate(l) " items/s", "—", pycell(p, "items/s"),
        py == "ok" ? x(r) " Python" : "—", ">= 25x Python", pyverdict(r, ">=", 25))
 
   # 2a, 2b: apply round trip, tiny task
@@ -144,7 +134,7 @@ END {
       continue
     }
     line(row, "apply round trip, 8-byte echo, 2 workers, " where,
-         fmt(l, "us"), fmt(f, "us") " (pipe ping-pong)", pycell(row, p, "us"),
+         fmt(l, "us"), fmt(f, "us") " (pipe ping-pong)", pycell(p, "us"),
          x(r1) " floor; " (py == "ok" ? x(r2) " faster than Python" : "—"),
          "<= 1.3x floor; >= 4x faster than Python",
          verdict(r1, "<=", 1.3) ", " pyverdict(r2, ">=", 4))
@@ -155,7 +145,7 @@ END {
   r1 = rmed(3, "lib", "us", "floor", "us", "3: libmpool / floor")
   r2 = rmed(3, "py", "us", "lib", "us", "3: Python / libmpool")
   line(3, "process create + start + join (target returns at once)",
-       fmt(l, "us"), fmt(f, "us") " (fork + waitpid)", pycell(3, p, "us"),
+       fmt(l, "us"), fmt(f, "us") " (fork + waitpid)", pycell(p, "us"),
        x(r1) " floor; " (py == "ok" ? x(r2) " faster than Python" : "—"),
        "<= 1.2x floor; >= 6x faster than Python",
        verdict(r1, "<=", 1.2) ", " pyverdict(r2, ">=", 6))
@@ -166,8 +156,8 @@ END {
   cell = ""; effs = ""
   for (k = 1; k <= ncpu; k++) {
     t = vmed(4, "lib", "w" k "_s")
-    e = effmed(4, k, "4: efficiency, " k " worker" (k > 1 ? "s" : ""))
-    E[k] = e
+    e = rmed(4, "floor", "serial_s", "lib", "w" k "_s",
+             "4: efficiency, " k " worker" (k > 1 ? "s" : ""), 1 / k, 1)
     cell = cell (k > 1 ? "; " : "") k "w " fmt(t, "s")
     effs = effs (k > 1 ? "; " : "") k "w " (e == "" ? "—" : sprintf("%.1f%%", 100 * e))
   }
@@ -180,14 +170,13 @@ END {
       os = V[4, rr, "info", "other_serial"]; ow = V[4, rr, "info", "other_w2"]
       if (os != "" && ow != "" && os >= 0 && ow >= 0 && os < QUIET && ow < QUIET) {
         Q[++nq] = V[4, rr, "floor", "serial_s"] / (2 * V[4, rr, "lib", "w2_s"])
-        qlist = qlist (qlist == "" ? "" : ", ") sprintf("%.1f%%", 100 * Q[nq])
+        qlist = join(qlist, sprintf("%.1f%%", 100 * Q[nq]))
       }
-      OL = OL (OL == "" ? "" : ", ") sprintf("%.2f/%.2f", os, ow)
+      OL = join(OL, sprintf("%.2f/%.2f", os, ow))
     }
-    SPREAD_ORDER[++nspread] = "4: others' CPUs during serial/2-worker phases"
-    SPREAD[SPREAD_ORDER[nspread]] = OL
-    SPREAD_ORDER[++nspread] = "4: efficiency, 2 workers, quiet rounds only (others < " QUIET " CPU)"
-    SPREAD[SPREAD_ORDER[nspread]] = qlist == "" ? "none" : qlist
+    spread("4: others' CPUs during serial/2-worker phases", OL)
+    spread("4: efficiency, 2 workers, quiet rounds only (others < " QUIET " CPU)",
+           qlist == "" ? "none" : qlist)
     qe = med(Q, nq)
     if (nq >= (quick ? 1 : 3)) {
       effs = effs sprintf(" (quiet rounds %d/%d: 2w %.1f%%)", nq, rounds, 100 * qe)
@@ -208,7 +197,7 @@ END {
   r1 = rmed(5, "lib", "mb_per_s", "py", "mb_per_s", "5: libmpool / Python")
   r2 = rmed(5, "lib", "mb_per_s", "floor", "mb_per_s", "5: libmpool / raw pipe")
   line(5, "map over 64 items of 1 MiB returning their length, 2 workers",
-       fmt(l, "MB/s"), fmt(f, "MB/s") " (1 MiB pipe, 1 reader)", pycell(5, p, "MB/s"),
+       fmt(l, "MB/s"), fmt(f, "MB/s") " (1 MiB pipe, 1 reader)", pycell(p, "MB/s"),
        (py == "ok" ? x(r1) " Python; " : "") sprintf("%.0f%%", 100 * r2) " of raw pipe",
        ">= 4x Python; >= 60% of raw pipe",
        pyverdict(r1, ">=", 4) ", " verdict(r2, ">=", 0.6))
@@ -217,8 +206,8 @@ END {
   l = vmed(6, "lib", "ms"); p = vmed(6, "py", "ms")
   r = rmed(6, "py", "ms", "lib", "ms", "6: Python / libmpool")
   line(6, "pool create + close + join, 2 workers, no tasks",
-       fmt(l, "ms"), "—", pycell(6, p, "ms"),
-       py == "ok" ? "1/" sprintf("%.1f", r) " of Python's time" : "—",
+       fmt(l, "ms"), "—", pycell(p, "ms"),
+       py == "ok" && r != "" ? "1/" sprintf("%.1f", r) " of Python's time" : "—",
        "<= 1/6 of Python's time", pyverdict(r, ">=", 6))
 
   # 7: worker replacement
@@ -227,7 +216,7 @@ END {
   r2 = rmed(7, "py", "us", "lib", "us", "7: Python / libmpool (no target)")
   line(7, "maxtasksperchild=1, 1 worker, map chunksize 1, per task",
        fmt(l, "us"), fmt(f, "us") " (fork per task, result by pipe)",
-       pycell(7, p, "us"),
+       pycell(p, "us"),
        x(r1) " floor" (py == "ok" ? "; " x(r2) " faster than Python" : ""),
        "<= 1.5x floor", verdict(r1, "<=", 1.5))
 
@@ -237,9 +226,9 @@ END {
     lc = ""; lp = ""
     for (rr = 1; rr <= rounds; rr++) {
       if ((row, rr, "info", "other_c") in V)
-        lc = lc (lc == "" ? "" : ", ") sprintf("%.2f", V[row, rr, "info", "other_c"])
+        lc = join(lc, sprintf("%.2f", V[row, rr, "info", "other_c"]))
       if ((row, rr, "info", "other_py") in V)
-        lp = lp (lp == "" ? "" : ", ") sprintf("%.2f", V[row, rr, "info", "other_py"])
+        lp = join(lp, sprintf("%.2f", V[row, rr, "info", "other_py"]))
     }
     LOADS[i] = "- row " row ": C " (lc == "" ? "—" : lc) (lp == "" ? "" : "; Python " lp)
   }
@@ -248,7 +237,7 @@ END {
   print "## Spread: every per-round ratio (" rounds " round" (rounds > 1 ? "s" : "") ")"
   print ""
   for (i = 1; i <= nspread; i++)
-    print "- " SPREAD_ORDER[i] ": " SPREAD[SPREAD_ORDER[i]]
+    print SPREAD[i]
   print ""
   print "## Others' load: CPUs' worth of other processes' work during each call, per round"
   print ""
