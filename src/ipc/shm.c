@@ -112,18 +112,13 @@ int mp_shm_attach(mp_shm **out, const char *name) {
   }
   if (fstat(fd, &st) < 0) {
     rc = -errno;
-    mp__close(fd);
-    goto error;
+  } else if (st.st_size <= 0) {
+    rc = MP_ESTATE; /* the creator has not sized it yet */
+  } else {
+    s->size = (size_t)st.st_size;
+    s->ptr = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    rc = s->ptr == MAP_FAILED ? -errno : 0;
   }
-  if (st.st_size <= 0) {
-    /* The creator has not sized it yet. */
-    mp__close(fd);
-    rc = MP_ESTATE;
-    goto error;
-  }
-  s->size = (size_t)st.st_size;
-  s->ptr = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  rc = s->ptr == MAP_FAILED ? -errno : 0;
   mp__close(fd);
   if (rc < 0)
     goto error;

@@ -65,26 +65,27 @@ int mp_value_unlock(mp_value *v) {
   return mp__ipc_mutex_unlock(v->mu);
 }
 
-int mp_value_load(mp_value *v, void *dst) {
-  if (!v || !dst)
-    return MP_EINVAL;
+/* Copy size bytes from src to dst under the value's lock. Returns 0, or
+ * MP_EOWNERDEAD (copied all the same) when a holder died holding it. */
+static int value_copy(mp_value *v, void *dst, const void *src) {
   int rc = mp__ipc_mutex_lock(v->mu, INT64_MAX);
   if (rc < 0 && rc != MP_EOWNERDEAD)
     return rc;
-  memcpy(dst, v->data, v->size);
+  memcpy(dst, src, v->size);
   mp__ipc_mutex_unlock(v->mu);
   return rc;
+}
+
+int mp_value_load(mp_value *v, void *dst) {
+  if (!v || !dst)
+    return MP_EINVAL;
+  return value_copy(v, dst, v->data);
 }
 
 int mp_value_store(mp_value *v, const void *src) {
   if (!v || !src)
     return MP_EINVAL;
-  int rc = mp__ipc_mutex_lock(v->mu, INT64_MAX);
-  if (rc < 0 && rc != MP_EOWNERDEAD)
-    return rc;
-  memcpy(v->data, src, v->size);
-  mp__ipc_mutex_unlock(v->mu);
-  return rc;
+  return value_copy(v, v->data, src);
 }
 
 void mp_value_free(mp_value *v) {
