@@ -30,10 +30,19 @@ int mp__ms_left(int64_t deadline);
 /*
  * Library fds are registered so that every child the library forks closes
  * those of other objects (a worker must not hold a sibling pool's pipes, or
- * EOF could never be seen). Registration is process-wide and thread-safe.
+ * EOF could never be seen). Creating and registering an fd, and
+ * unregistering and closing it, are one step with respect to every fork the
+ * library makes, from any thread: a fork never inherits an fd of the
+ * library's that it does not know about.
  */
-void mp__fd_register(int fd);
-void mp__fd_unregister(int fd);
+/* pipe2(O_CLOEXEC), both ends registered. Returns 0 or -errno (-ENOMEM when
+ * the registry cannot grow: nothing is then left open). */
+int mp__pipe_reg(int fds[2]);
+/* pidfd_open(pid), registered; -1 where there is none (see
+ * mp__pidfd_open) or it cannot be had now. */
+int mp__pidfd_reg(pid_t pid);
+/* Unregister and close *fd, then set it to -1; -1 is ignored. */
+void mp__fd_drop(int *fd);
 
 typedef struct mp__fork_req {
   const int *keep; /* registered fds the child keeps */
@@ -59,6 +68,22 @@ pid_t mp__waitpid(pid_t pid, int *status, int flags);
 /* pidfd_open(2): an fd readable once pid exits, or -1 where the kernel (or
  * valgrind) has none. Close-on-exec. */
 int mp__pidfd_open(pid_t pid);
+
+/* A registered pidfd for pid, a child just forked, or -1 (none, or the pid
+ * is already not a child of ours). */
+int mp__child_pidfd(pid_t pid);
+
+/*
+ * Send sig to the child pid, never to a process that has taken its pid
+ * over: through pidfd when one is held (>= 0), else only while waitid says
+ * pid is a child of ours that has not exited. Returns 0, also when the
+ * child is gone, or -errno.
+ */
+int mp__child_signal(pid_t pid, int pidfd, int sig);
+
+/* Arm the parent-death signal (SIGKILL) and die now if parent, our parent
+ * when we were forked, is gone already. */
+void mp__die_with_parent(pid_t parent);
 
 /* Exit code from a wait status: the exit status, or -N for signal N. */
 int mp__exitcode(int wstatus);
@@ -205,6 +230,7 @@ typedef struct mp__worker_cfg {
   int task_fd;  /* read end */
   int res_fd;   /* write end */
   mp__slot *slot;
+  pid_t parent; /* the pool's process */
   void (*initializer)(void *);
   void *initarg;
   int maxtasks;       /* 0: unlimited */

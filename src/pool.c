@@ -103,10 +103,13 @@ struct chunk {
   size_t start;
   uint32_t count;
   int deaths; /* workers lost running it with no item to blame */
+  char *copy; /* its input, owned: its job was freed while it was half sent */
 };
 
 typedef struct worker {
   pid_t pid;       /* 0: no process in this slot */
+  int pidfd;       /* signals go through it (-1: none, see mp__child_signal) */
+  int64_t born_ns; /* when forked: its initializer's deadline counts from it */
   int task_fd;     /* write end, non-blocking */
   int task_rd;     /* the parent's copy of the read end: see pool_spawn */
   int res_fd;      /* read end, non-blocking */
@@ -126,6 +129,7 @@ typedef struct worker {
                         * MP_ECLOSED (terminate); 0: it died by itself */
   uint64_t kill_task;
   uint32_t kill_item;
+  int kill_init;       /* MP_ETIMEDOUT in its initializer */
   int dead;            /* EOF seen or killed: to be reaped */
 } worker;
 
@@ -137,8 +141,8 @@ struct mp_pool {
   mp_pool_opts opts;
   size_t max_res;
   int closed, terminated;
-  int init_failures; /* workers in a row that died in the initializer */
-  int init_status;   /* the last one's exit code */
+  int init_failures; /* workers in a row lost in the initializer */
+  mp_status init_fail; /* how the last one was lost */
   uint64_t next_id;
   unsigned spawned;
   job *jobs;            /* incomplete jobs, oldest first */
@@ -360,6 +364,7 @@ static void chunk_fail_range(chunk *c, size_t start, size_t count, int code,
 static void chunk_free(chunk *c) {
   job *j = c->j;
   j->inflight--;
+  free(c->copy);
   free(c);
   job_check_done(j);
 }
@@ -395,43 +400,26 @@ static void pool_requeue(mp_pool *p, job *j, size_t start, size_t count,
 /* workers                                                                */
 /* ---------------------------------------------------------------------- */
 
-/* Forget one of the parent's fds: out of the registry and the process. */
-static void pool_drop_fd(int *fd) {
-  if (*fd < 0)
-    return;
-  mp__fd_unregister(*fd);
-  mp__close(*fd);
-  *fd = -1;
-}
-
 /* An empty slot: no process, no fds. */
 static void worker_clear(worker *w) {
   memset(w, 0, sizeof *w);
-  w->task_fd = w->task_rd = w->res_fd = -1;
+  w->task_fd = w->task_rd = w->res_fd = w->pidfd = -1;
 }
 
 static void worker_close_fds(worker *w) {
-  pool_drop_fd(&w->task_fd);
-  pool_drop_fd(&w->task_rd);
-  pool_drop_fd(&w->res_fd);
+  mp__fd_drop(&w->task_fd);
+  mp__fd_drop(&w->task_rd);
+  mp__fd_drop(&w->res_fd);
+  mp__fd_drop(&w->pidfd);
 }
 
 static int pool_spawn(mp_pool *p, int idx) {
   worker *w = &p->w[idx];
-  int tfd[2], rfd[2];
-  int rc = mp__pipe(tfd);
+  int tfd[2], rfd[2] = {-1, -1};
+  int rc = mp__pipe_reg(tfd);
   if (rc < 0)
     return rc;
-  rc = mp__pipe(rfd);
-  if (rc < 0) {
-    mp__close(tfd[0]);
-    mp__close(tfd[1]);
-    return rc;
-  }
-  int fds[4] = {tfd[0], tfd[1], rfd[0], rfd[1]};
-  for (int i = 0; i < 4; i++)
-    mp__fd_register(fds[i]);
-  if ((rc = mp__set_nonblock(tfd[1])) < 0 ||
+  if ((rc = mp__pipe_reg(rfd)) < 0 || (rc = mp__set_nonblock(tfd[1])) < 0 ||
       (rc = mp__set_nonblock(rfd[0])) < 0)
     goto error;
   mp__pipe_grow(tfd[1], PIPE_BYTES);
@@ -445,12 +433,14 @@ static int pool_spawn(mp_pool *p, int idx) {
   int keep[2] = {tfd[0], rfd[1]};
   mp__fork_req req = {.keep = keep, .nkeep = 2, .die_with_parent = 1,
                       .name = name};
+  pid_t parent = getpid();
   pid_t pid = mp__fork(&req);
   if (pid == 0) {
     mp__worker_cfg cfg = {
         .task_fd = tfd[0],
         .res_fd = rfd[1],
         .slot = slot,
+        .parent = parent,
         .initializer = p->opts.initializer,
         .initarg = p->opts.initarg,
         .maxtasks = p->opts.maxtasksperchild,
@@ -468,34 +458,77 @@ static int pool_spawn(mp_pool *p, int idx) {
    * reader never raises SIGPIPE, so a worker that dies while the parent
    * writes to it costs a full pipe at worst, and no signal (and no signal
    * mask juggling around every write). Death shows as EOF on results. */
-  mp__fd_unregister(rfd[1]);
-  mp__close(rfd[1]);
-  memset(w, 0, sizeof *w);
+  mp__fd_drop(&rfd[1]);
+  worker_clear(w);
   w->pid = pid;
+  w->pidfd = mp__child_pidfd(pid);
+  w->born_ns = p->opts.task_timeout > 0 ? mp__now_ns() : 0;
   w->task_fd = tfd[1];
   w->task_rd = tfd[0];
   w->res_fd = rfd[0];
   return 0;
 
 error:
-  for (int i = 0; i < 4; i++) {
-    mp__fd_unregister(fds[i]);
-    mp__close(fds[i]);
+  for (int i = 0; i < 2; i++) {
+    mp__fd_drop(&tfd[i]);
+    mp__fd_drop(&rfd[i]);
   }
   return rc;
 }
 
+/* Kill w (once): code says why, for pool_bury; task and item, the item it
+ * was running when it was judged (0, 0 if none). */
 static void worker_kill(worker *w, int code, uint64_t task, uint32_t item) {
   if (w->dead)
     return;
-  kill(w->pid, SIGKILL);
+  (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
   w->kill_code = code;
   w->kill_task = task;
   w->kill_item = item;
   w->dead = 1;
 }
 
+/* What worker slot s runs now, read consistently: 1 with its task id, item
+ * and start time, or 0 when it runs none or moves on as we look. */
+static int slot_running(const mp__slot *s, uint64_t *task, uint32_t *item,
+                        int64_t *start) {
+  uint64_t t1 = atomic_load_explicit(&s->task_id, memory_order_acquire);
+  uint32_t i1 = atomic_load_explicit(&s->item, memory_order_acquire);
+  *start = atomic_load_explicit(&s->start_ns, memory_order_relaxed);
+  uint64_t t2 = atomic_load_explicit(&s->task_id, memory_order_acquire);
+  uint32_t i2 = atomic_load_explicit(&s->item, memory_order_acquire);
+  if (!t1 || t1 != t2 || i1 != i2)
+    return 0;
+  *task = t1;
+  *item = i1;
+  return 1;
+}
+
 static void worker_read(mp_pool *p, int idx);
+
+/*
+ * Chunk c, at the head of its worker's queue, was running when the worker
+ * sent bytes that are not a frame: one of its items wrote to the worker's
+ * pipes. Only items up to the one running when the bytes were read (item,
+ * or the whole chunk if the worker had left it) can have written them; the
+ * items after it are sent again as they are. One suspect alone is the
+ * culprit and fails with MP_EPROTO; several are each sent again alone, so
+ * the culprit is found on its own and the others deliver, as around a
+ * crash.
+ */
+static void chunk_proto_blame(mp_pool *p, const worker *w, chunk *c) {
+  job *j = c->j;
+  size_t last = c->count - 1;
+  if (w->kill_task && w->kill_task == c->id && w->kill_item < c->count)
+    last = w->kill_item;
+  if (last == 0) {
+    chunk_fail_range(c, c->start, 1, MP_EPROTO, 0);
+  } else {
+    for (size_t i = 0; i <= last; i++)
+      pool_requeue(p, j, c->start + i, 1, 0);
+  }
+  pool_requeue(p, j, c->start + last + 1, c->count - last - 1, 0);
+}
 
 /* A worker is gone (EOF) or killed: reap it and settle what it held. */
 static void pool_bury(mp_pool *p, int idx) {
@@ -506,9 +539,9 @@ static void pool_bury(mp_pool *p, int idx) {
   if ((w->kill_code == 0 || w->kill_code == MP_ETIMEDOUT) && w->res_fd >= 0)
     worker_read(p, idx);
   /* EOF can also come from a live worker whose task closed its fds or
-   * exec'd: it is useless now. Not yet reaped, so the pid is still ours;
-   * a worker already dead keeps its own status. */
-  kill(w->pid, SIGKILL);
+   * exec'd: it is useless now. A worker already dead keeps its own status;
+   * one reaped by the kernel (SIGCHLD ignored) is not signalled. */
+  (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
   int ws, exitcode = 0;
   pid_t r = mp__waitpid(w->pid, &ws, 0);
   if (r == w->pid)
@@ -516,11 +549,14 @@ static void pool_bury(mp_pool *p, int idx) {
   /* Judged overdue, but it ended by other means before our SIGKILL
    * landed: that is how it ended. */
   if (w->kill_code == MP_ETIMEDOUT && r == w->pid && exitcode != -SIGKILL)
-    w->kill_code = 0;
-  if (!w->kill_code) {
+    w->kill_code = w->kill_init = 0;
+  if (w->kill_init) {
+    p->init_failures++;
+    p->init_fail = (mp_status){MP_ETIMEDOUT, 0};
+  } else if (!w->kill_code) {
     if (!atomic_load_explicit(&slot->ready, memory_order_acquire)) {
       p->init_failures++;
-      p->init_status = exitcode;
+      p->init_fail = (mp_status){MP_ECRASHED, exitcode};
     } else {
       p->init_failures = 0;
     }
@@ -535,9 +571,10 @@ static void pool_bury(mp_pool *p, int idx) {
     size_t bad = SIZE_MAX;  /* item index within the chunk that fails */
     int code = MP_ECRASHED, detail = exitcode;
     if (w->kill_code == MP_EPROTO && c == w->q) {
-      chunk_fail_range(c, c->start, c->count, MP_EPROTO, 0);
+      chunk_proto_blame(p, w, c);
     } else {
-      if (w->kill_code == MP_ETIMEDOUT && c->id == w->kill_task) {
+      if (w->kill_code == MP_ETIMEDOUT && !w->kill_init &&
+          c->id == w->kill_task) {
         bad = w->kill_item;
         code = MP_ETIMEDOUT;
         detail = 0;
@@ -657,7 +694,8 @@ static void worker_write(mp_pool *p, worker *w) {
     iov[0] = (struct iovec){&w->tx_hdr, sizeof w->tx_hdr};
     iov[1] = (struct iovec){&w->tx_meta, meta};
     if (j->kind == JOB_MAP)
-      iov[2] = (struct iovec){(void *)(j->in + c->start * j->in_size),
+      iov[2] = (struct iovec){c->copy ? c->copy
+                                      : (void *)(j->in + c->start * j->in_size),
                               c->count * j->in_size};
     else
       iov[2] = (struct iovec){j->arg, j->arg_len};
@@ -877,8 +915,14 @@ static int worker_parse(mp_pool *p, worker *w) {
     memmove(w->rbuf, w->rbuf + off, w->rlen - off);
     w->rlen -= off;
   }
-  if (rc < 0)
-    worker_kill(w, MP_EPROTO, 0, 0);
+  if (rc < 0) {
+    /* The item running now, or an earlier one of its chunk, wrote them. */
+    uint64_t task = 0;
+    uint32_t item = 0;
+    int64_t start;
+    (void)slot_running(&p->slots[w - p->w], &task, &item, &start);
+    worker_kill(w, MP_EPROTO, task, item);
+  }
   return rc;
 }
 
@@ -988,7 +1032,7 @@ static void pool_retire_idle(mp_pool *p) {
       mp__frame_init(&stop, MP__FR_STOP, 0, 0);
       struct iovec iov = {&stop, sizeof stop};
       (void)mp__writev_some(w->task_fd, &iov, 1);
-      pool_drop_fd(&w->task_fd);
+      mp__fd_drop(&w->task_fd);
     }
   }
 }
@@ -1052,10 +1096,10 @@ static void pool_drop_callbacks(mp_pool *p) {
     job_unref(j);
 }
 
-/* Deadline of the earliest running item, for task_timeout; with kill_now,
- * workers whose item is overdue are killed. Only after their result pipes
- * have been read: a worker that died on its own but whose EOF is not read
- * yet must not be taken for one that overran. */
+/* Deadline of the earliest running item or initializer, for task_timeout;
+ * with kill_now, workers past theirs are killed. Only after their result
+ * pipes have been read: a worker that died on its own but whose EOF is not
+ * read yet must not be taken for one that overran. */
 static int64_t pool_check_timeouts(mp_pool *p, int kill_now) {
   int64_t soonest = INT64_MAX;
   if (p->opts.task_timeout <= 0)
@@ -1064,27 +1108,35 @@ static int64_t pool_check_timeouts(mp_pool *p, int kill_now) {
   int64_t now = mp__now_ns();
   for (int i = 0; i < p->nproc; i++) {
     worker *w = &p->w[i];
-    if (!w->pid || w->dead || !w->q)
+    if (!w->pid || w->dead)
       continue;
     mp__slot *s = &p->slots[i];
-    /* A worker that holds work but shows no item yet (it is reading its
-     * task, or moving on) starts one at the earliest now: look again by
-     * now + limit at the latest, since nothing else would wake us. */
-    int64_t recheck = now + limit;
-    uint64_t t1 = atomic_load_explicit(&s->task_id, memory_order_acquire);
-    uint32_t item = atomic_load_explicit(&s->item, memory_order_acquire);
-    int64_t start = atomic_load_explicit(&s->start_ns, memory_order_relaxed);
-    uint64_t t2 = atomic_load_explicit(&s->task_id, memory_order_acquire);
-    uint32_t item2 = atomic_load_explicit(&s->item, memory_order_acquire);
-    if (!t1 || t1 != t2 || item != item2) {
-      if (recheck < soonest)
-        soonest = recheck;
+    uint64_t task;
+    uint32_t item;
+    int64_t due;
+    if (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
+      /* An initializer is bounded as a task is. */
+      due = w->born_ns + limit;
+      if (due <= now && kill_now) {
+        worker_kill(w, MP_ETIMEDOUT, 0, 0);
+        w->kill_init = 1;
+        continue;
+      }
+    } else if (!w->q) {
       continue;
+    } else if (slot_running(s, &task, &item, &due)) {
+      due += limit;
+      if (due <= now && kill_now) {
+        worker_kill(w, MP_ETIMEDOUT, task, item);
+        continue;
+      }
+    } else {
+      /* A worker that holds work but shows no item yet (it is reading its
+       * task, or moving on) starts one at the earliest now: look again by
+       * now + limit at the latest, since nothing else would wake us. */
+      due = now + limit;
     }
-    int64_t due = start + limit;
-    if (due <= now && kill_now)
-      worker_kill(w, MP_ETIMEDOUT, t1, item);
-    else if (due < soonest)
+    if (due < soonest)
       soonest = due;
   }
   return soonest;
@@ -1151,7 +1203,7 @@ static int pool_step(mp_pool *p, int64_t deadline) {
     if (p->init_failures >= INIT_FAILURES_MAX && !p->terminated) {
       /* The initializer kills every worker: replacing them would loop
        * forever (as Python's Pool does). The pool is broken. */
-      pool_shutdown(p, MP_ECRASHED, p->init_status);
+      pool_shutdown(p, p->init_fail.code, p->init_fail.detail);
       break;
     }
     if (!p->terminated && (!p->closed || pool_has_work(p)))
@@ -1475,6 +1527,51 @@ int mp_pool_apply_async(mp_pool *pool, mp_apply_fn f, const void *arg,
   return 0;
 }
 
+/*
+ * Job j's handle is being freed: from now on nothing may read the caller's
+ * input. Its chunks that no worker has begun to receive leave their queues
+ * unsent; one half written keeps its place, its input copied so the frame
+ * can be finished (a worker waits for the rest of a frame it has begun), or,
+ * with no memory for the copy, its worker is replaced.
+ */
+static void pool_detach_input(mp_pool *p, job *j) {
+  for (int i = 0; i < p->nproc; i++) {
+    worker *w = &p->w[i];
+    chunk **link = &w->q, *prev = NULL;
+    while (*link) {
+      chunk *c = *link;
+      int unsent = c == w->tx ? w->tx_off == 0 : c->id == 0;
+      if (c->j != j || (!unsent && c != w->tx)) {
+        prev = c;
+        link = &c->next;
+        continue;
+      }
+      if (!unsent) { /* the frame being written */
+        size_t len = c->count * j->in_size;
+        c->copy = malloc(len ? len : 1);
+        if (c->copy)
+          memcpy(c->copy, j->in + c->start * j->in_size, len);
+        else
+          worker_kill(w, MP_ECLOSED, 0, 0);
+        prev = c;
+        link = &c->next;
+        continue;
+      }
+      *link = c->next;
+      if (w->q_tail == c)
+        w->q_tail = prev;
+      if (w->tx == c) {
+        w->tx = c->next;
+        if (w->tx)
+          tx_prepare(p, w);
+      }
+      w->nq--;
+      w->tasks_sent--;
+      chunk_free(c);
+    }
+  }
+}
+
 /* ---------------------------------------------------------------------- */
 /* public: results                                                        */
 /* ---------------------------------------------------------------------- */
@@ -1528,6 +1625,8 @@ void mp_result_free(mp_result *r) {
     r->detached = 1;
     r->pending = 0;
     r->next_item = r->kind == JOB_APPLY ? 1 : r->n;
+    if (r->kind == JOB_MAP)
+      pool_detach_input(r->pool, r);
     job_check_done(r);
   }
   job_unref(r);

@@ -16,44 +16,73 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- the registry of library fds ---- */
+/* ---- the registry of library fds ----
+ *
+ * Every fd the library keeps is in the registry, and every child it forks
+ * closes those of other objects. Creating an fd and registering it, and
+ * unregistering and closing it, happen under reg_lock, which mp__fork holds
+ * across fork(): a fork by another thread can never catch an fd that exists
+ * but is not yet (or no longer) registered, and leak it into the child. */
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static int *reg_fds;
 static size_t reg_len, reg_cap;
 
-void mp__fd_register(int fd) {
-  pthread_mutex_lock(&reg_lock);
-  if (reg_len == reg_cap) {
-    size_t cap = reg_cap ? reg_cap * 2 : 64;
-    int *n = realloc(reg_fds, cap * sizeof *n);
-    if (!n) {
-      /* Unregistered, the fd is only inherited by later children: a leak
-       * into them, never a fault. */
-      pthread_mutex_unlock(&reg_lock);
-      return;
-    }
-    reg_fds = n;
-    reg_cap = cap;
-  }
-  reg_fds[reg_len++] = fd;
-  pthread_mutex_unlock(&reg_lock);
+/* Room for n more; reg_lock held. Returns 0 or -ENOMEM. */
+static int reg_reserve(size_t n) {
+  if (reg_cap - reg_len >= n)
+    return 0;
+  size_t cap = reg_cap ? reg_cap : 64;
+  while (cap - reg_len < n)
+    cap *= 2;
+  int *fds = realloc(reg_fds, cap * sizeof *fds);
+  if (!fds)
+    return -ENOMEM;
+  reg_fds = fds;
+  reg_cap = cap;
+  return 0;
 }
 
-void mp__fd_unregister(int fd) {
+int mp__pipe_reg(int fds[2]) {
+  pthread_mutex_lock(&reg_lock);
+  int rc = reg_reserve(2);
+  if (rc == 0)
+    rc = mp__pipe(fds);
+  if (rc == 0) {
+    reg_fds[reg_len++] = fds[0];
+    reg_fds[reg_len++] = fds[1];
+  }
+  pthread_mutex_unlock(&reg_lock);
+  return rc;
+}
+
+int mp__pidfd_reg(pid_t pid) {
+  pthread_mutex_lock(&reg_lock);
+  int fd = reg_reserve(1) == 0 ? mp__pidfd_open(pid) : -1;
+  if (fd >= 0)
+    reg_fds[reg_len++] = fd;
+  pthread_mutex_unlock(&reg_lock);
+  return fd;
+}
+
+void mp__fd_drop(int *fd) {
+  if (*fd < 0)
+    return;
   pthread_mutex_lock(&reg_lock);
   for (size_t i = 0; i < reg_len; i++) {
-    if (reg_fds[i] == fd) {
+    if (reg_fds[i] == *fd) {
       reg_fds[i] = reg_fds[--reg_len];
       break;
     }
   }
+  mp__close(*fd);
   if (reg_len == 0) {
     free(reg_fds);
     reg_fds = NULL;
     reg_cap = 0;
   }
   pthread_mutex_unlock(&reg_lock);
+  *fd = -1;
 }
 
 /* ---- names ---- */
@@ -83,14 +112,47 @@ static int fd_kept(int fd, const int *keep, int nkeep) {
   return 0;
 }
 
+/*
+ * fflush(NULL) without dying of it: a stream whose reader has gone (stdout a
+ * closed pipe) raises SIGPIPE, and the library never ends the caller's
+ * process. SIGPIPE is blocked around the flush and a SIGPIPE the flush
+ * raised is consumed; the stream keeps its error, so the caller's own later
+ * writes see EPIPE (or the signal) as they would have. One already pending
+ * before the flush is the caller's and stays.
+ */
+static void flush_quietly(void) {
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  sigpending(&pending);
+  int had = sigismember(&pending, SIGPIPE);
+  fflush(NULL);
+  if (!had && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+    static const struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+      ;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void mp__die_with_parent(pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* The parent may have died before the signal was armed: die as the
+   * signal would have made us. */
+  if (getppid() != parent)
+    raise(SIGKILL);
+}
+
 pid_t mp__fork(const mp__fork_req *req) {
   sigset_t all, old;
   pid_t parent = getpid();
 
-  fflush(NULL);
+  flush_quietly();
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  /* Held across fork so the child's copy of the registry is consistent. */
+  /* Held across fork so the child's copy of the registry is consistent,
+   * and so no fd is half created or half closed in it (see the registry). */
   pthread_mutex_lock(&reg_lock);
   pid_t pid = fork();
   if (pid != 0) {
@@ -112,13 +174,8 @@ pid_t mp__fork(const mp__fork_req *req) {
   reg_len = kept;
   pthread_mutex_unlock(&reg_lock);
 
-  if (req->die_with_parent) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    /* The parent may have died before the signal was armed: die as the
-     * signal would have made us. */
-    if (getppid() != parent)
-      raise(SIGKILL);
-  }
+  if (req->die_with_parent)
+    mp__die_with_parent(parent);
   if (req->name)
     mp__set_process_name(req->name);
   proc_counter = 0;
@@ -242,6 +299,46 @@ int mp__pidfd_open(pid_t pid) {
 #endif
 }
 
+int mp__child_signal(pid_t pid, int pidfd, int sig) {
+#ifdef SYS_pidfd_send_signal
+  if (pidfd >= 0) {
+    if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 ||
+        errno == ESRCH)
+      return 0;
+    if (errno != ENOSYS)
+      return -errno;
+  }
+#else
+  (void)pidfd;
+#endif
+  /* No pidfd: signal only a child that waitid says is still ours, not yet
+   * reaped (a zombie keeps its pid). ECHILD: reaped, by us or by the kernel
+   * (SIGCHLD ignored), and the pid may be another process's by now. */
+  siginfo_t si;
+  si.si_pid = 0;
+  if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+    return errno == ECHILD ? 0 : -errno;
+  if (si.si_pid == pid)
+    return 0; /* exited, not yet reaped: nothing to signal */
+  if (kill(pid, sig) < 0 && errno != ESRCH)
+    return -errno;
+  return 0;
+}
+
+int mp__child_pidfd(pid_t pid) {
+  int fd = mp__pidfd_reg(pid);
+  if (fd < 0)
+    return -1;
+  /* Between fork and pidfd_open a child reaped by the kernel (SIGCHLD
+   * ignored) can have left its pid to another process: a pidfd that is not
+   * for a child of ours is no use. */
+  siginfo_t si;
+  if (waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+      errno == ECHILD)
+    mp__fd_drop(&fd);
+  return fd;
+}
+
 /* Whether this kernel (or valgrind) has pidfd_open; asked once. */
 static int pidfd_supported(void) {
   static _Atomic int known = -1;
@@ -274,11 +371,9 @@ int mp_process_start(mp_process *p) {
   int fds[2] = {-1, -1};
   int piped = status_pipe_needed();
   if (piped) {
-    int rc = mp__pipe(fds);
+    int rc = mp__pipe_reg(fds);
     if (rc < 0)
       return rc;
-    mp__fd_register(fds[0]);
-    mp__fd_register(fds[1]);
   }
   mp__fork_req req = {.keep = &fds[1], .nkeep = piped,
                       .die_with_parent = p->daemon, .name = p->name};
@@ -297,15 +392,9 @@ int mp_process_start(mp_process *p) {
       (void)mp__write_full(fds[1], &code, sizeof code);
     _exit(code);
   }
-  if (piped) {
-    mp__fd_unregister(fds[1]);
-    mp__close(fds[1]);
-  }
+  mp__fd_drop(&fds[1]);
   if (pid < 0) {
-    if (piped) {
-      mp__fd_unregister(fds[0]);
-      mp__close(fds[0]);
-    }
+    mp__fd_drop(&fds[0]);
     return pid;
   }
   p->pid = pid;
@@ -314,22 +403,15 @@ int mp_process_start(mp_process *p) {
     (void)mp__set_nonblock(fds[0]);
   /* Close-on-exec by definition; registered so later children drop it. If
    * it cannot be had now (no fd left), join falls back to waitpid. */
-  p->pidfd = mp__pidfd_open(pid);
-  if (p->pidfd >= 0)
-    mp__fd_register(p->pidfd);
+  p->pidfd = mp__child_pidfd(pid);
   p->state = PROC_RUNNING;
   return 0;
 }
 
 /* Close the status pipe and the pidfd. */
 static void proc_release(mp_process *p) {
-  int *fds[2] = {&p->status_fd, &p->pidfd};
-  for (int i = 0; i < 2; i++)
-    if (*fds[i] >= 0) {
-      mp__fd_unregister(*fds[i]);
-      mp__close(*fds[i]);
-      *fds[i] = -1;
-    }
+  mp__fd_drop(&p->status_fd);
+  mp__fd_drop(&p->pidfd);
   p->state = PROC_DONE;
 }
 
@@ -362,9 +444,7 @@ static int proc_finish(mp_process *p) {
   pid_t r = mp__waitpid(p->pid, &ws, p->pidfd >= 0 ? 0 : WNOHANG);
   if (r == 0) {
     /* Still running: wait for it by polling waitpid from now on. */
-    mp__fd_unregister(p->status_fd);
-    mp__close(p->status_fd);
-    p->status_fd = -1;
+    mp__fd_drop(&p->status_fd);
     return 0;
   }
   proc_ended(p, r, ws);
@@ -454,9 +534,10 @@ static int proc_signal(mp_process *p, int sig) {
     return MP_EINVAL;
   if (p->state == PROC_NEW)
     return MP_ESTATE;
-  /* Not yet reaped, so the pid cannot have been reused. */
-  if (p->state == PROC_RUNNING && kill(p->pid, sig) < 0 && errno != ESRCH)
-    return -errno;
+  /* Not reaped by us; with SIGCHLD ignored the kernel may have reaped it,
+   * so the pid is not trusted: see mp__child_signal. */
+  if (p->state == PROC_RUNNING)
+    return mp__child_signal(p->pid, p->pidfd, sig);
   return 0;
 }
 
@@ -470,9 +551,9 @@ void mp_process_free(mp_process *p) {
     return;
   if (p->state == PROC_RUNNING) {
     if (p->daemon) {
-      kill(p->pid, SIGTERM);
+      (void)proc_signal(p, SIGTERM);
       if (mp_process_join(p, 1.0) == MP_ETIMEDOUT)
-        kill(p->pid, SIGKILL);
+        (void)proc_signal(p, SIGKILL);
     }
     mp_process_join(p, -1);
   }

@@ -215,8 +215,12 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
   current_res_fd = cfg->res_fd;
   current_task_fd = cfg->task_fd;
   pthread_atfork(NULL, NULL, worker_forked_child);
-  if (cfg->initializer)
+  if (cfg->initializer) {
     cfg->initializer(cfg->initarg);
+    /* The kernel clears the parent-death signal when credentials change
+     * (an initializer that drops privileges): arm it again. */
+    mp__die_with_parent(cfg->parent);
+  }
   atomic_store_explicit(&cfg->slot->ready, 1, memory_order_release);
   rx r = {.fd = cfg->task_fd, .cap = 65536};
   r.buf = malloc(r.cap);

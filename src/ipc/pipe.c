@@ -16,7 +16,7 @@
  * which also keeps messages non-empty: a zero-byte read then always means
  * EOF, never an empty message.
  *
- * The fds are not registered with mp__fd_register on purpose: children forked
+ * The fds are not in the fd registry (process.c) on purpose: children forked
  * after create (mp_process, pool workers) must inherit them.
  */
 #include "ipc_internal.h"
