@@ -1,5 +1,7 @@
 # Faults: crashes, hangs, protocol violations, signals, exhaustion.
 mpool_test(test_faults INTERNAL TIMEOUT 300)
+# Defects fault injection from outside found, each with the test it failed.
+mpool_test(test_reliability INTERNAL TIMEOUT 300 LIBS Threads::Threads)
 # The stress run: 100,000 tasks, 1% crash, 1% time out.
 add_test(NAME test_faults_stress COMMAND ${MPOOL_TEST_WRAPPER} $<TARGET_FILE:test_faults> stress)
 set_tests_properties(test_faults_stress PROPERTIES LABELS slow TIMEOUT 300)

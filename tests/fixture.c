@@ -329,3 +329,24 @@ int mpt_wait_in_futex(pid_t pid, double max_s) {
   } while (mpt_now() - t0 < max_s);
   return 0;
 }
+
+int mpt_pipe_inodes(pid_t pid, unsigned long *ino, int max) {
+  char dir[64], path[384], link[128];
+  snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+  DIR *d = opendir(dir);
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    ssize_t l = readlink(path, link, sizeof link - 1);
+    if (l <= 0)
+      continue;
+    link[l] = 0;
+    unsigned long i;
+    if (sscanf(link, "pipe:[%lu]", &i) == 1 && n < max)
+      ino[n++] = i;
+  }
+  if (d)
+    closedir(d);
+  return n;
+}

@@ -73,6 +73,10 @@ void mpt_pool_done(mp_pool *p);
  * is really waiting, not one about to. */
 int mpt_wait_in_futex(pid_t pid, double max_s);
 
+/* The inodes of the pipes pid holds open (at most max of them), from
+ * /proc/PID/fd. Returns how many were written. */
+int mpt_pipe_inodes(pid_t pid, unsigned long *ino, int max);
+
 /* CLOCK_MONOTONIC in seconds. */
 double mpt_now(void);
 /* Create and start a process running fn(arg), or fail the test. */

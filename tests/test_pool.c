@@ -779,27 +779,6 @@ static void test_free_without_close(void **state) {
 }
 
 /* The fds a pid holds that are pipes, as inode numbers. */
-static int pipe_inodes(pid_t pid, unsigned long *ino, int max) {
-  char dir[64], path[384], link[128];
-  snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
-  DIR *d = opendir(dir);
-  int n = 0;
-  struct dirent *e;
-  while (d && (e = readdir(d))) {
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    ssize_t l = readlink(path, link, sizeof link - 1);
-    if (l <= 0)
-      continue;
-    link[l] = 0;
-    unsigned long i;
-    if (sscanf(link, "pipe:[%lu]", &i) == 1 && n < max)
-      ino[n++] = i;
-  }
-  if (d)
-    closedir(d);
-  return n;
-}
-
 static int holds(const unsigned long *set, int n, unsigned long ino) {
   for (int i = 0; i < n; i++)
     if (set[i] == ino)
@@ -822,7 +801,7 @@ static int count_in(const unsigned long *ino, int n, const unsigned long *set, i
 /* The pipes this process gained since before (n of them): a new pool's. */
 static int new_pipes(const unsigned long *before, int nbefore, unsigned long *out, int max) {
   unsigned long now[256];
-  int n = pipe_inodes(getpid(), now, 256), k = 0;
+  int n = mpt_pipe_inodes(getpid(), now, 256), k = 0;
   for (int i = 0; i < n; i++)
     if (!holds(before, nbefore, now[i]) && k < max)
       out[k++] = now[i];
@@ -835,7 +814,7 @@ static void test_two_pools_do_not_share_fds(void **state) {
    * A worker also holds the runner's pipes, and under valgrind the tool's
    * own; neither is in these sets. */
   unsigned long mine[256], of_a[64], of_b[64];
-  int nmine = pipe_inodes(getpid(), mine, 256);
+  int nmine = mpt_pipe_inodes(getpid(), mine, 256);
   _Atomic int *ready = mmap(NULL, sizeof *ready, PROT_READ | PROT_WRITE,
                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   assert_true(ready != MAP_FAILED);
@@ -859,7 +838,7 @@ static void test_two_pools_do_not_share_fds(void **state) {
   assert_int_equal(mp_pool_worker_pids(b, pb, 2), 2);
   for (int k = 0; k < 2; k++) {
     unsigned long wa[64], wb[64];
-    int na = pipe_inodes(pa[k], wa, 64), nb = pipe_inodes(pb[k], wb, 64);
+    int na = mpt_pipe_inodes(pa[k], wa, 64), nb = mpt_pipe_inodes(pb[k], wb, 64);
     /* Each worker holds its own two pipe ends, none of another worker's
      * and none of the other pool's. */
     assert_int_equal(count_in(wa, na, of_a, na_set), 2);
