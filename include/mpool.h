@@ -26,18 +26,31 @@
  * Processes and signals
  *   Every fork flushes stdio first (so buffered output is not printed twice),
  *   and every child leaves with _exit() after flushing its own stdio, so the
- *   parent's atexit handlers never run in it. The library installs no signal
+ *   parent's atexit handlers never run in it. That flush never kills the
+ *   caller: a stream whose reader has gone keeps its error (the caller's own
+ *   next write to it sees EPIPE or SIGPIPE, as it would have), and the
+ *   SIGPIPE the flush raised is consumed. The library installs no signal
  *   handler and changes no signal disposition. A worker dying while the
  *   parent writes to it never raises SIGPIPE: the parent also holds the read
  *   end of each task pipe, so the pipe never loses its last reader. An
  *   application may set SIGCHLD to SIG_IGN or install its own handler (but
  *   must not reap the library's children itself with waitpid(-1, ...)).
+ *   The library never signals a pid its child no longer holds: signals go
+ *   through a pidfd where the kernel has them (Linux 5.3 and later).
+ *   Without one (older kernels, valgrind) a child is signalled only while
+ *   waitid() says it is a child of this process that has not exited; with
+ *   SIGCHLD ignored the kernel frees a pid at exit, and then a new child of
+ *   this same process that was given that pid could be signalled in its
+ *   place, or another process in the microseconds between check and signal.
  *   A pool worker flushes its stdio after every task, so what a task prints
  *   is not lost when the worker is later killed (terminate, free).
  *
  * Threads
  *   A handle is used from one thread at a time; separate handles are
- *   independent. Progress is made only inside library calls: there are no
+ *   independent, also when threads create, use and free them at once: every
+ *   fd the library keeps is created and closed atomically with respect to
+ *   every fork it makes, so no worker ever holds another pool's pipes.
+ *   Progress is made only inside library calls: there are no
  *   hidden threads. fork() copies only the calling thread: a program that runs
  *   other threads should create its pools and processes before starting them,
  *   or make sure the task functions touch nothing those threads may hold
@@ -136,7 +149,9 @@ MP_EXPORT const char *mp_err_name(int code);
  *                 it, the exit status if it called exit(), or 0 when the
  *                 status could not be learned (SIGCHLD set to SIG_IGN).
  *   MP_ETIMEDOUT  it ran past the pool's task_timeout and was killed.
- *   MP_EPROTO     its worker sent an invalid frame and was killed.
+ *   MP_EPROTO     it wrote bytes to its worker's pipe that are not a valid
+ *                 frame; the worker was killed. Only that item fails: the
+ *                 other items of its chunk deliver or run again.
  *   MP_ECLOSED    the pool was terminated before it finished.
  *   -EMSGSIZE     (apply) the result grew past the pool's max_result_bytes.
  *   -errno        the library could not run it (e.g. -ENOMEM).
@@ -164,7 +179,8 @@ typedef struct mp_process_opts {
    * Python does (a child's own children are "Process-K:N"). */
   const char *name;
   /* Non-zero: a daemon. It is killed when its parent dies (SIGKILL through
-   * the parent-death signal, with the race at fork re-checked), and
+   * the parent-death signal, with the race at fork re-checked; the kernel
+   * disarms that signal if the target changes its credentials), and
    * mp_process_free() terminates it instead of waiting for it. */
   int daemon;
 } mp_process_opts;
@@ -288,20 +304,27 @@ typedef int (*mp_apply_fn)(const void *arg, size_t len, mp_buf *result);
 typedef struct mp_pool_opts {
   /* Worker processes; 0: mp_cpu_count(). */
   int processes;
-  /* Run once in every worker before its first task (replacements too). If
-   * three workers in a row die inside it, the pool is broken rather than
-   * replacing workers forever: it terminates itself, every outstanding
-   * item fails with MP_ECRASHED (detail: the last worker's status) and new
-   * work gets MP_ECLOSED. */
+  /* Run once in every worker before its first task (replacements too).
+   * task_timeout bounds it as it bounds a task: past it the worker is
+   * killed and replaced. If three workers in a row die inside it, or are
+   * killed for overrunning it, the pool is broken rather than replacing
+   * workers forever: it terminates itself, every outstanding item fails
+   * with MP_ECRASHED (detail: the last worker's status) or MP_ETIMEDOUT
+   * (the last one overran) and new work gets MP_ECLOSED. It may drop
+   * privileges: the parent-death signal, which the kernel disarms on a
+   * credential change, is armed again after it returns, so workers still
+   * die with the pool's process. (A task that changes credentials disarms
+   * it for good: its worker then ends at its next read of the task pipe
+   * after the parent has died, not at once.) */
   void (*initializer)(void *arg);
   void *initarg;
   /* A worker exits after this many tasks (a map chunk is one task, as in
    * Python) and the pool forks a fresh one; 0: workers live as long as the
    * pool. */
   int maxtasksperchild;
-  /* Seconds one item may run; past it its worker is killed, the item fails
-   * with MP_ETIMEDOUT and the worker is replaced. 0 (or above 1e9,
-   * INFINITY included): no limit. */
+  /* Seconds one item (or one initializer: see above) may run; past it its
+   * worker is killed, the item fails with MP_ETIMEDOUT and the worker is
+   * replaced. 0 (or above 1e9, INFINITY included): no limit. */
   double task_timeout;
   /* Largest apply result in bytes; 0: 256 MiB. A task that writes more fails
    * with -EMSGSIZE instead of exhausting memory. At most 2 GiB - 4 KiB. */
@@ -440,7 +463,9 @@ MP_EXPORT int mp_result_successful(mp_result *r);
  * Release the handle. A result still pending is detached: its callbacks will
  * not run, a map stops handing out chunks it has not yet sent, and results
  * still in flight are discarded (never written to the caller's arrays after
- * this returns). A handle may outlive its pool: once the pool is freed it
+ * this returns). Nor is its input read after this returns: a chunk half
+ * sent is finished from a copy (or, without memory for one, its worker is
+ * replaced), so the caller may free the input at once. A handle may outlive its pool: once the pool is freed it
  * reports MP_ECLOSED. free(NULL) is a no-op.
  */
 MP_EXPORT void mp_result_free(mp_result *r);
@@ -481,7 +506,8 @@ MP_EXPORT int mp_pool_imap_unordered(mp_pool *pool, mp_map_fn f,
 MP_EXPORT int mp_iter_next(mp_iter *it, void *out, size_t *index,
                            mp_status *status, double timeout);
 
-/* Release the iterator; items not yet returned are cancelled or discarded.
+/* Release the iterator; items not yet returned are cancelled or discarded,
+ * and its input is never read after this returns (as mp_result_free).
  * free(NULL) is a no-op. */
 MP_EXPORT void mp_iter_free(mp_iter *it);
 
