@@ -200,6 +200,86 @@ static void test_queue_consumer_killed(void **state) {
   mp_queue_free(g_q);
 }
 
+/* ---- a process killed between its commit and its wakeup ----
+ *
+ * The victim is armed with mpt_die_at_futex just before the call under
+ * test, so it dies at the first futex call that call makes. Whoever waits
+ * beside it waits forever and is given 5 s, far more than it needs: a wait
+ * that only a wakeup could end fails the test then instead of hanging. */
+
+#define SKIP_UNLESS_DIE_AT_FUTEX()                                            \
+  do {                                                                        \
+    if (!mpt_die_at_futex_works())                                            \
+      skip();                                                                 \
+  } while (0)
+
+/* Puts 2 into the full queue, waiting as long as it takes. */
+static int put_2(void *arg) {
+  (void)arg;
+  int v = 2;
+  return mp_queue_put(g_q, &v, sizeof v, -1) == 0 ? 0 : 11;
+}
+
+/* Gets armed: dies at its first futex call, wherever that is in get. */
+static int get_and_die(void *arg) {
+  (void)arg;
+  int v = 0;
+  if (mpt_die_at_futex() < 0)
+    return 3;
+  int rc = mp_queue_get(g_q, &v, sizeof v, -1);
+  return rc == sizeof v ? 100 + v : 4; /* not killed */
+}
+
+/* A consumer killed inside get, at the wakeup it owes a producer asleep on
+ * the full queue: the message it was taking is still there for the next
+ * consumer, and the producer then gets in. */
+static void test_queue_get_killed_at_wake_keeps_message(void **state) {
+  (void)state;
+  SKIP_UNLESS_DIE_AT_FUTEX();
+  assert_int_equal(mp_queue_create(&g_q, 1, sizeof(int)), 0);
+  int v = 1;
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
+  mp_process *prod = mpt_start(put_2, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(prod), 30), 0);
+  assert_int_equal(mpt_finish(mpt_start(get_and_die, NULL)), -SIGSYS);
+  v = 0;
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 5), sizeof v);
+  assert_int_equal(v, 1); /* not lost with the killed consumer */
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 5), sizeof v);
+  assert_int_equal(v, 2);
+  assert_int_equal(mpt_finish_within(prod, 5), 0);
+  assert_int_equal(mp_queue_size(g_q), 0);
+  mp_queue_free(g_q);
+}
+
+
+/* Puts 7 armed: commits, then dies at the wakeup it owes the consumer. */
+static int put_7_and_die(void *arg) {
+  (void)arg;
+  int v = 7;
+  if (mpt_die_at_futex() < 0)
+    return 3;
+  mp_queue_put(g_q, &v, sizeof v, -1);
+  return 4; /* not killed */
+}
+
+/* A producer killed after its commit, at the wakeup it owes a consumer
+ * asleep on the empty queue: the consumer still gets the message. */
+static void test_queue_put_killed_at_wake_consumer_gets(void **state) {
+  (void)state;
+  SKIP_UNLESS_DIE_AT_FUTEX();
+  assert_int_equal(mp_queue_create(&g_q, 1, sizeof(int)), 0);
+  assert_int_equal(mp_event_create(&g_ev), 0);
+  mp_process *cons = mpt_start(get_one, NULL);
+  assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(cons), 30), 0);
+  assert_int_equal(mpt_finish(mpt_start(put_7_and_die, NULL)), -SIGSYS);
+  assert_int_equal(mpt_finish_within(cons, 5), 7);
+  assert_int_equal(mp_queue_size(g_q), 0);
+  mp_event_free(g_ev);
+  mp_queue_free(g_q);
+}
+
 /* ---- pool workers ---- */
 
 static int put_double(const void *in, void *out) {
@@ -339,6 +419,8 @@ int main(int argc, char **argv) {
       MPT_TEST(test_queue_blocking_wakeups),
       MPT_TEST(test_queue_collects_results),
       MPT_TEST(test_queue_consumer_killed),
+      MPT_TEST(test_queue_get_killed_at_wake_keeps_message),
+      MPT_TEST(test_queue_put_killed_at_wake_consumer_gets),
       MPT_TEST(test_queue_in_pool_workers),
   };
   const struct CMUnitTest stress[] = {
