@@ -657,11 +657,20 @@ typedef struct mp_queue mp_queue;
  * about maxsize * (max_msg + 8) bytes, reserved at once.
  * Returns 0 and sets *out; MP_EINVAL (NULL out, maxsize 0 or over INT_MAX,
  * max_msg over INT_MAX, a size that overflows); -ENOMEM.
- * Crash safety: a process killed inside put or get leaves the queue as if
- * that call had not happened, and the others go on; a message it had taken
- * and returned from get is lost with it, as in Python. (A consumer killed in
- * the instant between being woken and taking a message can leave another
- * sleeping consumer unwoken until the next put or get.)
+ * Crash safety, for a process killed anywhere in put or get (SIGKILL, a
+ * crash): the others go on, and
+ * - the queue is as if the call had not happened, or as if it had
+ *   completed: a put's message is in the queue whole or not at all;
+ * - a message is lost only when its consumer dies after get has taken it:
+ *   after it was returned, as in Python, or in the last instructions of
+ *   get, between taking it and returning. That window has no sleep and no
+ *   system call, except (when another process is waiting for the queue's
+ *   lock at that instant) the one that hands the lock on. It cannot be
+ *   closed: a consumer killed just before or just after its return looks
+ *   the same to the queue, and a message handed out twice would be worse;
+ * - no process waiting in put or get sleeps more than about 50 ms beside a
+ *   queue that has room or a message because the process that made it so
+ *   died before waking it (waits re-check in 50 ms slices).
  */
 MP_EXPORT int mp_queue_create(mp_queue **out, size_t maxsize, size_t max_msg);
 
@@ -705,8 +714,11 @@ typedef struct mp_lock mp_lock;
 /*
  * A mutual-exclusion lock between processes (and threads), robust: when its
  * holder dies holding it, the next acquirer gets the lock together with
- * MP_EOWNERDEAD, instead of waiting forever. Not recursive.
- * Returns 0 and sets *out; MP_EINVAL; -ENOMEM; -errno.
+ * MP_EOWNERDEAD, instead of waiting forever. A holder killed inside
+ * release, after the lock was freed but before a waiter was woken, leaves
+ * the waiters at most about 50 ms asleep beside the free lock (waits
+ * re-check in 50 ms slices; kernels since 5.5 also wake one at once).
+ * Not recursive. Returns 0 and sets *out; MP_EINVAL; -ENOMEM; -errno.
  */
 MP_EXPORT int mp_lock_create(mp_lock **out);
 
@@ -733,8 +745,10 @@ typedef struct mp_sem mp_sem;
  * A counting semaphore starting at value. bound 0: Semaphore(value);
  * bound > 0: BoundedSemaphore, release past bound is refused. Both at most
  * INT_MAX, value <= bound when bounded. Not robust: a process that dies
- * between acquire and release keeps its unit. Returns 0 and sets *out;
- * MP_EINVAL; -ENOMEM.
+ * between acquire and release keeps its unit. A process killed inside
+ * release has released or has not; if it had but died before waking a
+ * waiter, the waiter sleeps at most about 50 ms beside the unit (waits
+ * re-check in 50 ms slices). Returns 0 and sets *out; MP_EINVAL; -ENOMEM.
  */
 MP_EXPORT int mp_sem_create(mp_sem **out, unsigned value, unsigned bound);
 
@@ -761,7 +775,9 @@ typedef struct mp_event mp_event;
  * *out; MP_EINVAL; -ENOMEM. */
 MP_EXPORT int mp_event_create(mp_event **out);
 
-/* Set the flag and wake every waiter. Returns 0 or MP_EINVAL. */
+/* Set the flag and wake every waiter. Returns 0 or MP_EINVAL. A setter
+ * killed after setting it but before waking them leaves them asleep at
+ * most about 50 ms beside the set flag (waits re-check in 50 ms slices). */
 MP_EXPORT int mp_event_set(mp_event *e);
 
 /* Clear the flag. Returns 0 or MP_EINVAL. */

@@ -77,12 +77,29 @@ int mpt_wait_in_futex(pid_t pid, double max_s);
  * /proc/PID/fd. Returns how many were written. */
 int mpt_pipe_inodes(pid_t pid, unsigned long *ino, int max);
 
+/* Arm this process (a test's child) to be killed at its next futex(2)
+ * call, before the call runs: a seccomp filter that answers futex with
+ * SECCOMP_RET_KILL_PROCESS (the status says SIGSYS; no core file). Lets a
+ * test kill a process exactly between a change to shared memory and the
+ * wakeup that announces it. Returns 0, or -errno when this system cannot
+ * (no seccomp, an architecture the filter does not know). */
+int mpt_die_at_futex(void);
+/* 1 when mpt_die_at_futex works here: a child armed with it lives until
+ * its futex call and dies there (checked once per process, in a child:
+ * valgrind, say, may use futexes of its own). Else 0: the test skips. */
+int mpt_die_at_futex_works(void);
+
 /* CLOCK_MONOTONIC in seconds. */
 double mpt_now(void);
 /* Create and start a process running fn(arg), or fail the test. */
 mp_process *mpt_start(mp_target_fn fn, void *arg);
 /* Join and free p; returns its exit code (fails the test if it cannot). */
 int mpt_finish(mp_process *p);
+/* As mpt_finish, but p gets max_s seconds to end: one still running then
+ * is killed and reaped, and MPT_HUNG is returned. For a process that waits
+ * forever on something the test expects to come. */
+#define MPT_HUNG (-1000)
+int mpt_finish_within(mp_process *p, double max_s);
 
 /* Blocking helpers for tests: write/read exactly n bytes or fail the test. */
 void mpt_write(int fd, const void *buf, size_t n);

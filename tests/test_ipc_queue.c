@@ -200,6 +200,228 @@ static void test_queue_consumer_killed(void **state) {
   mp_queue_free(g_q);
 }
 
+/* ---- a process killed between its commit and its wakeup ----
+ *
+ * The victim is armed with mpt_die_at_futex just before the call under
+ * test, so it dies at the first futex call that call makes. Whoever waits
+ * beside it waits forever and is given 5 s, far more than it needs: a wait
+ * that only a wakeup could end fails the test then instead of hanging. */
+
+#define SKIP_UNLESS_DIE_AT_FUTEX()                                            \
+  do {                                                                        \
+    if (!mpt_die_at_futex_works())                                            \
+      skip();                                                                 \
+  } while (0)
+
+/* Puts 2 into the full queue, waiting as long as it takes. */
+static int put_2(void *arg) {
+  (void)arg;
+  int v = 2;
+  return mp_queue_put(g_q, &v, sizeof v, -1) == 0 ? 0 : 11;
+}
+
+/* Gets armed: dies at its first futex call, wherever that is in get. */
+static int get_and_die(void *arg) {
+  (void)arg;
+  int v = 0;
+  if (mpt_die_at_futex() < 0)
+    return 3;
+  int rc = mp_queue_get(g_q, &v, sizeof v, -1);
+  return rc == sizeof v ? 100 + v : 4; /* not killed */
+}
+
+/* A consumer killed inside get, at the wakeup it owes a producer asleep on
+ * the full queue: the message it was taking is still there for the next
+ * consumer, and the producer then gets in. */
+static void test_queue_get_killed_at_wake_keeps_message(void **state) {
+  (void)state;
+  SKIP_UNLESS_DIE_AT_FUTEX();
+  assert_int_equal(mp_queue_create(&g_q, 1, sizeof(int)), 0);
+  int v = 1;
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
+  mp_process *prod = mpt_start(put_2, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(prod), 30), 0);
+  assert_int_equal(mpt_finish(mpt_start(get_and_die, NULL)), -SIGSYS);
+  v = 0;
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 5), sizeof v);
+  assert_int_equal(v, 1); /* not lost with the killed consumer */
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 5), sizeof v);
+  assert_int_equal(v, 2);
+  assert_int_equal(mpt_finish_within(prod, 5), 0);
+  assert_int_equal(mp_queue_size(g_q), 0);
+  mp_queue_free(g_q);
+}
+
+
+/* Puts 7 armed: commits, then dies at the wakeup it owes the consumer. */
+static int put_7_and_die(void *arg) {
+  (void)arg;
+  int v = 7;
+  if (mpt_die_at_futex() < 0)
+    return 3;
+  mp_queue_put(g_q, &v, sizeof v, -1);
+  return 4; /* not killed */
+}
+
+/* A producer killed after its commit, at the wakeup it owes a consumer
+ * asleep on the empty queue: the consumer still gets the message. */
+static void test_queue_put_killed_at_wake_consumer_gets(void **state) {
+  (void)state;
+  SKIP_UNLESS_DIE_AT_FUTEX();
+  assert_int_equal(mp_queue_create(&g_q, 1, sizeof(int)), 0);
+  assert_int_equal(mp_event_create(&g_ev), 0);
+  mp_process *cons = mpt_start(get_one, NULL);
+  assert_int_equal(mp_event_wait(g_ev, -1), 0);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(cons), 30), 0);
+  assert_int_equal(mpt_finish(mpt_start(put_7_and_die, NULL)), -SIGSYS);
+  assert_int_equal(mpt_finish_within(cons, 5), 7);
+  assert_int_equal(mp_queue_size(g_q), 0);
+  mp_event_free(g_ev);
+  mp_queue_free(g_q);
+}
+
+/* A numbered message of the random-kill and stress tests. */
+typedef struct item {
+  uint32_t prod;
+  uint32_t seq;
+} item;
+
+#define STOP UINT32_MAX
+
+/* ---- processes killed at random while others go on ----
+ *
+ * Two producer lanes and two consumer lanes on a small queue, so they often
+ * sleep on it; every STEP messages one of them is SIGKILLed wherever it is
+ * and a new process takes its lane. Then every message is accounted for:
+ * none twice, none corrupt, and none missing but those the header lets a
+ * killed process take with it: a producer's message in flight when it died
+ * (its lane then skips that number), and at most one per consumer killed
+ * while in get or before it could record what get returned. Progress is
+ * required within 5 s after each kill, so a wedged sleeper fails the test. */
+
+enum { RK_LANES = 2, RK_MAXSEQ = 1 << 20, RK_STEP = 500 };
+
+typedef struct rk_shared {
+  _Atomic uint32_t next[RK_LANES];   /* producer lane: the number it puts */
+  _Atomic uint32_t in_get[RK_LANES]; /* consumer lane: between get and record */
+  _Atomic uint64_t received;
+  _Atomic uint32_t stop;
+  _Atomic uint32_t bad;
+  _Atomic uint8_t seen[]; /* [lane * RK_MAXSEQ + seq] */
+} rk_shared;
+
+static rk_shared *g_rk;
+
+static int rk_producer(void *arg) {
+  uint32_t lane = (uint32_t)(intptr_t)arg;
+  while (!atomic_load(&g_rk->stop)) {
+    item it = {lane, atomic_load(&g_rk->next[lane])};
+    if (it.seq >= RK_MAXSEQ)
+      return 2;
+    if (mp_queue_put(g_q, &it, sizeof it, -1) != 0)
+      return 1;
+    atomic_store(&g_rk->next[lane], it.seq + 1);
+  }
+  return 0;
+}
+
+static int rk_consumer(void *arg) {
+  uint32_t lane = (uint32_t)(intptr_t)arg;
+  for (;;) {
+    item it;
+    atomic_store(&g_rk->in_get[lane], 1);
+    if (mp_queue_get(g_q, &it, sizeof it, -1) != sizeof it)
+      return 1;
+    if (it.prod == STOP)
+      return 0;
+    if (it.prod >= RK_LANES || it.seq >= RK_MAXSEQ)
+      atomic_fetch_add(&g_rk->bad, 1);
+    else
+      atomic_fetch_add(&g_rk->seen[(size_t)it.prod * RK_MAXSEQ + it.seq], 1);
+    atomic_fetch_add(&g_rk->received, 1);
+    atomic_store(&g_rk->in_get[lane], 0);
+  }
+}
+
+/* Wait until more than `since` messages were received: 1, or 0 after 5 s. */
+static int rk_progress(uint64_t since) {
+  double end = mpt_now() + 5;
+  struct timespec tick = {0, 1000000};
+  while (atomic_load(&g_rk->received) <= since)
+    if (mpt_now() > end)
+      return 0;
+    else
+      nanosleep(&tick, NULL);
+  return 1;
+}
+
+static void test_queue_random_kills_accounted(void **state) {
+  (void)state;
+  int nkill = mpt_under_tool() ? 20 : 200;
+  mp_shm *shm;
+  size_t seen_len = (size_t)RK_LANES * RK_MAXSEQ;
+  assert_int_equal(mp_shm_create(&shm, NULL, sizeof *g_rk + seen_len), 0);
+  g_rk = mp_shm_ptr(shm);
+  assert_int_equal(mp_queue_create(&g_q, 8, sizeof(item)), 0);
+  /* Numbers a killed producer may or may not have put, one per kill. */
+  uint32_t skipped[RK_LANES][64];
+  int nskipped[RK_LANES] = {0};
+  int may_lose = 0;
+
+  mp_process *prod[RK_LANES], *cons[RK_LANES];
+  for (intptr_t i = 0; i < RK_LANES; i++) {
+    cons[i] = mpt_start(rk_consumer, (void *)i);
+    prod[i] = mpt_start(rk_producer, (void *)i);
+  }
+  unsigned seed = 12345;
+  for (int k = 0; k < nkill; k++) {
+    uint64_t before = atomic_load(&g_rk->received);
+    assert_true(rk_progress(before + RK_STEP));
+    int lane = rand_r(&seed) % RK_LANES;
+    if (k % 2 == 0) {
+      assert_int_equal(mp_process_kill(prod[lane]), 0);
+      assert_int_equal(mpt_finish(prod[lane]), -SIGKILL);
+      uint32_t s = atomic_load(&g_rk->next[lane]);
+      skipped[lane][nskipped[lane]++] = s;
+      atomic_store(&g_rk->next[lane], s + 1);
+      prod[lane] = mpt_start(rk_producer, (void *)(intptr_t)lane);
+    } else {
+      assert_int_equal(mp_process_kill(cons[lane]), 0);
+      assert_int_equal(mpt_finish(cons[lane]), -SIGKILL);
+      may_lose += atomic_load(&g_rk->in_get[lane]) != 0;
+      atomic_store(&g_rk->in_get[lane], 0);
+      cons[lane] = mpt_start(rk_consumer, (void *)(intptr_t)lane);
+    }
+  }
+  atomic_store(&g_rk->stop, 1);
+  for (int i = 0; i < RK_LANES; i++)
+    assert_int_equal(mpt_finish_within(prod[i], 10), 0);
+  item stop = {STOP, 0};
+  for (int i = 0; i < RK_LANES; i++)
+    assert_int_equal(mp_queue_put(g_q, &stop, sizeof stop, 10), 0);
+  for (int i = 0; i < RK_LANES; i++)
+    assert_int_equal(mpt_finish_within(cons[i], 10), 0);
+
+  assert_int_equal(atomic_load(&g_rk->bad), 0);
+  int missing = 0, dup = 0;
+  for (int p = 0; p < RK_LANES; p++)
+    for (uint32_t i = 0; i < atomic_load(&g_rk->next[p]); i++) {
+      uint8_t c = atomic_load(&g_rk->seen[(size_t)p * RK_MAXSEQ + i]);
+      int skip = 0;
+      for (int j = 0; j < nskipped[p]; j++)
+        skip |= skipped[p][j] == i;
+      dup += c > 1;
+      missing += c == 0 && !skip;
+    }
+  assert_int_equal(dup, 0);
+  if (missing > may_lose)
+    fail_msg("%d messages lost; %d consumers were killed in or just after get",
+             missing, may_lose);
+  assert_int_equal(mp_queue_size(g_q), 0);
+  mp_queue_free(g_q);
+  mp_shm_free(shm);
+}
+
 /* ---- pool workers ---- */
 
 static int put_double(const void *in, void *out) {
@@ -259,13 +481,6 @@ static void test_queue_in_pool_workers(void **state) {
 /* ---- stress: 4 producers, 4 consumers, 250,000 messages each ---- */
 
 enum { NPROD = 4, NCONS = 4, PER_PROD = 250000 };
-
-typedef struct item {
-  uint32_t prod;
-  uint32_t seq;
-} item;
-
-#define STOP UINT32_MAX
 
 /* seen[prod * PER_PROD + seq]: how often each message was consumed. */
 static _Atomic uint8_t *g_seen;
@@ -339,6 +554,9 @@ int main(int argc, char **argv) {
       MPT_TEST(test_queue_blocking_wakeups),
       MPT_TEST(test_queue_collects_results),
       MPT_TEST(test_queue_consumer_killed),
+      MPT_TEST(test_queue_get_killed_at_wake_keeps_message),
+      MPT_TEST(test_queue_put_killed_at_wake_consumer_gets),
+      MPT_TEST(test_queue_random_kills_accounted),
       MPT_TEST(test_queue_in_pool_workers),
   };
   const struct CMUnitTest stress[] = {

@@ -153,6 +153,64 @@ static void test_lock_holder_exited(void **state) {
   mp_lock_free(g_lock);
 }
 
+/* ---- a process killed between its change and its wakeup ----
+ *
+ * The killer is armed with mpt_die_at_futex just before the call under
+ * test, so it dies at the wakeup that call owes, after its change. The
+ * waiter waits forever, and is given 5 s, far more than it needs: a waiter
+ * that only a wakeup could wake fails the test then instead of hanging it.
+ * (A waiter with a 5 s timeout would pass either way: its last look at the
+ * deadline sees the change.) */
+
+#define SKIP_UNLESS_DIE_AT_FUTEX()                                            \
+  do {                                                                        \
+    if (!mpt_die_at_futex_works())                                            \
+      skip();                                                                 \
+  } while (0)
+
+/* Holds the lock until g_go, then releases it armed: with a sleeper on the
+ * lock, glibc's unlock frees the word and dies at its wakeup. */
+static int release_and_die(void *arg) {
+  (void)arg;
+  if (mp_lock_acquire(g_lock, -1) != 0)
+    return 1;
+  mp_event_set(g_held);
+  if (mp_event_wait(g_go, -1) != 0)
+    return 2;
+  if (mpt_die_at_futex() < 0)
+    return 3;
+  mp_lock_release(g_lock);
+  return 4; /* not killed: nobody slept on the lock */
+}
+
+/* Waits for the lock: 42 when it gets it as a plain release. */
+static int acquire_plain(void *arg) {
+  (void)arg;
+  if (mp_lock_acquire(g_lock, -1) != 0)
+    return 11;
+  return mp_lock_release(g_lock) == 0 ? 42 : 12;
+}
+
+static void test_lock_releaser_killed_at_wake(void **state) {
+  (void)state;
+  SKIP_UNLESS_DIE_AT_FUTEX();
+  assert_int_equal(mp_lock_create(&g_lock), 0);
+  assert_int_equal(mp_event_create(&g_held), 0);
+  assert_int_equal(mp_event_create(&g_go), 0);
+  mp_process *holder = mpt_start(release_and_die, NULL);
+  assert_int_equal(mp_event_wait(g_held, -1), 0);
+  mp_process *waiter = mpt_start(acquire_plain, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(waiter), 30), 0);
+  assert_int_equal(mp_event_set(g_go), 0);
+  assert_int_equal(mpt_finish(holder), -SIGSYS);
+  assert_int_equal(mpt_finish_within(waiter, 5), 42);
+  assert_int_equal(mp_lock_acquire(g_lock, 0), 0);
+  assert_int_equal(mp_lock_release(g_lock), 0);
+  mp_event_free(g_go);
+  mp_event_free(g_held);
+  mp_lock_free(g_lock);
+}
+
 /* ---- semaphore ---- */
 
 static void test_sem_basic(void **state) {
@@ -206,6 +264,29 @@ static void test_sem_across_processes(void **state) {
   mp_sem_free(g_sem);
 }
 
+
+/* Releases armed: raises the value, dies at the wakeup. */
+static int sem_release_and_die(void *arg) {
+  (void)arg;
+  if (mpt_die_at_futex() < 0)
+    return 3;
+  mp_sem_release(g_sem);
+  return 4; /* not killed: nobody was asleep */
+}
+
+static void test_sem_releaser_killed_at_wake(void **state) {
+  (void)state;
+  SKIP_UNLESS_DIE_AT_FUTEX();
+  assert_int_equal(mp_sem_create(&g_sem, 0, 0), 0);
+  mp_process *waiter = mpt_start(sem_take, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(waiter), 30), 0);
+  mp_process *releaser = mpt_start(sem_release_and_die, NULL);
+  assert_int_equal(mpt_finish(releaser), -SIGSYS);
+  assert_int_equal(mpt_finish_within(waiter, 5), 7);
+  assert_int_equal(mp_sem_value(g_sem), 0);
+  mp_sem_free(g_sem);
+}
+
 /* ---- event ---- */
 
 static void test_event_basic(void **state) {
@@ -246,6 +327,28 @@ static void test_event_wakes_all(void **state) {
   mp_event_free(g_go);
 }
 
+
+/* Sets armed: sets the flag, dies at the wakeup. */
+static int event_set_and_die(void *arg) {
+  (void)arg;
+  if (mpt_die_at_futex() < 0)
+    return 3;
+  mp_event_set(g_go);
+  return 4; /* not killed: nobody was asleep */
+}
+
+static void test_event_setter_killed_at_wake(void **state) {
+  (void)state;
+  SKIP_UNLESS_DIE_AT_FUTEX();
+  assert_int_equal(mp_event_create(&g_go), 0);
+  mp_process *waiter = mpt_start(event_waiter, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(waiter), 30), 0);
+  mp_process *setter = mpt_start(event_set_and_die, NULL);
+  assert_int_equal(mpt_finish(setter), -SIGSYS);
+  assert_int_equal(mpt_finish_within(waiter, 5), 9);
+  mp_event_free(g_go);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_lock_basic),
@@ -253,10 +356,13 @@ int main(int argc, char **argv) {
       MPT_TEST(test_lock_timeout_held_by_other),
       MPT_TEST(test_lock_holder_killed),
       MPT_TEST(test_lock_holder_exited),
+      MPT_TEST(test_lock_releaser_killed_at_wake),
       MPT_TEST(test_sem_basic),
       MPT_TEST(test_sem_across_processes),
+      MPT_TEST(test_sem_releaser_killed_at_wake),
       MPT_TEST(test_event_basic),
       MPT_TEST(test_event_wakes_all),
+      MPT_TEST(test_event_setter_killed_at_wake),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

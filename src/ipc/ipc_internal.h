@@ -17,10 +17,20 @@
  * pthread_cond_destroy can block forever. A futex word holds no such state:
  * a waiter that dies simply leaves the kernel's wait queue.
  *
- * Sleep while *word == val, until woken or the CLOCK_MONOTONIC deadline
- * (INT64_MAX: none). Returns 0 (woken, value changed, or interrupted: the
- * caller re-checks its condition) or MP_ETIMEDOUT.
+ * Sleep while *word == val, until woken, the CLOCK_MONOTONIC deadline
+ * (INT64_MAX: none), or MP__WAIT_SLICE_NS, whichever comes first. Returns 0
+ * (woken, value changed, interrupted, or a slice over: the caller re-checks
+ * its condition) or MP_ETIMEDOUT (the deadline itself has passed).
+ *
+ * Why slices: every wakeup is a system call made after the change it
+ * announces, by a process that can be killed between the two (or at the
+ * call itself). Its sleeper would then sleep on beside a queue that has a
+ * message, a semaphore above 0, an event set. A sleeper that re-checks at
+ * least every slice cannot: a wakeup only makes it see the change sooner.
+ * The slices cost nothing on the fast path (no sleeper, no call) and one
+ * spare wakeup per slice to a process that waits a long time.
  */
+#define MP__WAIT_SLICE_NS ((int64_t)50 * 1000000)
 int mp__futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline);
 /* Wake up to n sleepers on word (INT32_MAX: all). */
 void mp__futex_wake(_Atomic uint32_t *word, int n);
@@ -36,6 +46,11 @@ int mp__ipc_map_locked(void **out, size_t len);
  * previous holder died holding it, the mutex is made consistent and
  * MP_EOWNERDEAD is returned with the lock held. Returns 0, MP_EOWNERDEAD,
  * MP_ETIMEDOUT, -EDEADLK (the caller already holds it), or -errno.
+ * A lock that is taken sleeps in slices of MP__WAIT_SLICE_NS, for the same
+ * reason as mp__futex_wait: glibc's unlock frees the word, then wakes a
+ * sleeper with a system call, and a holder killed between the two leaves
+ * its sleepers asleep beside a free lock on kernels before 5.5 (later ones
+ * wake one from the dead process's robust list).
  */
 int mp__ipc_mutex_lock(pthread_mutex_t *m, int64_t deadline);
 /* Returns 0, -EPERM when the caller does not hold it, or -errno. */

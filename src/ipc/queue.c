@@ -7,10 +7,18 @@
  * ipc_internal.h for why not condition variables).
  *
  * Crash safety: every operation commits with one store to rd or wr, after
- * its slot has been written or read, so a process killed anywhere in put or
- * get leaves the ring as if the operation had not happened. Its lock is
- * robust: the next process to take it gets EOWNERDEAD, marks it consistent
- * and carries on, as the ring is consistent by construction.
+ * its slot has been written or read, so a process killed before it leaves
+ * the ring as if the operation had not happened. Its lock is robust: the
+ * next process to take it gets EOWNERDEAD, marks it consistent and carries
+ * on, as the ring is consistent by construction.
+ *
+ * A put killed after its commit has put its message: nothing is lost. A get
+ * killed after its commit takes its message to the grave, so get commits as
+ * late as it can: after the copy-out and after the wakeup it owes producers
+ * (see queue_get_commit); from its commit to its return it makes no system
+ * call but the one that hands the lock on when another process sleeps on it.
+ * And a killed process may owe the others a wakeup it never made: every
+ * sleeper re-checks at least every MP__WAIT_SLICE_NS (ipc_internal.h).
  */
 #include "ipc_internal.h"
 
@@ -124,16 +132,18 @@ static int queue_wait(mp_queue *q, _Atomic uint32_t *word,
   return rc;
 }
 
-/* After a change to the ring, with the queue locked: bump *word, unlock,
- * and wake one sleeper on *word if one is registered in *nwait (read under
- * the lock, see queue_wait). */
-static void queue_commit_unlock(mp_queue *q, _Atomic uint32_t *word,
-                                _Atomic uint32_t *nwait) {
-  atomic_fetch_add(word, 1);
-  int wake = atomic_load(nwait) > 0;
-  mp__ipc_mutex_unlock(&q->sh->mu);
+/* After put's commit, with the queue locked: bump put_seq, unlock, and
+ * wake one consumer if one is registered in nget_wait (read under the
+ * lock, see queue_wait). After the unlock, so the consumer woken does not
+ * find the lock taken; a producer killed before the wakeup has put its
+ * message all the same, and its consumer finds it within a slice. */
+static void queue_put_unlock(mp_queue *q) {
+  queue_shared *sh = q->sh;
+  atomic_fetch_add(&sh->put_seq, 1);
+  int wake = atomic_load(&sh->nget_wait) > 0;
+  mp__ipc_mutex_unlock(&sh->mu);
   if (wake)
-    mp__futex_wake(word, 1);
+    mp__futex_wake(&sh->put_seq, 1);
 }
 
 int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout) {
@@ -154,7 +164,7 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout) {
       if (len)
         memcpy(s->data, msg, len);
       atomic_store(&sh->wr, wr + 1); /* the commit */
-      queue_commit_unlock(q, &sh->put_seq, &sh->nget_wait);
+      queue_put_unlock(q);
       return 0;
     }
     /* Full. */
@@ -162,6 +172,23 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout) {
     if (rc < 0)
       return rc;
   }
+}
+
+/*
+ * The end of a get that takes the message at rd (copied out already, or
+ * dropped): wake a sleeping producer, then commit, then unlock, all with
+ * the queue locked. The wakeup comes first so that a consumer killed in it
+ * (the one system call a get with a sleeping producer makes) dies before
+ * its commit: the message stays for another consumer. It is not early: the
+ * producer must take the lock to look, and sees the commit once it has it.
+ */
+static void queue_get_commit(mp_queue *q, uint64_t rd) {
+  queue_shared *sh = q->sh;
+  atomic_fetch_add(&sh->get_seq, 1);
+  if (atomic_load(&sh->nput_wait) > 0)
+    mp__futex_wake(&sh->get_seq, 1);
+  atomic_store(&sh->rd, rd + 1); /* the commit */
+  mp__ipc_mutex_unlock(&sh->mu);
 }
 
 int mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout) {
@@ -177,22 +204,19 @@ int mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout) {
     if (atomic_load(&sh->wr) != rd) {
       queue_slot *s = queue_slot_at(q, rd);
       uint64_t len = s->len;
+      if (len > cap && len <= q->max_msg) {
+        mp__ipc_mutex_unlock(&sh->mu); /* left for a larger buffer */
+        return -EMSGSIZE;
+      }
       if (len > q->max_msg) {
         /* Scribbled over by some process: drop it rather than overrun. */
-        atomic_store(&sh->rd, rd + 1);
         rc = MP_EPROTO;
-      } else if (len > cap) {
-        rc = -EMSGSIZE; /* left in the queue for a larger buffer */
       } else {
         if (len)
           memcpy(buf, s->data, (size_t)len);
-        atomic_store(&sh->rd, rd + 1); /* the commit */
         rc = (int)len;
       }
-      if (rc == -EMSGSIZE) /* nothing changed */
-        mp__ipc_mutex_unlock(&sh->mu);
-      else
-        queue_commit_unlock(q, &sh->get_seq, &sh->nput_wait);
+      queue_get_commit(q, rd);
       return rc;
     }
     /* Empty. */

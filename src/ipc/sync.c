@@ -21,21 +21,20 @@ static struct timespec sync_abs(int64_t deadline) {
 }
 
 int mp__futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline) {
-  struct timespec ts, *tsp = NULL;
-  if (deadline != INT64_MAX) {
-    if (mp__now_ns() >= deadline)
-      return MP_ETIMEDOUT;
-    ts = sync_abs(deadline);
-    tsp = &ts;
-  }
+  int64_t now = mp__now_ns();
+  if (now >= deadline)
+    return MP_ETIMEDOUT;
+  int64_t until = deadline - now > MP__WAIT_SLICE_NS ? now + MP__WAIT_SLICE_NS
+                                                     : deadline;
+  struct timespec ts = sync_abs(until);
   /* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. The
    * bitset variant takes an absolute CLOCK_MONOTONIC deadline, so an
    * interrupted wait never stretches the timeout. */
-  long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, val, tsp,
+  long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, val, &ts,
                    NULL, FUTEX_BITSET_MATCH_ANY);
-  if (r < 0 && errno == ETIMEDOUT)
+  if (r < 0 && errno == ETIMEDOUT && until == deadline)
     return MP_ETIMEDOUT;
-  return 0; /* woken, EAGAIN (value already changed) or EINTR */
+  return 0; /* woken, EAGAIN (value changed), EINTR, or a slice over */
 }
 
 void mp__futex_wake(_Atomic uint32_t *word, int n) {
@@ -68,12 +67,21 @@ int mp__ipc_map_locked(void **out, size_t len) {
 }
 
 int mp__ipc_mutex_lock(pthread_mutex_t *m, int64_t deadline) {
-  int rc;
-  if (deadline == INT64_MAX) {
-    rc = pthread_mutex_lock(m);
-  } else {
-    struct timespec ts = sync_abs(deadline);
+  /* The free lock first: no clock read on the fast path. */
+  int rc = pthread_mutex_trylock(m);
+  while (rc == EBUSY) {
+    int64_t now = mp__now_ns();
+    if (now >= deadline) {
+      rc = ETIMEDOUT;
+      break;
+    }
+    int64_t until = deadline - now > MP__WAIT_SLICE_NS
+                        ? now + MP__WAIT_SLICE_NS
+                        : deadline;
+    struct timespec ts = sync_abs(until);
     rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+    if (rc == ETIMEDOUT && until != deadline)
+      rc = EBUSY; /* a slice over: try again (see ipc_internal.h) */
   }
   switch (rc) {
   case 0:
