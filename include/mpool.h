@@ -120,7 +120,8 @@ MP_EXPORT const char *mp_version(void);
   XX(EPROTO, -1006, "worker sent bytes that are not a valid frame")           \
   XX(EOF, -1007, "no more items")                                             \
   XX(EPEERDEAD, -1008, "peer process is gone")                                \
-  XX(EOWNERDEAD, -1009, "lock acquired; its previous holder died holding it")
+  XX(EOWNERDEAD, -1009, "lock acquired; its previous holder died holding it") \
+  XX(ENOFUNC, -1010, "function cannot be found in the worker's process")
 
 enum {
 #define MP__ERR_ENUM(name, value, msg) MP_##name = (value),
@@ -153,6 +154,9 @@ MP_EXPORT const char *mp_err_name(int code);
  *                 frame; the worker was killed. Only that item fails: the
  *                 other items of its chunk deliver or run again.
  *   MP_ECLOSED    the pool was terminated before it finished.
+ *   MP_ENOFUNC    the process that was to run it cannot resolve its
+ *                 function (see "Functions cross as references"); only
+ *                 transports whose workers are not forked copies give it.
  *   -EMSGSIZE     (apply) the result grew past the pool's max_result_bytes.
  *   -errno        the library could not run it (e.g. -ENOMEM).
  */
