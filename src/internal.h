@@ -127,6 +127,7 @@ ssize_t mp__vmsplice_some(int fd, const struct iovec *iov, int iovcnt);
 int mp__poll(struct pollfd *fds, unsigned nfds, int64_t deadline);
 
 /*
+ * Pipe stream framing (wire.c): what only a byte stream needs.
  * Frames: a 16-byte header, then len payload bytes.
  *   magic_type: MP__FRAME_MAGIC | type
  *   len:        payload bytes
@@ -143,7 +144,7 @@ enum {
 };
 
 /* Every frame is padded to a multiple of MP__ALIGN bytes on the wire, and
- * payload headers are MP__ALIGN-sized, so a task's input elements (and an
+ * payload headers (codec.c) are MP__ALIGN-sized, so a task's input elements (and an
  * apply argument) sit at 16-byte-aligned addresses in the worker's buffer. */
 #define MP__ALIGN 16u
 static inline uint32_t mp__padded(uint32_t len) {
@@ -155,6 +156,25 @@ typedef struct mp__frame_hdr {
   uint32_t len;
   uint64_t id;
 } mp__frame_hdr;
+
+/* Build a header. */
+void mp__frame_init(mp__frame_hdr *h, unsigned type, uint64_t id,
+                    uint32_t len);
+/*
+ * Validate a header read from another process: magic, known type, payload
+ * within max_len. Returns the type, or MP_EPROTO.
+ */
+int mp__frame_check(const mp__frame_hdr *h, uint32_t max_len);
+/*
+ * Find the next frame at the start of buf (len bytes received so far).
+ * Returns 1 with *h and *frame_len (header + padded payload) when a whole,
+ * valid frame is there; 0 when more bytes are needed (*frame_len is then
+ * the size the frame will have once its header is in, else 0); MP_EPROTO
+ * when the bytes cannot be a frame of at most max_len payload bytes.
+ */
+int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
+                   mp__frame_hdr *h, size_t *frame_len);
+/* ---- codec.c: task and result payloads, whatever transport moves them ---- */
 
 /* Map task payload header; in_size * count input bytes follow. */
 typedef struct mp__map_task {
@@ -182,23 +202,6 @@ typedef struct mp__apply_res {
  * task returns (outputs first, so they are aligned as an array is); the
  * returns are left off when all of them are 0. */
 
-/* Build a header. */
-void mp__frame_init(mp__frame_hdr *h, unsigned type, uint64_t id,
-                    uint32_t len);
-/*
- * Validate a header read from another process: magic, known type, payload
- * within max_len. Returns the type, or MP_EPROTO.
- */
-int mp__frame_check(const mp__frame_hdr *h, uint32_t max_len);
-/*
- * Find the next frame at the start of buf (len bytes received so far).
- * Returns 1 with *h and *frame_len (header + padded payload) when a whole,
- * valid frame is there; 0 when more bytes are needed (*frame_len is then
- * the size the frame will have once its header is in, else 0); MP_EPROTO
- * when the bytes cannot be a frame of at most max_len payload bytes.
- */
-int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
-                   mp__frame_hdr *h, size_t *frame_len);
 /*
  * Validate a map result payload of len bytes for a chunk of count items
  * of out_size bytes each. Returns 1 when it carries the items' codes after

@@ -1,4 +1,6 @@
-/* wire.c: every raw read, write and poll on a pipe, and the frame format. */
+/* wire.c: every raw read, write and poll on a pipe, and the pipe stream
+ * framing (magic, type, length, padding). The payloads inside a frame are
+ * codec.c's. */
 #include "internal.h"
 
 #include <errno.h>
@@ -190,43 +192,4 @@ int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
     return MP_EPROTO;
   *frame_len = sizeof *h + (size_t)mp__padded(h->len);
   return len >= *frame_len;
-}
-
-int mp__map_res_check(uint32_t len, uint32_t count, uint32_t out_size) {
-  uint64_t outs = (uint64_t)count * out_size;
-  if (len == outs + (uint64_t)count * sizeof(int32_t))
-    return 1;
-  return len == outs ? 0 : MP_EPROTO;
-}
-
-int mp__map_task_check(const void *payload, uint32_t len, mp__map_task *t) {
-  if (len < sizeof *t)
-    return MP_EPROTO;
-  memcpy(t, payload, sizeof *t);
-  uint64_t in_bytes = (uint64_t)t->count * t->in_size;
-  if (t->count == 0 || t->in_size == 0 || t->out_size == 0 ||
-      in_bytes != len - sizeof *t)
-    return MP_EPROTO;
-  return 0;
-}
-
-int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res) {
-  mp__apply_res h;
-  if (len < sizeof h)
-    return MP_EPROTO;
-  memcpy(&h, payload, sizeof h);
-  uint32_t body = len - (uint32_t)sizeof h;
-  if (body > max_res)
-    return MP_EPROTO;
-  switch (h.code) {
-  case 0:
-    return 0;
-  case MP_ETASK:
-    return (body == 0 && h.detail != 0) ? 0 : MP_EPROTO;
-  case -EMSGSIZE:
-  case -ENOMEM:
-    return body == 0 ? 0 : MP_EPROTO;
-  default:
-    return MP_EPROTO;
-  }
 }

@@ -1,0 +1,364 @@
+/*
+ * pool_internal.h: the pool's core, shared by the files of src/pool/, and
+ * the interface through which it reaches its workers: a transport.
+ *
+ * How a task flows. A call (map, imap, apply) makes a job. The scheduler
+ * (sched.c) cuts it into chunks of items, hands each chunk to a worker as an
+ * mp__task through the transport's send(), and keeps, per worker, the queue
+ * of chunks that worker holds, oldest first: a small window of them, so no
+ * worker waits for the parent. The transport moves a task's bytes to its
+ * worker and the result back, and reports two events to the core:
+ *   mp__core_result(): the oldest task worker w holds has its result;
+ *   mp__core_lost():   worker w is gone: how, and what it was running.
+ * The core delivers outcomes to the job's sink (job.c: the caller's arrays,
+ * an iterator's blocks, an apply's buffer), settles what a lost worker held
+ * (the item it was running fails, the rest run again), orders results and
+ * runs callbacks at the end of a round (loop.c). The core knows no fd, pid
+ * or signal; it keeps its own record of why it killed a worker (a timeout,
+ * terminate), since only it knows.
+ *
+ * What a transport must do (mp__tp_ops): start a worker in an empty slot;
+ * queue a task without blocking, and return results in the order tasks were
+ * sent; take back a task not yet begun (cancel); end a worker now (kill) or
+ * once idle (retire); in wait(), move bytes until the deadline or an event,
+ * report every event through the two entry points, and report every worker
+ * killed before the call as lost before it returns; say what a worker runs
+ * now and whether its initializer has returned (running, ready); validate
+ * every byte it reads from a worker before the core sees it. The fork
+ * transport (tp_fork.c) is the one the public API creates; tests drive the
+ * core with a fake one.
+ */
+#ifndef MPOOL_POOL_INTERNAL_H
+#define MPOOL_POOL_INTERNAL_H
+
+#include "internal.h"
+
+#include <stddef.h>
+
+/* ---- one small intrusive list: circular, doubly linked, with a head ---- */
+
+typedef struct mp__list {
+  struct mp__list *prev, *next;
+} mp__list;
+
+static inline void mp__list_init(mp__list *h) { h->prev = h->next = h; }
+static inline int mp__list_empty(const mp__list *h) { return h->next == h; }
+/* A node unlinked by mp__list_remove points at itself: in no list. */
+static inline int mp__list_linked(const mp__list *n) { return n->next != n; }
+static inline void mp__list_insert(mp__list *before, mp__list *n) {
+  n->next = before;
+  n->prev = before->prev;
+  before->prev->next = n;
+  before->prev = n;
+}
+static inline void mp__list_push(mp__list *h, mp__list *n) {
+  mp__list_insert(h, n);
+}
+static inline void mp__list_push_front(mp__list *h, mp__list *n) {
+  mp__list_insert(h->next, n);
+}
+static inline void mp__list_remove(mp__list *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  mp__list_init(n);
+}
+/* The first node, or NULL. */
+static inline mp__list *mp__list_first(const mp__list *h) {
+  return mp__list_empty(h) ? NULL : h->next;
+}
+#define MP__ENTRY(node, type, member)                                          \
+  ((type *)(void *)((char *)(node) - offsetof(type, member)))
+/* For each node n of h; n may be removed in the body (next is kept). */
+#define MP__LIST_EACH(n, nx, h)                                                \
+  for (mp__list *n = (h)->next, *nx = n->next; n != (h); n = nx, nx = n->next)
+
+/* ---- what the core hands a transport ---- */
+
+enum { MP__TASK_MAP, MP__TASK_APPLY };
+
+typedef struct mp__task {
+  uint64_t id;      /* unique in its pool, never 0 */
+  int kind;         /* MP__TASK_MAP or MP__TASK_APPLY */
+  void (*fn)(void); /* mp_map_fn or mp_apply_fn */
+  const char *in;   /* map: count * in_size bytes; apply: the argument */
+  size_t in_len;
+  uint32_t count, in_size, out_size; /* map */
+  int by_ref;       /* in stays unchanged until this task's result is in:
+                     * it may be sent by reference (vmsplice) */
+  /* The transport's own, while the task is with it. */
+  mp__list tp_link;
+  size_t tp_off;    /* bytes of its frame already sent */
+  char *tp_copy;    /* its input, copied by cancel(); freed by the core */
+} mp__task;
+
+/* How a worker was lost, as its transport saw it. */
+enum {
+  MP__LOST_EXIT = 1, /* it ended: detail is its exit code (-N: signal N) */
+  MP__LOST_PROTO,    /* it sent bytes that are not a valid frame */
+  MP__LOST_NOMEM,    /* its result could not be received: no memory */
+};
+
+typedef struct mp__loss {
+  int why;          /* MP__LOST_* */
+  int detail;       /* the exit code (0 when the kernel kept no status) */
+  int status_known; /* the kernel kept its status: detail is exact */
+  uint64_t task;    /* the task it was running (when the bad bytes were
+                     * read, for PROTO), 0 if none or not known */
+  uint32_t item;    /* the item of that task */
+  int init_done;    /* its initializer had returned */
+} mp__loss;
+
+typedef struct mp__tp_cfg {
+  mp_pool *core;    /* to report to */
+  int nproc;
+  const mp_pool_opts *opts;
+  size_t max_res;   /* largest apply result, bytes */
+} mp__tp_cfg;
+
+typedef struct mp__tp_ops {
+  /* Make the transport for cfg's pool; no worker is started yet. Returns 0
+   * and sets *tp, or -errno. */
+  int (*create)(const mp__tp_cfg *cfg, void *arg, void **tp);
+  /* Start worker w in its empty slot. Returns 0 or -errno. */
+  int (*start)(void *tp, int w);
+  /* Queue t for worker w; never blocks. Returns 0 or -errno. */
+  int (*send)(void *tp, int w, mp__task *t);
+  /* Take task id back from worker w. Returns 1 when no byte of it had
+   * gone (it is no longer the transport's), 0 when it has begun: then the
+   * transport has stopped reading t->in (it copied what was left into
+   * t->tp_copy, or sent it all), or -errno when it could not (kill w). */
+  int (*cancel)(void *tp, int w, uint64_t id);
+  /* End worker w now. drain: results it sent before still count. */
+  void (*kill)(void *tp, int w, int drain);
+  /* Worker w gets no more tasks: let it exit once it has answered all. */
+  void (*retire)(void *tp, int w);
+  /* Move bytes until the deadline (ns, CLOCK_MONOTONIC; INT64_MAX: none)
+   * or until something happened; report through the core's entry points.
+   * Returns 0 or -errno (the wait itself failed). */
+  int (*wait)(void *tp, int64_t deadline);
+  /* What worker w runs now, read consistently: 1 with the task, item and
+   * when it started (ns), or 0 when none (or it is moving on). */
+  int (*running)(void *tp, int w, uint64_t *task, uint32_t *item,
+                 int64_t *since);
+  /* 1 once worker w's initializer has returned. */
+  int (*ready)(void *tp, int w);
+  /* Worker w's process id as the user sees it, 0 if none. */
+  long (*ident)(void *tp, int w);
+  /* Kill and reap every worker, free everything. No event is reported. */
+  void (*destroy)(void *tp);
+} mp__tp_ops;
+
+/* The fork transport (tp_fork.c). */
+extern const mp__tp_ops mp__tp_fork;
+
+/* ---- the core's records ---- */
+
+enum job_kind { JOB_MAP, JOB_APPLY };
+enum job_sink { SINK_ARRAY, SINK_ORDERED, SINK_UNORDERED };
+enum job_state {
+  JOB_QUEUED,   /* items left to hand out */
+  JOB_DRAINING, /* all handed out (or dropped); outcomes outstanding */
+  JOB_COMPLETE, /* every item has its outcome */
+  JOB_DETACHED, /* the handle was freed first: outcomes are dropped */
+};
+
+typedef struct block block;
+
+/* A job: one map, imap or apply (a job of one item). It is the mp_result
+ * handle too. */
+struct mp_result {
+  enum job_kind kind;
+  enum job_sink sink;
+  enum job_state state;
+  int blocking;    /* a map whose caller waits inside mp_pool_map */
+  int refs;        /* the caller's handle, the pool's list, each queue */
+  mp_pool *pool;   /* NULL once complete or the pool is gone */
+  mp__list link;   /* the pool's jobs, oldest first */
+  mp__list cb_link, prog_link; /* queued for a callback, a progress report */
+  size_t inflight; /* chunks alive: with workers or awaiting a retry */
+
+  size_t n;          /* items: 1 for apply */
+  size_t next_item;  /* next index to hand out */
+  size_t done;       /* items with an outcome */
+  size_t first_fail_idx;
+  mp_status first_fail; /* the lowest-indexed failure; code 0: none */
+  size_t chunksize;
+
+  /* map */
+  mp_map_fn mfn;
+  const char *in;
+  char *out;
+  size_t in_size, out_size;
+  mp_status *status;
+  mp_progress_fn progress;
+  void *progress_arg;
+
+  /* iterators: result blocks waiting for mp_iter_next */
+  mp__list blocks;
+  size_t window;     /* items handed out and not yet returned, at most */
+  size_t returned;   /* items returned by mp_iter_next */
+  size_t next_ordered;
+  /* Items from tail_from on, never handed out, all fail alike (terminate,
+   * out of memory): their outcomes are made up as they are asked for, so
+   * failing a million items costs no memory. */
+  int has_tail;
+  size_t tail_from, tail_next;
+  mp_status tail_st;
+
+  /* apply */
+  mp_apply_fn afn;
+  char *arg;
+  size_t arg_len;
+  char *res;
+  size_t res_len;
+
+  mp_result_cb cb, ecb;
+  void *cb_arg;
+};
+typedef struct mp_result job;
+
+struct block {
+  mp__list link;
+  size_t start, count, taken;
+  mp_status *st;
+  char *outs;
+};
+
+/* Items [start, start + count) of a job, with a worker or awaiting one. */
+typedef struct chunk {
+  mp__list link;  /* a worker's queue, the retry list or the free list */
+  job *j;
+  size_t start;
+  int deaths;     /* workers lost running it with no item to blame */
+  mp__task t;     /* what the transport sees; t.id 0: not yet sent */
+} chunk;
+
+enum worker_state {
+  W_EMPTY,    /* no worker */
+  W_RUNNING,
+  W_RETIRING, /* told to exit once idle */
+  W_KILLED,   /* killed by the core; its loss not yet reported */
+};
+
+typedef struct core_worker {
+  enum worker_state state;
+  mp__list q;       /* chunks it holds, in the order it runs them */
+  int nq;
+  int tasks_sent;   /* for maxtasksperchild */
+  int64_t born_ns;  /* its initializer's deadline counts from here */
+  /* Why the core killed it (W_KILLED): MP_ETIMEDOUT, MP_ECLOSED; with the
+   * task and item it was running; init: in its initializer. */
+  int kill_code;
+  uint64_t kill_task;
+  uint32_t kill_item;
+  int kill_init;
+} core_worker;
+
+struct mp_pool {
+  int nproc;
+  core_worker *w;
+  const mp__tp_ops *tp_ops;
+  void *tp;
+  mp_pool_opts opts;
+  size_t max_res;
+  int closed, terminated;
+  int init_failures;   /* workers in a row lost in the initializer */
+  mp_status init_fail; /* how the last one was lost */
+  uint64_t next_id;
+  mp__list jobs;       /* incomplete jobs, oldest first */
+  mp__list retry;      /* chunks taken back from lost workers */
+  mp__list free_chunks;
+  int nfree_chunks;
+  mp__list cb_queue, prog_queue;
+  int in_callbacks;
+};
+
+/* How deep the scheduler fills each worker's queue (sched.c); a job's
+ * window of items out at once derives from it (submit.c). */
+enum {
+  MP__WINDOW = 2,       /* chunks in flight per worker */
+  MP__DEEP_WINDOW = 32, /* the same, for tiny map chunks */
+  MP__SMALL_CHUNK = 4,  /* items: what counts as a tiny chunk */
+};
+
+/* ---- submit.c: making jobs ---- */
+
+/* A job with no items yet, its lists empty, one reference (the caller's). */
+job *mp__job_new(mp_pool *p, enum job_kind kind, enum job_sink sink);
+/* MP_EINVAL or MP_ECLOSED for a map's arguments, else 0. */
+int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
+                    size_t in_size, size_t out_size);
+/* A map job over in, linked to the pool; NULL when out of memory. */
+job *mp__job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
+                     size_t in_size, size_t out_size, const mp_map_opts *mo,
+                     enum job_sink sink);
+
+/* ---- job.c: jobs and their outcomes ---- */
+
+void mp__job_unref(job *j);
+void mp__job_link(mp_pool *p, job *j);
+/* The job may be complete: if so, leave the pool's list, queue callbacks. */
+void mp__job_check_done(job *j);
+/* Outcomes for map items [start, start + count): codes holds the task
+ * functions' int32 returns, unaligned (NULL: all fail with code, detail),
+ * outs their outputs (NULL: none). */
+void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
+                     const char *outs, int code, int detail);
+/* The apply's outcome, its result bytes copied. */
+void mp__apply_deliver(job *j, int code, int detail, const char *data,
+                       size_t len);
+/* Items never handed out fail with code, detail. */
+void mp__job_fail_rest(job *j, int code, int detail);
+/* Whether the job can hand out a chunk now. */
+int mp__job_has_work(const job *j);
+/* A chunk record for items [start, start + count) of j (recycled). */
+chunk *mp__chunk_new(mp_pool *p, job *j, size_t start, size_t count,
+                     int deaths);
+void mp__chunk_free(mp_pool *p, chunk *c);
+/* Fail items [start, start + count) of c's job with code, detail. */
+void mp__chunk_fail(chunk *c, size_t start, size_t count, int code,
+                    int detail);
+/* Put items [start, start + count) of j on the retry list. */
+void mp__requeue(mp_pool *p, job *j, size_t start, size_t count, int deaths);
+/* Release the chunk records kept for reuse. */
+void mp__chunks_release(mp_pool *p);
+
+/* ---- sched.c: who runs what, and what a lost worker costs ---- */
+
+int mp__pool_has_work(const mp_pool *p);
+/* Hand chunks to workers through the transport. */
+void mp__sched_feed(mp_pool *p);
+/* Tell idle workers to exit when no more work can come. */
+void mp__sched_retire_idle(mp_pool *p);
+/* The earliest deadline of a running item or initializer; with kill_now,
+ * workers past theirs are killed. */
+int64_t mp__sched_timeouts(mp_pool *p, int kill_now);
+/* Kill worker w now, for code (MP_ETIMEDOUT, MP_ECLOSED). */
+void mp__sched_kill(mp_pool *p, int w, int code, uint64_t task,
+                    uint32_t item, int drain);
+/* The handle of map job j is freed: nothing may read its input again. */
+void mp__sched_detach_input(mp_pool *p, job *j);
+
+/* ---- loop.c: lifetime and the loop ---- */
+
+/* Make a pool whose workers the transport ops reaches (arg is handed to
+ * its create). The public mp_pool_create uses the fork transport. */
+int mp__pool_create_with(mp_pool **out, const mp_pool_opts *opts,
+                         const mp__tp_ops *ops, void *arg);
+/* One round. Returns 0 or -errno (the transport's wait failed). */
+int mp__pool_step(mp_pool *p, int64_t deadline);
+/* Rounds until done(arg) or the deadline; at least one. Returns 0,
+ * MP_ETIMEDOUT, or -errno when the wait keeps failing. */
+int mp__pool_drive(mp_pool *p, int (*done)(void *), void *arg,
+                   int64_t deadline);
+void mp__pool_shutdown(mp_pool *p, int code, int detail);
+
+/* The transport's two entry points. mp__core_result: the result payload of
+ * id, the oldest task worker w holds. Returns 0, or MP_EPROTO when it is
+ * not a valid answer to that task (the transport then kills w and reports
+ * it lost with MP__LOST_PROTO). */
+int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
+                    size_t len);
+void mp__core_lost(mp_pool *p, int w, const mp__loss *loss);
+
+#endif /* MPOOL_POOL_INTERNAL_H */

@@ -1,0 +1,372 @@
+/* sched.c: who runs what, and what a lost worker costs. Chunks are cut and
+ * handed to workers here; results and losses reported by the transport are
+ * settled here: the item a lost worker was running fails, the rest of what
+ * it held runs again. */
+#include "pool_internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { CHUNK_DEATHS_MAX = 3 }; /* workers lost on one chunk, none blamed */
+
+int mp__pool_has_work(const mp_pool *p) {
+  if (!mp__list_empty(&p->retry))
+    return 1;
+  MP__LIST_EACH(n, nx, &p->jobs)
+    if (mp__job_has_work(MP__ENTRY(n, job, link)))
+      return 1;
+  return 0;
+}
+
+/* The first job that can hand out a chunk now, or NULL. */
+static job *sched_next_job(const mp_pool *p) {
+  MP__LIST_EACH(n, nx, &p->jobs) {
+    job *j = MP__ENTRY(n, job, link);
+    if (mp__job_has_work(j))
+      return j;
+  }
+  return NULL;
+}
+
+/* The next chunk to send: retries first, then jobs in submission order. */
+static chunk *sched_next_chunk(mp_pool *p) {
+  mp__list *n;
+  while ((n = mp__list_first(&p->retry))) {
+    chunk *c = MP__ENTRY(n, chunk, link);
+    mp__list_remove(n);
+    if (c->j->state != JOB_DETACHED)
+      return c;
+    mp__chunk_free(p, c);
+  }
+  job *j = sched_next_job(p);
+  if (!j)
+    return NULL;
+  size_t cnt = j->chunksize;
+  if (cnt > j->n - j->next_item)
+    cnt = j->n - j->next_item;
+  if (j->sink != SINK_ARRAY && !p->closed &&
+      cnt > j->window - (j->next_item - j->returned))
+    cnt = j->window - (j->next_item - j->returned);
+  chunk *c = mp__chunk_new(p, j, j->next_item, cnt, 0);
+  if (!c)
+    return NULL;
+  j->next_item += cnt;
+  if (j->next_item >= j->n)
+    j->state = JOB_DRAINING;
+  return c;
+}
+
+/* Fill in what the transport sees of chunk c. */
+static void task_prepare(mp_pool *p, chunk *c) {
+  job *j = c->j;
+  mp__task *t = &c->t;
+  t->id = ++p->next_id;
+  t->tp_off = 0;
+  if (j->kind == JOB_MAP) {
+    t->kind = MP__TASK_MAP;
+    t->fn = (void (*)(void))j->mfn;
+    t->in = j->in + c->start * j->in_size;
+    t->in_len = t->count * j->in_size;
+    t->in_size = (uint32_t)j->in_size;
+    t->out_size = (uint32_t)j->out_size;
+    /* The caller waits in mp_pool_map until every chunk's result is in,
+     * and may not write to its input meanwhile (mpool.h). */
+    t->by_ref = j->blocking;
+  } else {
+    t->kind = MP__TASK_APPLY;
+    t->fn = (void (*)(void))j->afn;
+    t->in = j->arg;
+    t->in_len = j->arg_len;
+    t->by_ref = 0;
+  }
+}
+
+static int worker_can_take(const mp_pool *p, const core_worker *cw,
+                           int level) {
+  return cw->state == W_RUNNING && cw->nq < level &&
+         (!p->opts.maxtasksperchild ||
+          cw->tasks_sent < p->opts.maxtasksperchild);
+}
+
+static int worker_assign(mp_pool *p, int w) {
+  chunk *c = sched_next_chunk(p);
+  if (!c)
+    return 0;
+  task_prepare(p, c);
+  if (p->tp_ops->send(p->tp, w, &c->t) < 0) {
+    /* The transport could not queue it (no memory): it waits, first. */
+    c->t.id = 0;
+    mp__list_push_front(&p->retry, &c->link);
+    return 0;
+  }
+  core_worker *cw = &p->w[w];
+  mp__list_push(&cw->q, &c->link);
+  cw->nq++;
+  cw->tasks_sent++;
+  return 1;
+}
+
+/* Whether the chunk sched_next_chunk would hand out next is a map chunk of
+ * at most MP__SMALL_CHUNK items, from a map with plenty left: near its end the
+ * shallow window is used again, so that no worker holds a backlog of items
+ * while another sits idle. */
+static int sched_next_is_small(const mp_pool *p) {
+  if (!mp__list_empty(&p->retry))
+    return 0;
+  const job *j = sched_next_job(p);
+  return j && j->kind == JOB_MAP && j->chunksize <= MP__SMALL_CHUNK &&
+         (j->n - j->next_item) / j->chunksize >
+             (size_t)p->nproc * MP__DEEP_WINDOW;
+}
+
+/*
+ * Idle workers are served first, one chunk each, so no task waits behind
+ * another while a worker sits idle; only then does each worker get a second
+ * chunk, which keeps it busy while the parent collects its previous result.
+ * Tiny map chunks (chunksize 1, say) go deeper, up to MP__DEEP_WINDOW per
+ * worker: each costs a round trip, and a deep queue lets the worker run
+ * them back to back while the parent collects their results in batches. A
+ * slow item can hold up to MP__DEEP_WINDOW - 1 others queued behind it on its
+ * worker; the map's last chunks go out shallow, so its end is balanced.
+ */
+void mp__sched_feed(mp_pool *p) {
+  for (int level = 1; level <= MP__DEEP_WINDOW; level++) {
+    int gave = 1;
+    while (gave) {
+      gave = 0;
+      for (int i = 0; i < p->nproc; i++) {
+        if (level > MP__WINDOW && !sched_next_is_small(p))
+          break;
+        if (worker_can_take(p, &p->w[i], level))
+          gave |= worker_assign(p, i);
+      }
+    }
+    if (!mp__pool_has_work(p) || (level >= MP__WINDOW && !sched_next_is_small(p)))
+      break;
+  }
+}
+
+void mp__sched_retire_idle(mp_pool *p) {
+  if (!p->closed || mp__pool_has_work(p))
+    return;
+  for (int i = 0; i < p->nproc; i++) {
+    core_worker *cw = &p->w[i];
+    if (cw->state == W_RUNNING && !cw->nq) {
+      p->tp_ops->retire(p->tp, i);
+      cw->state = W_RETIRING;
+    }
+  }
+}
+
+void mp__sched_kill(mp_pool *p, int w, int code, uint64_t task,
+                    uint32_t item, int drain) {
+  core_worker *cw = &p->w[w];
+  if (cw->state == W_EMPTY || cw->state == W_KILLED)
+    return;
+  cw->state = W_KILLED;
+  cw->kill_code = code;
+  cw->kill_task = task;
+  cw->kill_item = item;
+  cw->kill_init = 0;
+  p->tp_ops->kill(p->tp, w, drain);
+}
+
+int64_t mp__sched_timeouts(mp_pool *p, int kill_now) {
+  int64_t soonest = INT64_MAX;
+  if (p->opts.task_timeout <= 0)
+    return soonest;
+  int64_t limit = (int64_t)(p->opts.task_timeout * 1e9);
+  int64_t now = mp__now_ns();
+  for (int i = 0; i < p->nproc; i++) {
+    core_worker *cw = &p->w[i];
+    if (cw->state != W_RUNNING && cw->state != W_RETIRING)
+      continue;
+    uint64_t task;
+    uint32_t item;
+    int64_t due;
+    if (!p->tp_ops->ready(p->tp, i)) {
+      /* An initializer is bounded as a task is. */
+      due = cw->born_ns + limit;
+      if (due <= now && kill_now) {
+        mp__sched_kill(p, i, MP_ETIMEDOUT, 0, 0, 1);
+        cw->kill_init = 1;
+        continue;
+      }
+    } else if (!cw->nq) {
+      continue;
+    } else if (p->tp_ops->running(p->tp, i, &task, &item, &due)) {
+      due += limit;
+      if (due <= now && kill_now) {
+        mp__sched_kill(p, i, MP_ETIMEDOUT, task, item, 1);
+        continue;
+      }
+    } else {
+      /* A worker that holds work but shows no item yet (it is reading its
+       * task, or moving on) starts one at the earliest now: look again by
+       * now + limit at the latest, since nothing else would wake us. */
+      due = now + limit;
+    }
+    if (due < soonest)
+      soonest = due;
+  }
+  return soonest;
+}
+
+/*
+ * Job j's handle is being freed: from now on nothing may read the caller's
+ * input. Its chunks that no worker has begun to receive leave their queues
+ * unsent; one half sent keeps its place, its transport having copied what
+ * was left of it, or, when it could not, its worker is replaced.
+ */
+void mp__sched_detach_input(mp_pool *p, job *j) {
+  for (int i = 0; i < p->nproc; i++) {
+    core_worker *cw = &p->w[i];
+    MP__LIST_EACH(n, nx, &cw->q) {
+      chunk *c = MP__ENTRY(n, chunk, link);
+      if (c->j != j)
+        continue;
+      int rc = p->tp_ops->cancel(p->tp, i, c->t.id);
+      if (rc == 1) {
+        mp__list_remove(n);
+        cw->nq--;
+        cw->tasks_sent--;
+        mp__chunk_free(p, c);
+      } else if (rc < 0) {
+        mp__sched_kill(p, i, MP_ECLOSED, 0, 0, 0);
+      }
+    }
+  }
+}
+
+/* ---- the transport's two entry points ---- */
+
+int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
+                    size_t len) {
+  core_worker *cw = &p->w[w];
+  mp__list *n = mp__list_first(&cw->q);
+  if (!n || len > UINT32_MAX)
+    return MP_EPROTO;
+  chunk *c = MP__ENTRY(n, chunk, link);
+  job *j = c->j;
+  if (c->t.id != id)
+    return MP_EPROTO;
+  if (j->kind == JOB_MAP) {
+    int codes = mp__map_res_check((uint32_t)len, c->t.count,
+                                  (uint32_t)j->out_size);
+    if (codes < 0)
+      return MP_EPROTO;
+    const char *outs = payload;
+    mp__job_deliver(j, c->start, c->t.count,
+                    codes ? outs + (size_t)c->t.count * j->out_size : NULL,
+                    outs, 0, 0);
+  } else {
+    if (mp__apply_res_check(payload, (uint32_t)len, (uint32_t)p->max_res) < 0)
+      return MP_EPROTO;
+    mp__apply_res res;
+    memcpy(&res, payload, sizeof res);
+    mp__apply_deliver(j, res.code, res.detail,
+                      (const char *)payload + sizeof res, len - sizeof res);
+  }
+  mp__list_remove(n);
+  cw->nq--;
+  mp__chunk_free(p, c);
+  return 0;
+}
+
+/*
+ * Chunk c, the oldest its worker held, was running when the worker sent
+ * bytes that are not a frame: one of its items wrote to the worker's pipes.
+ * Only items up to the one running when the bytes were read (item, or the
+ * whole chunk if the worker had left it) can have written them; the items
+ * after it are sent again as they are. One suspect alone is the culprit and
+ * fails with MP_EPROTO; several are each sent again alone, so the culprit
+ * is found on its own and the others deliver, as around a crash.
+ */
+static void chunk_proto_blame(mp_pool *p, chunk *c, const mp__loss *loss) {
+  job *j = c->j;
+  size_t last = c->t.count - 1;
+  if (loss->task && loss->task == c->t.id && loss->item < c->t.count)
+    last = loss->item;
+  if (last == 0) {
+    mp__chunk_fail(c, c->start, 1, MP_EPROTO, 0);
+  } else {
+    for (size_t i = 0; i <= last; i++)
+      mp__requeue(p, j, c->start + i, 1, 0);
+  }
+  mp__requeue(p, j, c->start + last + 1, c->t.count - last - 1, 0);
+}
+
+/* What worker w's chunk c costs now that w is lost. head: c is the oldest
+ * it held, the one it ran; self: it ended by itself (not killed by us). */
+static void chunk_settle(mp_pool *p, const core_worker *cw, chunk *c,
+                         int head, int self, const mp__loss *loss) {
+  job *j = c->j;
+  size_t count = c->t.count;
+  if (head && loss->why == MP__LOST_PROTO && !cw->kill_code) {
+    chunk_proto_blame(p, c, loss);
+    return;
+  }
+  if (head && loss->why == MP__LOST_NOMEM && !cw->kill_code) {
+    /* Its result could not be received; the next chunks can be. */
+    mp__chunk_fail(c, c->start, count, -ENOMEM, 0);
+    return;
+  }
+  size_t bad = SIZE_MAX; /* item index within the chunk that fails */
+  int code = MP_ECRASHED, detail = loss->detail;
+  if (cw->kill_code == MP_ETIMEDOUT && !cw->kill_init &&
+      c->t.id == cw->kill_task) {
+    bad = cw->kill_item;
+    code = MP_ETIMEDOUT;
+    detail = 0;
+  } else if (self && loss->task && c->t.id == loss->task) {
+    bad = loss->item;
+  }
+  if (bad < count) {
+    mp__chunk_fail(c, c->start + bad, 1, code, detail);
+    mp__requeue(p, j, c->start, bad, 0);
+    mp__requeue(p, j, c->start + bad + 1, count - bad - 1, 0);
+  } else if (head && self && c->deaths + 1 >= CHUNK_DEATHS_MAX) {
+    /* Its workers keep dying between its items (in the flush after them,
+     * say): resending it would fork forever. */
+    mp__chunk_fail(c, c->start, count, MP_ECRASHED, loss->detail);
+  } else {
+    mp__requeue(p, j, c->start, count,
+                head && self ? c->deaths + 1 : c->deaths);
+  }
+}
+
+void mp__core_lost(mp_pool *p, int w, const mp__loss *loss) {
+  core_worker *cw = &p->w[w];
+  if (cw->state != W_KILLED)
+    cw->kill_code = cw->kill_init = 0;
+  /* Judged overdue, but it ended by other means before our kill landed:
+   * that is how it ended. */
+  if (cw->kill_code == MP_ETIMEDOUT && loss->why == MP__LOST_EXIT &&
+      loss->status_known && loss->detail != -SIGKILL)
+    cw->kill_code = cw->kill_init = 0;
+  int self = !cw->kill_code && loss->why == MP__LOST_EXIT;
+  if (cw->kill_init) {
+    p->init_failures++;
+    p->init_fail = (mp_status){MP_ETIMEDOUT, 0};
+  } else if (self && !loss->init_done) {
+    p->init_failures++;
+    p->init_fail = (mp_status){MP_ECRASHED, loss->detail};
+  } else if (self) {
+    p->init_failures = 0;
+  }
+  int head = 1;
+  MP__LIST_EACH(n, nx, &cw->q) {
+    chunk *c = MP__ENTRY(n, chunk, link);
+    mp__list_remove(n);
+    chunk_settle(p, cw, c, head, self, loss);
+    mp__chunk_free(p, c);
+    head = 0;
+  }
+  int64_t born = cw->born_ns;
+  memset(cw, 0, sizeof *cw);
+  mp__list_init(&cw->q);
+  cw->state = W_EMPTY;
+  cw->born_ns = born;
+}

@@ -1,0 +1,590 @@
+/*
+ * tp_fork.c: the fork transport. Each worker is a forked copy of the
+ * caller with its own task pipe (parent to worker) and result pipe (worker
+ * to parent), all close-on-exec and registered so other children drop them.
+ * One poll() both feeds tasks and drains results, so a large task and a
+ * large result never deadlock each other. EOF on a worker's result pipe is
+ * how its death is seen; its status comes from waitpid, what it was running
+ * from a slot of memory shared with it (worker.c writes it before each
+ * item). Signals go through pidfds, never to a pid the kernel may have
+ * given to another process.
+ */
+#include "pool/pool_internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+  PIPE_BYTES = 1024 * 1024, /* pipe capacity asked of the OS */
+  RX_MIN = 64 * 1024,
+  SPLICE_MIN = 64 * 1024,   /* input bodies spliced, not copied */
+};
+
+typedef struct fw {
+  pid_t pid;       /* 0: no process in this slot */
+  int pidfd;       /* signals go through it (-1: none, see mp__child_signal) */
+  int task_fd;     /* write end, non-blocking */
+  int task_rd;     /* the parent's copy of the read end: see fork_start */
+  int res_fd;      /* read end, non-blocking */
+  mp__list tasks;  /* sent or being sent, oldest first: each awaits its
+                    * result, in this order */
+  mp__task *tx;    /* the first not yet wholly written, NULL: none */
+  mp__frame_hdr tx_hdr;
+  union {
+    mp__map_task map;
+    mp__apply_task apply;
+  } tx_meta;
+  char *rbuf;
+  size_t rcap, rlen;
+  int dead;        /* EOF seen, or killed: to be buried */
+  int drain;       /* killed; what it sent before still counts */
+  int why;         /* MP__LOST_PROTO or MP__LOST_NOMEM, as detected */
+  uint64_t why_task; /* what it ran when that was detected */
+  uint32_t why_item;
+} fw;
+
+typedef struct tp_fork {
+  mp_pool *core;
+  int nproc;
+  const mp_pool_opts *opts;
+  size_t max_res;
+  unsigned spawned;
+  fw *w;
+  mp__slot *slots;    /* shared with the workers: what each one runs */
+  size_t slots_len;
+  struct pollfd *pfd; /* the poll set: 2 per worker */
+  int *pfd_map;       /* what each entry is: 2 * worker (+ 1: task pipe) */
+} tp_fork;
+
+/* An empty slot: no process, no fds. */
+static void fw_clear(fw *w) {
+  memset(w, 0, sizeof *w);
+  w->task_fd = w->task_rd = w->res_fd = w->pidfd = -1;
+  mp__list_init(&w->tasks);
+}
+
+static void fw_close_fds(fw *w) {
+  mp__fd_drop(&w->task_fd);
+  mp__fd_drop(&w->task_rd);
+  mp__fd_drop(&w->res_fd);
+  mp__fd_drop(&w->pidfd);
+}
+
+static mp__task *task_of(mp__list *n) {
+  return MP__ENTRY(n, mp__task, tp_link);
+}
+
+/* The task after t in w's list, or NULL. */
+static mp__task *fw_next(fw *w, mp__task *t) {
+  return t->tp_link.next == &w->tasks ? NULL : task_of(t->tp_link.next);
+}
+
+static int fork_create(const mp__tp_cfg *cfg, void *arg, void **out) {
+  (void)arg;
+  tp_fork *f = calloc(1, sizeof *f);
+  if (!f)
+    return -ENOMEM;
+  f->core = cfg->core;
+  f->nproc = cfg->nproc;
+  f->opts = cfg->opts;
+  f->max_res = cfg->max_res;
+  f->w = calloc((size_t)f->nproc, sizeof *f->w);
+  f->pfd = calloc(2 * (size_t)f->nproc, sizeof *f->pfd);
+  f->pfd_map = calloc(2 * (size_t)f->nproc, sizeof *f->pfd_map);
+  f->slots_len = (size_t)f->nproc * sizeof(mp__slot);
+  void *m = NULL;
+  int err = mp__ipc_map(&m, f->slots_len);
+  if (!f->w || !f->pfd || !f->pfd_map || err < 0) {
+    mp__ipc_unmap(m, f->slots_len);
+    free(f->w);
+    free(f->pfd);
+    free(f->pfd_map);
+    free(f);
+    return err < 0 ? err : -ENOMEM;
+  }
+  f->slots = m;
+  for (int i = 0; i < f->nproc; i++)
+    fw_clear(&f->w[i]);
+  *out = f;
+  return 0;
+}
+
+static int fork_start(void *tp, int idx) {
+  tp_fork *f = tp;
+  fw *w = &f->w[idx];
+  int tfd[2], rfd[2] = {-1, -1};
+  int rc = mp__pipe_reg(tfd);
+  if (rc < 0)
+    return rc;
+  if ((rc = mp__pipe_reg(rfd)) < 0 || (rc = mp__set_nonblock(tfd[1])) < 0 ||
+      (rc = mp__set_nonblock(rfd[0])) < 0)
+    goto error;
+  mp__pipe_grow(tfd[1], PIPE_BYTES);
+  mp__pipe_grow(rfd[0], PIPE_BYTES);
+
+  mp__slot *slot = &f->slots[idx];
+  atomic_store(&slot->task_id, 0);
+  atomic_store(&slot->ready, 0);
+  char name[32];
+  snprintf(name, sizeof name, "PoolWorker-%u", ++f->spawned);
+  int keep[2] = {tfd[0], rfd[1]};
+  mp__fork_req req = {.keep = keep, .nkeep = 2, .die_with_parent = 1,
+                      .name = name};
+  pid_t parent = getpid();
+  pid_t pid = mp__fork(&req);
+  if (pid == 0) {
+    mp__worker_cfg cfg = {
+        .task_fd = tfd[0],
+        .res_fd = rfd[1],
+        .slot = slot,
+        .parent = parent,
+        .initializer = f->opts->initializer,
+        .initarg = f->opts->initarg,
+        .maxtasks = f->opts->maxtasksperchild,
+        .timed = f->opts->task_timeout > 0,
+        .max_res = (uint32_t)f->max_res,
+        .max_task = UINT32_MAX,
+    };
+    mp__worker_main(&cfg);
+  }
+  if (pid < 0) {
+    rc = pid;
+    goto error;
+  }
+  /* The parent keeps its copy of the task pipe's read end: a pipe with a
+   * reader never raises SIGPIPE, so a worker that dies while the parent
+   * writes to it costs a full pipe at worst, and no signal (and no signal
+   * mask juggling around every write). Death shows as EOF on results. */
+  mp__fd_drop(&rfd[1]);
+  fw_clear(w);
+  w->pid = pid;
+  w->pidfd = mp__child_pidfd(pid);
+  w->task_fd = tfd[1];
+  w->task_rd = tfd[0];
+  w->res_fd = rfd[0];
+  return 0;
+
+error:
+  for (int i = 0; i < 2; i++) {
+    mp__fd_drop(&tfd[i]);
+    mp__fd_drop(&rfd[i]);
+  }
+  return rc;
+}
+
+/* The frame header and payload header of w->tx, to be written next. */
+static void tx_prepare(fw *w) {
+  mp__task *t = w->tx;
+  uint32_t len;
+  if (t->kind == MP__TASK_MAP) {
+    w->tx_meta.map = (mp__map_task){
+        .fn = (uint64_t)(uintptr_t)t->fn,
+        .in_size = t->in_size,
+        .out_size = t->out_size,
+        .count = t->count,
+    };
+    len = (uint32_t)(sizeof(mp__map_task) + t->in_len);
+    mp__frame_init(&w->tx_hdr, MP__FR_MAP, t->id, len);
+  } else {
+    w->tx_meta.apply = (mp__apply_task){.fn = (uint64_t)(uintptr_t)t->fn};
+    len = (uint32_t)(sizeof(mp__apply_task) + t->in_len);
+    mp__frame_init(&w->tx_hdr, MP__FR_APPLY, t->id, len);
+  }
+}
+
+/* Write as much of w's pending tasks as the pipe takes. */
+static void fw_write(fw *w) {
+  static const char zeros[MP__ALIGN];
+  while (w->tx && !w->dead && w->task_fd >= 0) {
+    mp__task *t = w->tx;
+    struct iovec iov[4];
+    iov[0] = (struct iovec){&w->tx_hdr, sizeof w->tx_hdr};
+    iov[1] = (struct iovec){&w->tx_meta, t->kind == MP__TASK_MAP
+                                             ? sizeof(mp__map_task)
+                                             : sizeof(mp__apply_task)};
+    iov[2] = (struct iovec){(void *)t->in, t->in_len};
+    iov[3] = (struct iovec){(void *)zeros,
+                            mp__padded(w->tx_hdr.len) - w->tx_hdr.len};
+    /* Skip what is already written. */
+    size_t off = t->tp_off;
+    int first = 0;
+    while (first < 4 && off >= iov[first].iov_len) {
+      off -= iov[first].iov_len;
+      first++;
+    }
+    if (first == 4) {
+      if ((w->tx = fw_next(w, t)))
+        tx_prepare(w);
+      continue;
+    }
+    iov[first].iov_base = (char *)iov[first].iov_base + off;
+    iov[first].iov_len -= off;
+    ssize_t n;
+    if (t->by_ref && !t->tp_copy && iov[2].iov_len >= SPLICE_MIN &&
+        first <= 2) {
+      /* Large input that stays unchanged until its result is in: the pipe
+       * takes references to its pages instead of a copy. Every such page
+       * has been read (or its pipe closed with its dead worker) before
+       * the caller may touch it again. Headers go first, copied. */
+      if (first < 2)
+        n = mp__writev_some(w->task_fd, iov + first, 2 - first);
+      else
+        n = mp__vmsplice_some(w->task_fd, &iov[2], 1);
+    } else {
+      n = mp__writev_some(w->task_fd, iov + first, 4 - first);
+    }
+    if (n == -EAGAIN)
+      return;
+    if (n < 0) {
+      /* Cannot happen on a pipe we also read; its EOF on results will
+       * settle the worker's tasks. */
+      w->tx = NULL;
+      return;
+    }
+    t->tp_off += (size_t)n;
+  }
+}
+
+static int fork_send(void *tp, int idx, mp__task *t) {
+  tp_fork *f = tp;
+  fw *w = &f->w[idx];
+  t->tp_off = 0;
+  mp__list_push(&w->tasks, &t->tp_link);
+  if (!w->tx) {
+    w->tx = t;
+    tx_prepare(w);
+    fw_write(w);
+  }
+  return 0;
+}
+
+static int fork_cancel(void *tp, int idx, uint64_t id) {
+  tp_fork *f = tp;
+  fw *w = &f->w[idx];
+  if (w->dead)
+    return 0; /* nothing is written to it again */
+  int unsent = 0;
+  MP__LIST_EACH(n, nx, &w->tasks) {
+    mp__task *t = task_of(n);
+    if (t == w->tx)
+      unsent = 1;
+    if (t->id != id)
+      continue;
+    if (!unsent)
+      return 0; /* wholly written: its bytes are in the pipe */
+    if (t == w->tx && t->tp_off > 0) {
+      /* Half written: the worker waits for the rest of the frame. */
+      char *copy = malloc(t->in_len ? t->in_len : 1);
+      if (!copy)
+        return -ENOMEM;
+      memcpy(copy, t->in, t->in_len);
+      t->tp_copy = copy;
+      t->in = copy;
+      return 0;
+    }
+    if (t == w->tx && (w->tx = fw_next(w, t)))
+      tx_prepare(w);
+    mp__list_remove(n);
+    return 1;
+  }
+  return 0;
+}
+
+/* Kill w once. Signalled through its pidfd: see mp__child_signal. */
+static void fw_kill(fw *w, int drain) {
+  if (w->dead)
+    return;
+  (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
+  w->dead = 1;
+  w->drain = drain;
+}
+
+static void fork_kill(void *tp, int idx, int drain) {
+  tp_fork *f = tp;
+  fw_kill(&f->w[idx], drain);
+}
+
+static void fork_retire(void *tp, int idx) {
+  tp_fork *f = tp;
+  fw *w = &f->w[idx];
+  if (w->dead || w->task_fd < 0)
+    return;
+  /* A STOP frame, then the pipe closed: a child the application forked
+   * without exec may hold the task pipe open, so EOF alone might never
+   * come. The worker holds no task, so its pipe is empty and the frame
+   * fits. */
+  mp__frame_hdr stop;
+  mp__frame_init(&stop, MP__FR_STOP, 0, 0);
+  struct iovec iov = {&stop, sizeof stop};
+  (void)mp__writev_some(w->task_fd, &iov, 1);
+  mp__fd_drop(&w->task_fd);
+}
+
+static int fork_running(void *tp, int idx, uint64_t *task, uint32_t *item,
+                        int64_t *since) {
+  tp_fork *f = tp;
+  const mp__slot *s = &f->slots[idx];
+  uint64_t t1 = atomic_load_explicit(&s->task_id, memory_order_acquire);
+  uint32_t i1 = atomic_load_explicit(&s->item, memory_order_acquire);
+  *since = atomic_load_explicit(&s->start_ns, memory_order_relaxed);
+  uint64_t t2 = atomic_load_explicit(&s->task_id, memory_order_acquire);
+  uint32_t i2 = atomic_load_explicit(&s->item, memory_order_acquire);
+  if (!t1 || t1 != t2 || i1 != i2)
+    return 0;
+  *task = t1;
+  *item = i1;
+  return 1;
+}
+
+static int fork_ready(void *tp, int idx) {
+  tp_fork *f = tp;
+  return (int)atomic_load_explicit(&f->slots[idx].ready, memory_order_acquire);
+}
+
+static long fork_ident(void *tp, int idx) {
+  tp_fork *f = tp;
+  return f->w[idx].pid;
+}
+
+/* w broke the protocol (why: MP__LOST_PROTO) or its result cannot be
+ * received (MP__LOST_NOMEM): kill it, noting what it runs now. */
+static void fw_fail(tp_fork *f, int idx, int why) {
+  fw *w = &f->w[idx];
+  int64_t since;
+  if (!fork_running(f, idx, &w->why_task, &w->why_item, &since))
+    w->why_task = 0;
+  w->why = why;
+  fw_kill(w, 0);
+}
+
+/* A header from w must answer the oldest task it holds, wholly sent, with
+ * the right type and (for a map) the exact length. Checked as soon as the
+ * header is in, so a worker that sends a bogus header and stops is caught
+ * at once. Returns 0 or MP_EPROTO. */
+static int fw_check_hdr(fw *w, const mp__frame_hdr *h) {
+  mp__list *n = mp__list_first(&w->tasks);
+  const mp__task *t = n ? task_of(n) : NULL;
+  if (!t || t == w->tx || h->id != t->id)
+    return MP_EPROTO;
+  int type = (int)(h->magic_type & ~MP__FRAME_MAGIC_MASK);
+  if (t->kind == MP__TASK_MAP)
+    return type == MP__FR_MAP_RES &&
+                   mp__map_res_check(h->len, t->count, t->out_size) >= 0
+               ? 0
+               : MP_EPROTO;
+  return type == MP__FR_APPLY_RES ? 0 : MP_EPROTO;
+}
+
+/* Largest frame w may send for the oldest task it holds. */
+static uint32_t fw_rx_max(const tp_fork *f, fw *w) {
+  mp__list *n = mp__list_first(&w->tasks);
+  if (!n)
+    return 0;
+  const mp__task *t = task_of(n);
+  if (t->kind == MP__TASK_APPLY)
+    return (uint32_t)(sizeof(mp__apply_res) + f->max_res);
+  return (uint32_t)((size_t)t->count * (sizeof(int32_t) + t->out_size));
+}
+
+/* Hand every complete frame buffered from w to the core. Returns 0, or -1
+ * when w broke the protocol or memory ran out (it is then killed). */
+static int fw_parse(tp_fork *f, int idx) {
+  fw *w = &f->w[idx];
+  size_t off = 0;
+  int rc = 0;
+  for (;;) {
+    mp__frame_hdr h;
+    size_t need;
+    int r = mp__frame_next(w->rbuf + off, w->rlen - off, fw_rx_max(f, w), &h,
+                           &need);
+    if (r < 0 || (need && fw_check_hdr(w, &h) < 0)) {
+      rc = MP__LOST_PROTO;
+      break;
+    }
+    if (r == 0) {
+      if (need > w->rcap) {
+        /* Grow to the validated size, keeping the unparsed bytes. */
+        memmove(w->rbuf, w->rbuf + off, w->rlen - off);
+        w->rlen -= off;
+        off = 0;
+        char *nb = realloc(w->rbuf, need);
+        if (!nb) {
+          rc = MP__LOST_NOMEM;
+          break;
+        }
+        w->rbuf = nb;
+        w->rcap = need;
+      }
+      break;
+    }
+    /* The task leaves our list first: the core frees it. */
+    mp__list_remove(mp__list_first(&w->tasks));
+    if (mp__core_result(f->core, idx, h.id, w->rbuf + off + sizeof h,
+                        h.len) < 0) {
+      rc = MP__LOST_PROTO;
+      break;
+    }
+    off += need;
+  }
+  if (off) {
+    memmove(w->rbuf, w->rbuf + off, w->rlen - off);
+    w->rlen -= off;
+  }
+  if (rc) {
+    fw_fail(f, idx, rc);
+    return -1;
+  }
+  return 0;
+}
+
+/* Drain w's result pipe. Marks it dead on EOF, a bad frame or no memory. */
+static void fw_read(tp_fork *f, int idx) {
+  fw *w = &f->w[idx];
+  for (;;) {
+    if (w->rcap - w->rlen < RX_MIN / 4) {
+      size_t cap = w->rcap ? w->rcap * 2 : RX_MIN;
+      char *nb = realloc(w->rbuf, cap);
+      if (!nb) {
+        fw_fail(f, idx, MP__LOST_NOMEM);
+        return;
+      }
+      w->rbuf = nb;
+      w->rcap = cap;
+    }
+    size_t room = w->rcap - w->rlen;
+    ssize_t n = mp__read_some(w->res_fd, w->rbuf + w->rlen, room);
+    if (n == -EAGAIN)
+      return;
+    if (n <= 0) {
+      /* EOF: the worker exited or died. A partial frame counts as nothing:
+       * its task is settled when the worker is buried. */
+      w->dead = 1;
+      return;
+    }
+    w->rlen += (size_t)n;
+    if (fw_parse(f, idx) < 0)
+      return;
+    if (w->rlen == 0 && w->rcap > 4 * (size_t)PIPE_BYTES) {
+      /* A big result went through: do not keep its buffer. */
+      free(w->rbuf);
+      w->rbuf = NULL;
+      w->rcap = 0;
+    }
+    if ((size_t)n < room)
+      return; /* drained for now; poll says when there is more */
+  }
+}
+
+/* w is dead (EOF) or killed: reap it and report it lost. */
+static void fw_bury(tp_fork *f, int idx) {
+  fw *w = &f->w[idx];
+  const mp__slot *slot = &f->slots[idx];
+  /* Results it sent before we killed it for a timeout still count. */
+  if (w->drain && !w->why && w->res_fd >= 0)
+    fw_read(f, idx);
+  /* EOF can also come from a live worker whose task closed its fds or
+   * exec'd: it is useless now. A worker already dead keeps its own status;
+   * one reaped by the kernel (SIGCHLD ignored) is not signalled. */
+  (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
+  int ws;
+  mp__loss loss = {.why = w->why ? w->why : MP__LOST_EXIT};
+  if (mp__waitpid(w->pid, &ws, 0) == w->pid) {
+    loss.detail = mp__exitcode(ws);
+    loss.status_known = 1;
+  }
+  loss.init_done = fork_ready(f, idx);
+  if (w->why) {
+    loss.task = w->why_task;
+    loss.item = w->why_item;
+  } else {
+    loss.task = atomic_load_explicit(&slot->task_id, memory_order_acquire);
+    loss.item = atomic_load_explicit(&slot->item, memory_order_relaxed);
+  }
+  fw_close_fds(w);
+  free(w->rbuf);
+  fw_clear(w); /* its tasks are the core's to settle */
+  mp__core_lost(f->core, idx, &loss);
+}
+
+static void fw_bury_dead(tp_fork *f) {
+  for (int i = 0; i < f->nproc; i++)
+    if (f->w[i].pid && f->w[i].dead)
+      fw_bury(f, i);
+}
+
+/*
+ * The wait: each worker's result pipe (EOF there is how a worker's death is
+ * seen: see mp__worker_main for children its tasks fork) and its task pipe
+ * while a task is being written. No timer unless a deadline is due: the
+ * round trip of a tiny task is mostly this wait, and every fd or timer
+ * added to it shows there.
+ */
+static int fork_wait(void *tp, int64_t deadline) {
+  tp_fork *f = tp;
+  fw_bury_dead(f);
+  struct pollfd *pfd = f->pfd;
+  int *map = f->pfd_map;
+  unsigned n = 0;
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!w->pid)
+      continue;
+    pfd[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
+    map[n++] = 2 * i;
+    if (w->tx && w->task_fd >= 0) {
+      pfd[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
+      map[n++] = 2 * i + 1;
+    }
+  }
+  int rc = n ? mp__poll(pfd, n, deadline) : 0;
+  for (unsigned k = 0; rc > 0 && k < n; k++) {
+    if (!pfd[k].revents)
+      continue;
+    fw *w = &f->w[map[k] / 2];
+    if (w->dead)
+      continue;
+    if (map[k] % 2 == 0)
+      fw_read(f, map[k] / 2);
+    else
+      fw_write(w);
+  }
+  fw_bury_dead(f);
+  return rc < 0 ? rc : 0;
+}
+
+static void fork_destroy(void *tp) {
+  tp_fork *f = tp;
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!w->pid)
+      continue;
+    (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
+    int ws;
+    (void)mp__waitpid(w->pid, &ws, 0);
+    fw_close_fds(w);
+    free(w->rbuf);
+  }
+  mp__ipc_unmap(f->slots, f->slots_len);
+  free(f->w);
+  free(f->pfd);
+  free(f->pfd_map);
+  free(f);
+}
+
+const mp__tp_ops mp__tp_fork = {
+    .create = fork_create,
+    .start = fork_start,
+    .send = fork_send,
+    .cancel = fork_cancel,
+    .kill = fork_kill,
+    .retire = fork_retire,
+    .wait = fork_wait,
+    .running = fork_running,
+    .ready = fork_ready,
+    .ident = fork_ident,
+    .destroy = fork_destroy,
+};
