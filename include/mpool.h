@@ -158,7 +158,8 @@ MP_EXPORT const char *mp_err_name(int code);
  *                 function (see "Functions cross as references"); only
  *                 transports whose workers are not forked copies give it.
  *   -EMSGSIZE     (apply) the result grew past the pool's max_result_bytes.
- *   -errno        the library could not run it (e.g. -ENOMEM).
+ *   -errno        the library could not run it, or receive its result
+ *                 (e.g. -ENOMEM).
  */
 typedef struct mp_status {
   int code;
@@ -378,7 +379,10 @@ typedef struct mp_map_opts {
  * Returns 0, the code of the lowest-indexed failed item (MP_ETASK,
  * MP_ECRASHED, MP_ETIMEDOUT, MP_EPROTO, MP_ECLOSED), MP_EINVAL (NULL
  * arguments, zero sizes, element sizes over 1 GiB), MP_ECLOSED after
- * close/terminate, -ENOMEM.
+ * close/terminate, -ENOMEM; or -errno when waiting on the workers itself
+ * fails (poll: -EINVAL when RLIMIT_NOFILE was lowered below the pool's
+ * fds, -ENOMEM): the map is then abandoned, as by mp_result_free, and its
+ * arrays are never touched again.
  */
 MP_EXPORT int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in,
                           size_t n, size_t in_size, void *out, size_t out_size,
@@ -390,7 +394,8 @@ MP_EXPORT int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in,
  * releases with free() (NULL when the result is empty). On failure *result is
  * NULL and *result_len 0; status, when not NULL, receives the outcome.
  * Returns 0 or the task's code (see mp_status), MP_EINVAL, MP_ECLOSED,
- * -ENOMEM. len may be 0 (arg may then be NULL); at most 2 GiB - 4 KiB.
+ * -ENOMEM, or -errno when waiting on the workers fails (as for map).
+ * len may be 0 (arg may then be NULL); at most 2 GiB - 4 KiB.
  */
 MP_EXPORT int mp_pool_apply(mp_pool *pool, mp_apply_fn f, const void *arg,
                             size_t len, void **result, size_t *result_len,
@@ -444,7 +449,8 @@ MP_EXPORT int mp_pool_map_async(mp_pool *pool, mp_map_fn f, const void *in,
 MP_EXPORT int mp_result_ready(mp_result *r);
 
 /* Wait up to timeout seconds (negative: forever) for completion. Returns 0,
- * MP_ETIMEDOUT, MP_EINVAL for NULL. */
+ * MP_ETIMEDOUT, MP_EINVAL for NULL, or -errno when waiting on the workers
+ * fails (as for mp_pool_map; the result stays pending). */
 MP_EXPORT int mp_result_wait(mp_result *r, double timeout);
 
 /*
@@ -504,7 +510,8 @@ MP_EXPORT int mp_pool_imap_unordered(mp_pool *pool, mp_map_fn f,
  * index SIZE_MAX in completion order, and no more input is sent.
  * Returns 0 with the item's output copied to out (out_size bytes); the item's
  * failure code (see mp_status) when that item failed, iteration going on;
- * MP_EOF when every item has been returned; MP_ETIMEDOUT. index (optional)
+ * MP_EOF when every item has been returned; MP_ETIMEDOUT; -errno when
+ * waiting on the workers fails (as for mp_pool_map). index (optional)
  * receives the item's input index, status (optional) its outcome.
  */
 MP_EXPORT int mp_iter_next(mp_iter *it, void *out, size_t *index,
@@ -521,7 +528,8 @@ MP_EXPORT void mp_iter_free(mp_iter *it);
  * pool.close: accept no new work. Workers finish what is queued and then
  * exit; mp_pool_join waits for that. An iterator not yet consumed is then
  * computed in full, its results buffered for mp_iter_next, so that join can
- * finish. Returns 0, MP_ESTATE after terminate. Closing twice is allowed.
+ * finish. Returns 0, MP_ESTATE after terminate, -errno when waiting on the
+ * workers fails (as for mp_pool_map). Closing twice is allowed.
  */
 MP_EXPORT int mp_pool_close(mp_pool *pool);
 
@@ -535,7 +543,8 @@ MP_EXPORT int mp_pool_terminate(mp_pool *pool);
 /*
  * pool.join: wait until all queued work is done (after close) and every
  * worker has exited and been reaped. Returns 0, MP_ESTATE unless close or
- * terminate came first.
+ * terminate came first, -errno when waiting on the workers fails (as for
+ * mp_pool_map).
  */
 MP_EXPORT int mp_pool_join(mp_pool *pool);
 

@@ -6,5 +6,11 @@ add_test(NAME consumer_install
   COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_SOURCE_DIR}/consumer/check.sh
           ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_C_COMPILER})
 set_tests_properties(check_symbols PROPERTIES LABELS script TIMEOUT 300)
+# The pool's core calls no process or fd function: only transports do.
+add_test(NAME check_core
+  COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_SOURCE_DIR}/check_core.sh
+          $<TARGET_OBJECTS:mpool_objs>
+  COMMAND_EXPAND_LISTS)
+set_tests_properties(check_core PROPERTIES LABELS script TIMEOUT 60)
 # An installed sanitizer build needs instrumented consumers: not that run.
 set_tests_properties(consumer_install PROPERTIES LABELS "script;nosan" TIMEOUT 300)

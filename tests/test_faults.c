@@ -663,6 +663,86 @@ static void test_rlimit_nofile(void **state) {
   assert_int_equal(limited(RLIMIT_NOFILE, 5, 0), 11); /* the second one */
 }
 
+/* ---- the loop's own failures reach the caller ---- */
+
+static int square_task(const void *in, void *out) {
+  *(int *)out = *(const int *)in * *(const int *)in;
+  return 0;
+}
+
+/* In a child: a pool of 2, then poll() made to fail for good (it refuses
+ * more fds than RLIMIT_NOFILE allows): map must return that error, not
+ * spin. Before, the loop dropped poll's -errno and the map never returned. */
+static void test_wait_failure_is_returned(void **state) {
+  (void)state;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    mp_pool *p;
+    if (mp_pool_create(&p, &(mp_pool_opts){.processes = 2}) < 0)
+      _exit(2);
+    struct rlimit rl = {1, 1};
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+      _exit(77);
+    int x = 3, y = 0;
+    int rc = mp_pool_map(p, square_task, &x, 1, sizeof x, &y, sizeof y, NULL);
+    mp_pool_free(p);
+    _exit(rc == -EINVAL ? 0 : 3);
+  }
+  int st;
+  assert_true(mpt_reap_within(pid, 10000, &st));
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static int big_result(const void *arg, size_t len, mp_buf *res) {
+  (void)arg;
+  (void)len;
+  void *p = mp_buf_grow(res, (size_t)64 << 20);
+  if (!p)
+    return 1;
+  memset(p, 1, (size_t)64 << 20);
+  return 0;
+}
+
+/* In a child: the parent's address space is capped after its worker is
+ * forked, so a 64 MiB result cannot be received: that is -ENOMEM (it was
+ * reported as MP_EPROTO, a worker breaking the protocol). */
+static void test_no_memory_for_a_result(void **state) {
+  (void)state;
+  if (mpt_under_tool())
+    skip(); /* a sanitizer or valgrind reserves far more than it uses */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    mp_pool *p;
+    if (mp_pool_create(&p, &(mp_pool_opts){.processes = 1}) < 0)
+      _exit(2);
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &pages) != 1)
+      _exit(77);
+    fclose(f);
+    rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (32 << 20);
+    struct rlimit rl = {cap, cap};
+    if (setrlimit(RLIMIT_AS, &rl) < 0)
+      _exit(77);
+    void *r = NULL;
+    size_t len = 0;
+    mp_status st = {0, 0};
+    int rc = mp_pool_apply(p, big_result, NULL, 0, &r, &len, &st);
+    free(r);
+    mp_pool_free(p);
+    _exit(rc == -ENOMEM && st.code == -ENOMEM ? 0 : rc == MP_EPROTO ? 4 : 3);
+  }
+  int st;
+  assert_true(mpt_reap_within(pid, 30000, &st));
+  assert_true(WIFEXITED(st));
+  if (WEXITSTATUS(st) == 77)
+    skip();
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* ---- stress: 100,000 tasks, 1% crash, 1% time out ---- */
 
 static uint32_t mix(uint32_t x) {
@@ -746,6 +826,8 @@ int main(int argc, char **argv) {
       MPT_TEST(test_no_sigpipe_when_worker_dies_mid_write),
       MPT_TEST(test_rlimit_nproc),
       MPT_TEST(test_rlimit_nofile),
+      MPT_TEST(test_wait_failure_is_returned),
+      MPT_TEST(test_no_memory_for_a_result),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);
