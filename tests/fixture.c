@@ -442,3 +442,13 @@ int mpt_die_at_futex_works(void) {
     return known = 1;
   return known = 0;
 }
+
+int mpt_kill_parent_of(pid_t mid, const pid_t *workers, int n) {
+  int st, gone = 0;
+  if (kill(mid, SIGKILL) < 0 || waitpid(mid, &st, 0) != mid)
+    return -1;
+  for (int i = 0; i < n; i++)
+    gone += mpt_reap_within(workers[i], 1000, &st);
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  return gone;
+}

@@ -46,6 +46,13 @@ void mpt_filter(int argc, char **argv);
  * exited in time, else 0. */
 int mpt_reap_within(pid_t pid, int ms, int *status);
 
+/* mid, a child of ours, runs a pool whose n workers are given (the caller
+ * made itself a child subreaper, so they become ours when mid dies): SIGKILL
+ * mid, reap it, and give each worker a second to die (reaping it, killing
+ * it if it has not). Clears the subreaper flag. Returns how many died in
+ * time, -1 if mid could not be killed and reaped. */
+int mpt_kill_parent_of(pid_t mid, const pid_t *workers, int n);
+
 /* 1 under valgrind or a sanitizer (the presets set MPOOL_TEST_UNDER_TOOL;
  * an ASan build knows by itself): every fork and signal costs far more,
  * and the process's RSS says nothing about the library. */

@@ -408,17 +408,10 @@ static void test_no_orphans(void **state) {
   }
   pid_t workers[2];
   mpt_read(rep[0], workers, sizeof workers);
-  assert_int_equal(kill(mid, SIGKILL), 0);
-  int st;
-  assert_int_equal(waitpid(mid, &st, 0), mid);
-  int gone[2];
-  for (int i = 0; i < 2; i++)
-    gone[i] = mpt_reap_within(workers[i], 1000, &st);
-  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  int gone = mpt_kill_parent_of(mid, workers, 2);
   close(rep[0]);
   close(rep[1]);
-  assert_true(gone[0]);
-  assert_true(gone[1]);
+  assert_int_equal(gone, 2);
 }
 
 static void test_protocol_violation(void **state) {

@@ -492,17 +492,10 @@ static void test_privilege_dropping_initializer_dies_with_parent(void **state) {
   pid_t workers[2];
   mpt_read(rep[0], &workers[0], sizeof workers[0]); /* both past their */
   mpt_read(rep[0], &workers[1], sizeof workers[1]); /* initializers */
-  assert_int_equal(kill(mid, SIGKILL), 0);
-  int st;
-  assert_int_equal(waitpid(mid, &st, 0), mid);
-  int gone[2];
-  for (int i = 0; i < 2; i++)
-    gone[i] = mpt_reap_within(workers[i], 1000, &st);
-  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  int gone = mpt_kill_parent_of(mid, workers, 2);
   close(rep[0]);
   close(rep[1]);
-  assert_true(gone[0]);
-  assert_true(gone[1]);
+  assert_int_equal(gone, 2);
 }
 
 /* ---- extra: a flush before fork never kills the caller ---- */
