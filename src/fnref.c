@@ -32,10 +32,13 @@
 #include <stddef.h>
 #include <string.h>
 
+/* A record is a reference and a pointer, as words; a table has
+ * FNREF_SLOTS of them (a power of two), and a key may sit in the
+ * FNREF_PROBE slots from its hash on. */
 #define FNREF_REF_WORDS (sizeof(mp__fnref) / sizeof(uint64_t))
-#define FNREF_WORDS (FNREF_REF_WORDS + 1) /* a record: a ref and a pointer */
-#define FNREF_SLOTS 64u /* per table, a power of two */
-#define FNREF_PROBE 4u  /* the slots, from its hash on, a key may occupy */
+#define FNREF_WORDS (FNREF_REF_WORDS + 1)
+#define FNREF_SLOTS 64u
+#define FNREF_PROBE 4u
 
 _Static_assert(sizeof(mp__fnref) % sizeof(uint64_t) == 0,
                "a reference is whole words");
@@ -52,7 +55,7 @@ typedef struct fnref_slot {
  * words are an empty slot (no valid key is zero: make never caches NULL,
  * and a valid reference has id_len >= 1). */
 typedef struct fnref_cache {
-  atomic_flag writing;           /* the writers' try-lock */
+  atomic_flag writing;             /* the writers' try-lock */
   _Atomic unsigned long long subs; /* the entries hold for this count */
   unsigned key_words;
   unsigned evict; /* round robin within a probe window; under writing */
@@ -73,8 +76,8 @@ static uint32_t fnref_hash(const uint64_t *w, unsigned n) {
 }
 
 /* rec holds a key; on a hit, the rest of the record is filled in. */
-static int cache_get(fnref_cache *c, unsigned long long subs, uint32_t h,
-                     uint64_t rec[FNREF_WORDS]) {
+static int fnref_cache_get(fnref_cache *c, unsigned long long subs, uint32_t h,
+                           uint64_t rec[FNREF_WORDS]) {
   if (atomic_load_explicit(&c->subs, memory_order_acquire) != subs)
     return 0;
   for (unsigned i = 0; i < FNREF_PROBE; i++) {
@@ -97,7 +100,7 @@ static int cache_get(fnref_cache *c, unsigned long long subs, uint32_t h,
 }
 
 /* Caller holds c->writing. */
-static void slot_write(fnref_slot *s, const uint64_t rec[FNREF_WORDS]) {
+static void fnref_slot_write(fnref_slot *s, const uint64_t rec[FNREF_WORDS]) {
   uint32_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
   atomic_store_explicit(&s->seq, q + 1, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
@@ -106,7 +109,7 @@ static void slot_write(fnref_slot *s, const uint64_t rec[FNREF_WORDS]) {
   atomic_store_explicit(&s->seq, q + 2, memory_order_release);
 }
 
-static int slot_empty(fnref_slot *s) {
+static int fnref_slot_empty(fnref_slot *s) {
   for (unsigned k = 0; k < FNREF_WORDS; k++)
     if (atomic_load_explicit(&s->w[k], memory_order_relaxed))
       return 0;
@@ -115,18 +118,19 @@ static int slot_empty(fnref_slot *s) {
 
 /* Cache rec, computed while subs modules had been unloaded. Skipped when
  * another writer is busy, or when rec is older than the table. */
-static void cache_put(fnref_cache *c, unsigned long long subs, uint32_t h,
-                      const uint64_t rec[FNREF_WORDS]) {
+static void fnref_cache_put(fnref_cache *c, unsigned long long subs, uint32_t h,
+                            const uint64_t rec[FNREF_WORDS]) {
   static const uint64_t zero[FNREF_WORDS];
   if (atomic_flag_test_and_set_explicit(&c->writing, memory_order_acquire))
     return;
-  unsigned long long have = atomic_load_explicit(&c->subs, memory_order_relaxed);
+  unsigned long long have =
+      atomic_load_explicit(&c->subs, memory_order_relaxed);
   if (subs > have) {
     /* Empty the slots first, then publish the count: a reader that sees
      * the new count finds no entry of the old one. */
     for (unsigned i = 0; i < FNREF_SLOTS; i++)
-      if (!slot_empty(&c->slot[i]))
-        slot_write(&c->slot[i], zero);
+      if (!fnref_slot_empty(&c->slot[i]))
+        fnref_slot_write(&c->slot[i], zero);
     atomic_store_explicit(&c->subs, subs, memory_order_release);
   }
   if (subs >= have) {
@@ -138,12 +142,12 @@ static void cache_put(fnref_cache *c, unsigned long long subs, uint32_t h,
         same &= atomic_load_explicit(&s->w[k], memory_order_relaxed) == rec[k];
       if (same)
         goto out; /* another writer cached it first */
-      if (slot_empty(s))
+      if (fnref_slot_empty(s))
         to = s;
     }
     if (!to)
       to = &c->slot[(h + c->evict++ % FNREF_PROBE) & (FNREF_SLOTS - 1)];
-    slot_write(to, rec);
+    fnref_slot_write(to, rec);
   }
 out:
   atomic_flag_clear_explicit(&c->writing, memory_order_release);
@@ -259,7 +263,7 @@ static int fnref_resolve_cb(struct dl_phdr_info *info, size_t size,
       memcmp(id, k->want->build_id, k->want->id_len) != 0)
     return 0;
   uint64_t off = k->want->offset;
-  if (off > (ElfW(Addr))-1 || !fnref_in_load(info, (ElfW(Addr))off, 1, PF_X))
+  if (off > (ElfW(Addr)) - 1 || !fnref_in_load(info, (ElfW(Addr))off, 1, PF_X))
     return 0; /* the same build may be loaded twice; look on */
   k->fn = info->dlpi_addr + (ElfW(Addr))off;
   k->rc = 0;
@@ -275,13 +279,13 @@ int mp__fnref_make(mp__fn fn, mp__fnref *out) {
     return MP_EINVAL;
   uint64_t rec[FNREF_WORDS] = {addr};
   uint32_t h = fnref_hash(rec, 1);
-  if (!cache_get(&make_cache, fnref_subs_now(), h, rec)) {
+  if (!fnref_cache_get(&make_cache, fnref_subs_now(), h, rec)) {
     fnref_walk k = {.addr = addr, .rc = MP_EINVAL};
     dl_iterate_phdr(fnref_make_cb, &k);
     if (k.rc)
       return k.rc;
     memcpy(rec + 1, &k.ref, sizeof k.ref);
-    cache_put(&make_cache, k.subs, h, rec);
+    fnref_cache_put(&make_cache, k.subs, h, rec);
   }
   memcpy(out, rec + 1, sizeof *out);
   return 0;
@@ -308,13 +312,13 @@ int mp__fnref_resolve(const mp__fnref *ref, mp__fn *fn) {
   uint64_t rec[FNREF_WORDS] = {0};
   memcpy(rec, ref, sizeof *ref);
   uint32_t h = fnref_hash(rec, FNREF_REF_WORDS);
-  if (!cache_get(&resolve_cache, fnref_subs_now(), h, rec)) {
+  if (!fnref_cache_get(&resolve_cache, fnref_subs_now(), h, rec)) {
     fnref_walk k = {.want = ref, .rc = MP_ENOFUNC};
     dl_iterate_phdr(fnref_resolve_cb, &k);
     if (k.rc)
       return k.rc;
     rec[FNREF_REF_WORDS] = k.fn;
-    cache_put(&resolve_cache, k.subs, h, rec);
+    fnref_cache_put(&resolve_cache, k.subs, h, rec);
   }
   *fn = (mp__fn)(uintptr_t)rec[FNREF_REF_WORDS];
   return 0;

@@ -229,9 +229,9 @@ int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res);
  */
 #define MP__BUILD_ID_MAX 32
 typedef struct mp__fnref {
-  uint64_t offset;      /* from the module's load base (dlpi_addr) */
-  uint8_t id_len;       /* bytes of build_id used, 1..MP__BUILD_ID_MAX */
-  uint8_t pad[7];       /* zero */
+  uint64_t offset; /* from the module's load base (dlpi_addr) */
+  uint8_t id_len;  /* bytes of build_id used, 1..MP__BUILD_ID_MAX */
+  uint8_t pad[7];  /* zero */
   uint8_t build_id[MP__BUILD_ID_MAX]; /* zero after id_len */
 } mp__fnref;
 _Static_assert(sizeof(mp__fnref) == 48, "mp__fnref is 48 bytes on the wire");
@@ -246,7 +246,8 @@ typedef void (*mp__fn)(void);
  * anonymous PROT_EXEC memory such as JIT code), or its module has no GNU
  * build-id (linked with --build-id=none) or one longer than
  * MP__BUILD_ID_MAX bytes. Cached: a repeated fn costs a lookup, not a walk
- * of the loaded modules. Thread-safe, never blocks on another caller.
+ * of the loaded modules. Thread-safe; it never waits for another caller of
+ * these functions, only, briefly, for the loader's lock (dl_iterate_phdr).
  */
 int mp__fnref_make(mp__fn fn, mp__fnref *out);
 
@@ -262,7 +263,7 @@ int mp__fnref_check(const mp__fnref *ref);
  * MP_EPROTO (fn unchanged) when ref fails mp__fnref_check; MP_ENOFUNC when
  * no loaded module has its build-id (a library only the sender loaded, a
  * different build) or offset is not in an executable PT_LOAD segment of
- * that module. Cached, thread-safe, never blocks on another caller.
+ * that module. Cached and thread-safe, as mp__fnref_make.
  *
  * Both caches are checked against the loader's count of unloaded modules
  * (dl_iterate_phdr's dlpi_subs) on every call: after a dlclose, no entry

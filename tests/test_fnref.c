@@ -422,10 +422,9 @@ static void expect_output(char *out) {
   if (!out)
     skip(); /* cannot exec there (a noexec TMPDIR) */
   char want[512];
-  snprintf(want, sizeof want,
-           "0 %d\n0 %zu\n0 %s\n0\n%d\n%d\n%d\n%d\n%d\n", ANSWER, strlen(WORD),
-           mp_strerror(MP_ENOFUNC), MP_ENOFUNC, MP_ENOFUNC, MP_ENOFUNC,
-           MP_ENOFUNC, MP_EPROTO);
+  snprintf(want, sizeof want, "0 %d\n0 %zu\n0 %s\n0\n%d\n%d\n%d\n%d\n%d\n",
+           ANSWER, strlen(WORD), mp_strerror(MP_ENOFUNC), MP_ENOFUNC,
+           MP_ENOFUNC, MP_ENOFUNC, MP_ENOFUNC, MP_EPROTO);
   assert_string_equal(out, want);
   free(out);
 }
@@ -454,7 +453,8 @@ static void test_exec_copy(void **state) {
   (void)state;
   const char *tmp = getenv("TMPDIR");
   char dir[PATH_MAX], copy[PATH_MAX + 16];
-  snprintf(dir, sizeof dir, "%s/mpool-fnref-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  snprintf(dir, sizeof dir, "%s/mpool-fnref-XXXXXX",
+           tmp && *tmp ? tmp : "/tmp");
   assert_non_null(mkdtemp(dir));
   snprintf(copy, sizeof copy, "%s/copy", dir);
   int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
