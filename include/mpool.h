@@ -60,7 +60,7 @@
  *   outlives them, typically the main thread. (A template process that
  *   forks the replacements would lift the first caveat; it is not built.)
  *
- * Functions cross as pointers
+ * Functions cross as references
  *   A child is a forked copy of its parent, so a function pointer means the
  *   same code in both. A function from a library loaded (dlopen) after a pool
  *   was created is not mapped in that pool's workers: do not send it.
@@ -70,6 +70,21 @@
  *   forked: globals changed after mp_pool_create are not seen by the pool's
  *   workers (replacements forked later see later values). Pass what a task
  *   needs in its input.
+ *   Functions also have a portable reference: the GNU build-id of the
+ *   module (the executable or a shared library) that holds the function,
+ *   and its offset from where that module is loaded. A process not forked
+ *   from the caller (one exec'd from the same program, as a fork server's
+ *   workers and MPI ranks are) resolves it to its own copy of the function,
+ *   wherever that is loaded; one with no module of that build-id loaded (a
+ *   library only the caller loaded, another build of the program) fails
+ *   the items with MP_ENOFUNC. Transports that send references refuse at
+ *   submit, with MP_EINVAL, a pointer that lies in no loaded module's code:
+ *   into the heap, the stack or data, or to code made at run time (JIT). A
+ *   module linked without a build-id cannot be referenced either: gcc as
+ *   Debian and most distributions build it asks the linker for one
+ *   (--build-id, a SHA-1), and -Wl,--build-id=none leaves it out. Such a
+ *   build gets MP_EINVAL at submit on those transports; the fork transport,
+ *   which sends the pointer itself, still works.
  *
  * Grandchildren
  *   A task may fork: in a pool worker a fork handler closes the worker's

@@ -215,6 +215,67 @@ int mp__map_task_check(const void *payload, uint32_t len, mp__map_task *t);
 /* Validate an apply result payload. Returns 0 or MP_EPROTO. */
 int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res);
 
+/* ---- fnref.c: portable function references ---- */
+
+/*
+ * A function as another process running the same build can find it: the
+ * GNU build-id of the module (executable or shared library) that holds it,
+ * and its offset from that module's load base. A process that was exec'd
+ * rather than forked (a fork server, an MPI rank) loads the module at
+ * another address; the reference still names the same code there.
+ *
+ * Fixed size, no pointers, every byte defined (make zeroes the padding and
+ * the unused tail of build_id): it may be copied onto a wire as it is. The
+ * offset is in host byte order: a build-id names one binary for one
+ * architecture, so a reference can only resolve in a process of the same
+ * byte order (any other finds no module with that build-id).
+ */
+#define MP__BUILD_ID_MAX 32
+typedef struct mp__fnref {
+  uint64_t offset; /* from the module's load base (dlpi_addr) */
+  uint8_t id_len;  /* bytes of build_id used, 1..MP__BUILD_ID_MAX */
+  uint8_t pad[7];  /* zero */
+  uint8_t build_id[MP__BUILD_ID_MAX]; /* zero after id_len */
+} mp__fnref;
+_Static_assert(sizeof(mp__fnref) == 48, "mp__fnref is 48 bytes on the wire");
+
+/* Any function, cast to this type and back (C allows the round trip). */
+typedef void (*mp__fn)(void);
+
+/*
+ * The reference for fn, which may be any address in a module's code.
+ * Returns 0 and fills *out; MP_EINVAL (*out unchanged) when fn is NULL or
+ * lies in no loaded module's executable PT_LOAD segment (heap, stack, data,
+ * anonymous PROT_EXEC memory such as JIT code), or its module has no GNU
+ * build-id (linked with --build-id=none) or one longer than
+ * MP__BUILD_ID_MAX bytes. Cached: a repeated fn costs a lookup, not a walk
+ * of the loaded modules. Thread-safe; it never waits for another caller of
+ * these functions, only, briefly, for the loader's lock (dl_iterate_phdr).
+ */
+int mp__fnref_make(mp__fn fn, mp__fnref *out);
+
+/*
+ * Validate a reference read from another process: id_len within
+ * 1..MP__BUILD_ID_MAX, padding and the unused tail of build_id zero.
+ * Returns 0 or MP_EPROTO. (Whether it names code here is resolve's job.)
+ */
+int mp__fnref_check(const mp__fnref *ref);
+
+/*
+ * The function ref names in this process. Returns 0 and sets *fn;
+ * MP_EPROTO (fn unchanged) when ref fails mp__fnref_check; MP_ENOFUNC when
+ * no loaded module has its build-id (a library only the sender loaded, a
+ * different build) or offset is not in an executable PT_LOAD segment of
+ * that module. Cached and thread-safe, as mp__fnref_make.
+ *
+ * Both caches are checked against the loader's count of unloaded modules
+ * (dl_iterate_phdr's dlpi_subs) on every call: after a dlclose, no entry
+ * cached before it is used. A module unloaded by another thread while a
+ * call is under way, or while a pointer resolve returned is in use, is the
+ * caller's race, as for any function pointer.
+ */
+int mp__fnref_resolve(const mp__fnref *ref, mp__fn *fn);
+
 /* ---- worker.c: the child's side of a pool ---- */
 
 /*
