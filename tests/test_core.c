@@ -43,6 +43,7 @@ struct fake {
   script_fn script;
   int init_deaths;  /* workers still to die in their initializer */
   int starts, bad_results, rounds;
+  int refs_ok, refs_bad; /* references resolved to the task's function */
 };
 
 static fake F;
@@ -68,6 +69,13 @@ static int fk_start(void *tp, int w) {
 
 static int fk_send(void *tp, int w, mp__task *t) {
   fake *f = tp;
+  if (t->ref) {
+    mp__fn fn;
+    if (mp__fnref_resolve(t->ref, &fn) == 0 && fn == t->fn)
+      f->refs_ok++;
+    else
+      f->refs_bad++;
+  }
   mp__list_push(&f->w[w].q, &t->tp_link);
   return 0;
 }
@@ -210,15 +218,24 @@ static const mp__tp_ops fake_ops = {
     .ident = fk_ident, .destroy = fk_destroy,
 };
 
-static mp_pool *fake_pool(int nproc, script_fn script, mp_pool_opts o,
-                          int init_deaths) {
+/* The same transport, its functions crossing as references. */
+static mp__tp_ops fake_ref_ops;
+
+static mp_pool *fake_pool_with(const mp__tp_ops *ops, int nproc,
+                               script_fn script, mp_pool_opts o,
+                               int init_deaths) {
   memset(&F, 0, sizeof F);
   F.script = script;
   F.init_deaths = init_deaths;
   o.processes = nproc;
   mp_pool *p = NULL;
-  assert_int_equal(mp__pool_create_with(&p, &o, &fake_ops, &F), 0);
+  assert_int_equal(mp__pool_create_with(&p, &o, ops, &F), 0);
   return p;
+}
+
+static mp_pool *fake_pool(int nproc, script_fn script, mp_pool_opts o,
+                          int init_deaths) {
+  return fake_pool_with(&fake_ops, nproc, script, o, init_deaths);
 }
 
 /* ---- the tasks and their bookkeeping ---- */
@@ -470,6 +487,56 @@ static void test_iterator_order(void **state) {
   }
 }
 
+static int echo_apply(const void *arg, size_t len, mp_buf *res) {
+  (void)arg, (void)len, (void)res;
+  return 0;
+}
+
+/* A transport whose workers are not forked copies gets each task's function
+ * as a reference, and the pool refuses at submit a function no process
+ * could resolve: a pointer into the heap, data or the stack. */
+static void test_functions_cross_as_references(void **state) {
+  (void)state;
+  setup_items();
+  fake_ref_ops = fake_ops;
+  fake_ref_ops.by_reference = 1;
+  mp_pool *p = fake_pool_with(&fake_ref_ops, 2, run_all, (mp_pool_opts){0}, 0);
+  check_map(p, 4, -1, 0, 0);
+  assert_int_equal(F.refs_ok, N / 4);
+  assert_int_equal(F.refs_bad, 0);
+  void *r;
+  size_t rlen;
+  assert_int_equal(mp_pool_apply(p, echo_apply, NULL, 0, &r, &rlen, NULL), 0);
+  assert_int_equal(F.refs_ok, N / 4 + 1);
+
+  void *heap = malloc(64);
+  static int data_word;
+  void *bad[3] = {heap, &data_word, &rlen}; /* heap, data, stack */
+  for (int k = 0; k < 3; k++) {
+    mp_map_fn mf;
+    mp_apply_fn af;
+    memcpy(&mf, &bad[k], sizeof mf);
+    memcpy(&af, &bad[k], sizeof af);
+    int out[N];
+    mp_result *res = NULL;
+    mp_iter *it = NULL;
+    assert_int_equal(mp_pool_map(p, mf, in, N, sizeof *in, out, sizeof *out, NULL),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_map_async(p, mf, in, N, sizeof *in, out, sizeof *out,
+                                       NULL, &res), MP_EINVAL);
+    assert_int_equal(mp_pool_imap(p, mf, in, N, sizeof *in, sizeof *out, NULL, &it),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_apply(p, af, NULL, 0, &r, &rlen, NULL), MP_EINVAL);
+    assert_int_equal(mp_pool_apply_async(p, af, NULL, 0, NULL, &res), MP_EINVAL);
+    assert_null(res);
+    assert_null(it);
+  }
+  free(heap);
+  assert_int_equal(F.refs_bad, 0);
+  check_map(p, 0, -1, 0, 0); /* and it still maps */
+  mpt_pool_done(p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_lost_at_item_k),
@@ -479,6 +546,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_protocol_error_blames_one),
       MPT_TEST(test_result_for_unknown_task),
       MPT_TEST(test_iterator_order),
+      MPT_TEST(test_functions_cross_as_references),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

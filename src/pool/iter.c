@@ -16,7 +16,8 @@ static int iter_create(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
                        size_t in_size, size_t out_size,
                        const mp_map_opts *opts, enum job_sink sink,
                        mp_iter **out) {
-  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size);
+  mp__fnref ref = {0};
+  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size, &ref);
   if (rc < 0)
     return rc;
   if (!out)
@@ -25,7 +26,7 @@ static int iter_create(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
   if (!it)
     return -ENOMEM;
   mp_map_opts o = {.chunksize = opts ? opts->chunksize : 0};
-  it->j = mp__job_new_map(pool, f, in, n, in_size, out_size, &o, sink);
+  it->j = mp__job_new_map(pool, f, in, n, in_size, out_size, &o, sink, &ref);
   if (!it->j) {
     free(it);
     return -ENOMEM;

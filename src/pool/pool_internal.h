@@ -80,6 +80,8 @@ typedef struct mp__task {
   uint64_t id;      /* unique in its pool, never 0 */
   int kind;         /* MP__TASK_MAP or MP__TASK_APPLY */
   void (*fn)(void); /* mp_map_fn or mp_apply_fn */
+  const mp__fnref *ref; /* fn as a portable reference, for transports
+                         * whose workers are not forked copies; else NULL */
   const char *in;   /* map: count * in_size bytes; apply: the argument */
   size_t in_len;
   uint32_t count, in_size, out_size; /* map */
@@ -116,6 +118,11 @@ typedef struct mp__tp_cfg {
 } mp__tp_cfg;
 
 typedef struct mp__tp_ops {
+  /* Non-zero: functions cross as references (its workers are not forked
+   * copies of the caller). The core makes one per job at submit, refusing
+   * with MP_EINVAL a function no process could resolve, and hands it with
+   * each task. */
+  int by_reference;
   /* Make the transport for cfg's pool; no worker is started yet. Returns 0
    * and sets *tp, or -errno. */
   int (*create)(const mp__tp_cfg *cfg, void *arg, void **tp);
@@ -205,6 +212,8 @@ struct mp_result {
   size_t tail_from, tail_next;
   mp_status tail_st;
 
+  mp__fnref ref; /* the function, for by_reference transports */
+
   /* apply */
   mp_apply_fn afn;
   char *arg;
@@ -285,13 +294,15 @@ enum {
 
 /* A job with no items yet, its lists empty, one reference (the caller's). */
 job *mp__job_new(mp_pool *p, enum job_kind kind, enum job_sink sink);
-/* MP_EINVAL or MP_ECLOSED for a map's arguments, else 0. */
+/* MP_EINVAL or MP_ECLOSED for a map's arguments, else 0. With a
+ * by_reference transport, f is made a reference into *ref (MP_EINVAL when
+ * it cannot be: see mp__fnref_make). */
 int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
-                    size_t in_size, size_t out_size);
+                    size_t in_size, size_t out_size, mp__fnref *ref);
 /* A map job over in, linked to the pool; NULL when out of memory. */
 job *mp__job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
                      size_t in_size, size_t out_size, const mp_map_opts *mo,
-                     enum job_sink sink);
+                     enum job_sink sink, const mp__fnref *ref);
 
 /* ---- job.c: jobs and their outcomes ---- */
 

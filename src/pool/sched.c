@@ -64,6 +64,7 @@ static void task_prepare(mp_pool *p, chunk *c) {
   mp__task *t = &c->t;
   t->id = ++p->next_id;
   t->tp_off = 0;
+  t->ref = p->tp_ops->by_reference ? &j->ref : NULL;
   if (j->kind == JOB_MAP) {
     t->kind = MP__TASK_MAP;
     t->fn = (void (*)(void))j->mfn;

@@ -45,24 +45,30 @@ static size_t pick_chunksize(const mp_pool *p, size_t n, size_t in_size,
   return cs ? cs : 1;
 }
 
+/* f as a reference, when the pool's transport needs one. */
+static int fn_ref(const mp_pool *p, mp__fn f, mp__fnref *ref) {
+  return p->tp_ops->by_reference ? mp__fnref_make(f, ref) : 0;
+}
+
 int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
-                    size_t in_size, size_t out_size) {
+                    size_t in_size, size_t out_size, mp__fnref *ref) {
   if (!p || !f || in_size == 0 || out_size == 0 || in_size > MAX_ELEM ||
       out_size > MAX_ELEM || (n && !in) || n > SIZE_MAX / 2 / in_size ||
       n > SIZE_MAX / 2 / out_size)
     return MP_EINVAL;
   if (p->closed)
     return MP_ECLOSED;
-  return 0;
+  return fn_ref(p, (mp__fn)f, ref);
 }
 
 job *mp__job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
                      size_t in_size, size_t out_size, const mp_map_opts *mo,
-                     enum job_sink sink) {
+                     enum job_sink sink, const mp__fnref *ref) {
   job *j = mp__job_new(p, JOB_MAP, sink);
   if (!j)
     return NULL;
   j->mfn = f;
+  j->ref = *ref;
   j->in = in;
   j->n = n;
   j->in_size = in_size;
@@ -119,13 +125,14 @@ static int job_wait_blocking(job *j) {
 int mp_pool_map_async(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
                       size_t in_size, void *out, size_t out_size,
                       const mp_map_async_opts *opts, mp_result **out_result) {
-  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size);
+  mp__fnref ref = {0};
+  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size, &ref);
   if (rc < 0)
     return rc;
   if (!out_result || (n && !out))
     return MP_EINVAL;
   job *j = mp__job_new_map(pool, f, in, n, in_size, out_size,
-                           opts ? &opts->map : NULL, SINK_ARRAY);
+                           opts ? &opts->map : NULL, SINK_ARRAY, &ref);
   if (!j)
     return -ENOMEM;
   j->out = out;
@@ -143,13 +150,14 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
 int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
                 size_t in_size, void *out, size_t out_size,
                 const mp_map_opts *opts) {
-  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size);
+  mp__fnref ref = {0};
+  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size, &ref);
   if (rc < 0)
     return rc;
   if (n && !out)
     return MP_EINVAL;
   job *j = mp__job_new_map(pool, f, in, n, in_size, out_size, opts,
-                           SINK_ARRAY);
+                           SINK_ARRAY, &ref);
   if (!j)
     return -ENOMEM;
   j->out = out;
@@ -168,9 +176,14 @@ static int apply_submit(mp_pool *pool, mp_apply_fn f, const void *arg,
     return MP_EINVAL;
   if (pool->closed)
     return MP_ECLOSED;
+  mp__fnref ref = {0};
+  int rc = fn_ref(pool, (mp__fn)f, &ref);
+  if (rc < 0)
+    return rc;
   job *j = mp__job_new(pool, JOB_APPLY, SINK_ARRAY);
   if (!j)
     return -ENOMEM;
+  j->ref = ref;
   if (len) {
     j->arg = malloc(len);
     if (!j->arg) {
