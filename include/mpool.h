@@ -373,14 +373,27 @@ typedef void (*mp_progress_fn)(size_t done, size_t total, void *arg);
 
 /* Map options; NULL or { 0 } means defaults. */
 typedef struct mp_map_opts {
-  /* Items per task; 0: Python's rule, about n / (4 x workers). Chunks are
-   * also bounded to about 256 KiB of input or output. */
+  /* Items per task. 0: chunks that shrink as the input runs out (a guided
+   * schedule: each takes about 1/(2 x workers) of what is left, the last
+   * ones single items), bounded to about 256 KiB of input or output (64 KiB
+   * for iterators), so uneven items balance. An explicit size is honoured
+   * as given; MP_EINVAL when one chunk of it could not be one message
+   * (its input or output past 1 GiB). */
   size_t chunksize;
   /* Optional: n statuses, one per item, filled as items finish. */
   mp_status *status;
-  /* Optional progress callback and its argument. */
+  /* Optional progress callback and its argument: called with 0 done before
+   * the first result, then as results arrive. */
   mp_progress_fn progress;
   void *progress_arg;
+  /* Optional bytes handed to every item of this call (Python's
+   * functools.partial): copied at submit, sent to each worker once per
+   * call, read by the task with mp_context(). */
+  const void *context;
+  size_t context_len;
+  /* Seconds one item of this call may run, as the pool's task_timeout,
+   * which it overrides: 0 keeps the pool's, negative means none. */
+  double task_timeout;
 } mp_map_opts;
 
 /*
@@ -433,6 +446,11 @@ typedef struct mp_async_opts {
   mp_result_cb callback;       /* on success */
   mp_result_cb error_callback; /* on failure */
   void *arg;                   /* handed to both */
+  /* For apply_async: context and timeout as in mp_map_opts (a map_async
+   * takes its own from its mp_map_opts; these are then ignored). */
+  const void *context;
+  size_t context_len;
+  double task_timeout;
 } mp_async_opts;
 
 /*
@@ -531,6 +549,120 @@ MP_EXPORT int mp_pool_imap_unordered(mp_pool *pool, mp_map_fn f,
  */
 MP_EXPORT int mp_iter_next(mp_iter *it, void *out, size_t *index,
                            mp_status *status, double timeout);
+
+/* ---- variable-length items and streaming sources ---- */
+
+/* Bytes of one item or one result: data points at len bytes. */
+typedef struct mp_bytes {
+  const void *data;
+  size_t len;
+} mp_bytes;
+
+/*
+ * pool.map over items of their own lengths: f (an mp_apply_fn, as for
+ * apply) runs on each in[i] and writes its result, of any length, through
+ * its mp_buf; out[i] receives a malloc'd copy of it (data NULL when empty),
+ * in input order. The item bytes are sent by value, so they may live
+ * anywhere (memory made after the pool exists is fine); the library
+ * batches many small items into one message, as it does for map. Release
+ * the results with mp_bytes_free(out, n), also after a failure. A failed
+ * item's out[i] is {NULL, 0}; its code is in opts->status when given.
+ * Returns as mp_pool_map. Each result is at most max_result_bytes
+ * (-EMSGSIZE for that item past it); an item is at most 1 GiB.
+ */
+MP_EXPORT int mp_pool_map_bytes(mp_pool *pool, mp_apply_fn f,
+                                const mp_bytes *in, size_t n, mp_bytes *out,
+                                const mp_map_opts *opts);
+
+/*
+ * imap and imap_unordered over items of their own lengths, as
+ * mp_pool_map_bytes; in (and the bytes it points at) must stay valid until
+ * the iterator is freed. Results come from mp_iter_next_bytes.
+ */
+MP_EXPORT int mp_pool_imap_bytes(mp_pool *pool, mp_apply_fn f,
+                                 const mp_bytes *in, size_t n,
+                                 const mp_map_opts *opts, mp_iter **out);
+MP_EXPORT int mp_pool_imap_bytes_unordered(mp_pool *pool, mp_apply_fn f,
+                                           const mp_bytes *in, size_t n,
+                                           const mp_map_opts *opts,
+                                           mp_iter **out);
+
+/*
+ * A streaming source: append the next item's bytes to item (mp_buf_append
+ * or mp_buf_grow; an item may be empty) and return 1; return 0 when there
+ * are no more items, or a negative code to stop with that error. Called in
+ * the caller's process, inside library calls on the pool, only as the
+ * iterator's window drains: however many items there are, only a window of
+ * them is ever held.
+ */
+typedef int (*mp_source_fn)(void *arg, mp_buf *item);
+
+/*
+ * imap and imap_unordered over the items src produces, their number not
+ * known in advance. Results come from mp_iter_next_bytes; when the source
+ * has ended and every item is returned, mp_iter_next_bytes gives MP_EOF,
+ * or, if the source stopped with an error, that error (the items it made
+ * before are all returned first, intact). opts->chunksize caps items per
+ * task (0: the guided rule, on what has come so far).
+ */
+MP_EXPORT int mp_pool_imap_source(mp_pool *pool, mp_apply_fn f,
+                                  mp_source_fn src, void *src_arg,
+                                  const mp_map_opts *opts, mp_iter **out);
+MP_EXPORT int mp_pool_imap_source_unordered(mp_pool *pool, mp_apply_fn f,
+                                            mp_source_fn src, void *src_arg,
+                                            const mp_map_opts *opts,
+                                            mp_iter **out);
+
+/*
+ * The next result of an iterator made by mp_pool_imap_bytes or
+ * mp_pool_imap_source (either order): *out receives a malloc'd copy of it
+ * (data NULL when empty or failed), which the caller releases with
+ * mp_bytes_free(out, 1). Returns as mp_iter_next; MP_EINVAL for an iterator
+ * of fixed-size items (and mp_iter_next gives MP_EINVAL for these).
+ */
+MP_EXPORT int mp_iter_next_bytes(mp_iter *it, mp_bytes *out, size_t *index,
+                                 mp_status *status, double timeout);
+
+/* free() the data of b[0..n) and set each to {NULL, 0}. NULL b is a no-op. */
+MP_EXPORT void mp_bytes_free(mp_bytes *b, size_t n);
+
+/*
+ * Inside a task: the context bytes the call that submitted it gave
+ * (mp_map_opts or mp_async_opts .context), and their length in *len
+ * (optional). NULL when that call gave none, or outside a task. Valid until
+ * the task returns.
+ */
+MP_EXPORT const void *mp_context(size_t *len);
+
+/*
+ * One line for an outcome, into buf (len bytes, always terminated; a line
+ * fits in 64): "ok", "task returned 42", "killed by signal 11
+ * (Segmentation fault)", "exit status 3", "timed out", or the code's
+ * message. Returns buf.
+ */
+MP_EXPORT const char *mp_status_str(const mp_status *st, char *buf,
+                                    size_t len);
+
+/*
+ * mp_pool_map, mp_pool_map_async, mp_pool_imap and mp_pool_imap_unordered
+ * with the element sizes taken from the arrays' types, so that a count and
+ * a size cannot be swapped: in and out must be pointers to complete element
+ * types (not void *); for the iterators, out_type is the output's type. The
+ * arguments after them are the function's own (opts, and the result or
+ * iterator pointer); a compound literal with commas may be one of them.
+ */
+#define MP_POOL_MAP(pool, f, in, n, out, ...)                                  \
+  mp_pool_map((pool), (f), (in), (n), sizeof *(in), (out), sizeof *(out),     \
+              __VA_ARGS__)
+#define MP_POOL_MAP_ASYNC(pool, f, in, n, out, ...)                            \
+  mp_pool_map_async((pool), (f), (in), (n), sizeof *(in), (out),              \
+                    sizeof *(out), __VA_ARGS__)
+#define MP_POOL_IMAP(pool, f, in, n, out_type, ...)                            \
+  mp_pool_imap((pool), (f), (in), (n), sizeof *(in), sizeof(out_type),        \
+               __VA_ARGS__)
+#define MP_POOL_IMAP_UNORDERED(pool, f, in, n, out_type, ...)                  \
+  mp_pool_imap_unordered((pool), (f), (in), (n), sizeof *(in),                \
+                         sizeof(out_type), __VA_ARGS__)
 
 /* Release the iterator; items not yet returned are cancelled or discarded,
  * and its input is never read after this returns (as mp_result_free).

@@ -45,3 +45,60 @@ int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res) {
     return MP_EPROTO;
   }
 }
+
+int mp__bytes_task_check(const void *payload, uint32_t len, mp__bytes_task *t,
+                         const uint32_t **lens, const char **data) {
+  if (len < sizeof *t)
+    return MP_EPROTO;
+  memcpy(t, payload, sizeof *t);
+  size_t body = len - sizeof *t;
+  if (t->count == 0 || t->count > body / sizeof(uint32_t))
+    return MP_EPROTO;
+  const char *p = (const char *)payload + sizeof *t;
+  size_t head = mp__pad8((size_t)t->count * sizeof(uint32_t)), sum = 0;
+  if (head > body)
+    return MP_EPROTO;
+  for (uint32_t i = 0; i < t->count; i++) {
+    uint32_t l;
+    memcpy(&l, p + (size_t)i * sizeof l, sizeof l);
+    sum += mp__pad8(l);
+    if (sum > body - head)
+      return MP_EPROTO;
+  }
+  if (sum != body - head)
+    return MP_EPROTO;
+  *lens = (const uint32_t *)(const void *)p;
+  *data = p + head;
+  return 0;
+}
+
+int mp__bytes_res_check(const void *payload, uint32_t len, uint32_t count,
+                        uint32_t max_res) {
+  size_t head = (size_t)count * sizeof(mp__item_res);
+  if (count == 0 || len < head)
+    return MP_EPROTO;
+  size_t sum = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    mp__item_res r;
+    memcpy(&r, (const char *)payload + (size_t)i * sizeof r, sizeof r);
+    if (r.len > max_res || (r.code != 0 && r.len != 0))
+      return MP_EPROTO;
+    switch (r.code) {
+    case 0:
+      break;
+    case MP_ETASK:
+      if (r.detail == 0)
+        return MP_EPROTO;
+      break;
+    case -EMSGSIZE:
+    case -ENOMEM:
+      break;
+    default:
+      return MP_EPROTO;
+    }
+    sum += mp__pad8(r.len);
+    if (sum > len - head)
+      return MP_EPROTO;
+  }
+  return sum == len - head ? 0 : MP_EPROTO;
+}

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 _Static_assert(MP_EINVAL == -EINVAL, "MP_EINVAL must equal -EINVAL");
@@ -68,3 +69,36 @@ const char *mp_err_name(int code) {
 }
 
 const char *mp_version(void) { return MP__VERSION_STRING; }
+
+const char *mp_status_str(const mp_status *st, char *buf, size_t len) {
+  if (!buf || !len)
+    return buf;
+  if (!st) {
+    snprintf(buf, len, "(no status)");
+    return buf;
+  }
+  switch (st->code) {
+  case 0:
+    snprintf(buf, len, "ok");
+    break;
+  case MP_ETASK:
+    snprintf(buf, len, "task returned %d", st->detail);
+    break;
+  case MP_ECRASHED:
+    if (st->detail < 0)
+      snprintf(buf, len, "killed by signal %d (%s)", -st->detail,
+               strsignal(-st->detail));
+    else if (st->detail > 0)
+      snprintf(buf, len, "exit status %d", st->detail);
+    else
+      snprintf(buf, len, "crashed (status lost: SIGCHLD ignored)");
+    break;
+  case MP_ETIMEDOUT:
+    snprintf(buf, len, "timed out");
+    break;
+  default:
+    snprintf(buf, len, "%s", mp_strerror(st->code));
+    break;
+  }
+  return buf;
+}

@@ -141,6 +141,10 @@ enum {
   MP__FR_STOP = 3,       /* parent -> worker: exit */
   MP__FR_MAP_RES = 4,    /* worker -> parent: map chunk results */
   MP__FR_APPLY_RES = 5,  /* worker -> parent: apply result */
+  MP__FR_CTX = 6,        /* parent -> worker: a call's context; id: its id */
+  MP__FR_BYTES = 7,      /* parent -> worker: chunk of variable-length items */
+  MP__FR_BYTES_RES = 8,  /* worker -> parent: their results */
+  MP__FR_LAST = MP__FR_BYTES_RES,
 };
 
 /* Every frame is padded to a multiple of MP__ALIGN bytes on the wire, and
@@ -176,21 +180,71 @@ int mp__frame_next(const void *buf, size_t len, uint32_t max_len,
                    mp__frame_hdr *h, size_t *frame_len);
 /* ---- codec.c: task and result payloads, whatever transport moves them ---- */
 
+/* Task flags. */
+enum {
+  MP__TF_TIMED = 1, /* record each item's start: the call has a timeout */
+};
+
 /* Map task payload header; in_size * count input bytes follow. */
 typedef struct mp__map_task {
   uint64_t fn;
   uint32_t in_size;
   uint32_t out_size;
   uint32_t count;
-  uint32_t pad;
-  uint64_t reserved;
+  uint32_t flags;   /* MP__TF_* */
+  uint64_t ctx;     /* the call's context id (an MP__FR_CTX frame came
+                     * first), 0: none */
 } mp__map_task;
 
 /* Apply task payload header; the argument bytes follow. */
 typedef struct mp__apply_task {
   uint64_t fn;
-  uint64_t reserved;
+  uint64_t ctx;
 } mp__apply_task;
+
+/*
+ * A chunk of variable-length items: this header, then count uint32 lengths
+ * (padded to 8 bytes), then each item's bytes, each padded to 8, so every
+ * item starts 8-byte aligned in the worker's buffer.
+ */
+typedef struct mp__bytes_task {
+  uint64_t fn;
+  uint32_t count;
+  uint32_t flags;
+  uint64_t ctx;
+  uint64_t reserved;
+} mp__bytes_task;
+
+/* Its result: count of these, then each item's result bytes padded to 8. */
+typedef struct mp__item_res {
+  int32_t code;   /* 0, MP_ETASK, -EMSGSIZE, -ENOMEM */
+  int32_t detail; /* the task's return for MP_ETASK */
+  uint32_t len;   /* result bytes (0 unless code is 0) */
+  uint32_t pad;
+} mp__item_res;
+
+static inline size_t mp__pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* Bytes of a bytes-task body (after the header) for count items whose
+ * padded lengths add up to data. */
+static inline size_t mp__bytes_body(size_t count, size_t data) {
+  return mp__pad8(count * sizeof(uint32_t)) + data;
+}
+
+/*
+ * Validate a bytes-task payload of len bytes (header included): count
+ * non-zero, every length accounted for exactly. Copies out the header and
+ * points *lens at the lengths, *data at the first item. Returns 0 or
+ * MP_EPROTO.
+ */
+int mp__bytes_task_check(const void *payload, uint32_t len, mp__bytes_task *t,
+                         const uint32_t **lens, const char **data);
+/*
+ * Validate a bytes result payload of len bytes for count items, each at
+ * most max_res bytes. Returns 0 or MP_EPROTO.
+ */
+int mp__bytes_res_check(const void *payload, uint32_t len, uint32_t count,
+                        uint32_t max_res);
 
 /* Apply result payload header; the result bytes follow (none on failure). */
 typedef struct mp__apply_res {
@@ -302,6 +356,17 @@ typedef struct mp__worker_cfg {
   uint32_t max_res;   /* apply result cap */
   uint32_t max_task;  /* task payload cap */
 } mp__worker_cfg;
+
+/* An mp_buf for the caller's side (a streaming source writes items into
+ * one): at most max bytes. NULL when out of memory. */
+mp_buf *mp__buf_new(size_t max);
+/* Empty it (keeping its memory). */
+void mp__buf_reset(mp_buf *b);
+/* Its bytes (NULL when none were ever written), their count, and its first
+ * failure (-ENOMEM, -EMSGSIZE; 0: none). */
+const char *mp__buf_bytes(const mp_buf *b, size_t *len, int *err);
+/* free(); NULL is a no-op. */
+void mp__buf_free(mp_buf *b);
 
 /* Run the worker loop; never returns. */
 _Noreturn void mp__worker_main(const mp__worker_cfg *cfg);

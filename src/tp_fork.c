@@ -33,11 +33,7 @@ typedef struct fw {
   mp__list tasks;  /* sent or being sent, oldest first: each awaits its
                     * result, in this order */
   mp__task *tx;    /* the first not yet wholly written, NULL: none */
-  mp__frame_hdr tx_hdr;
-  union {
-    mp__map_task map;
-    mp__apply_task apply;
-  } tx_meta;
+  uint64_t ctx_sent; /* the context id its queued tasks leave it with */
   char *rbuf;
   size_t rcap, rlen;
   int dead;        /* EOF seen, or killed: to be buried */
@@ -176,76 +172,157 @@ error:
   return rc;
 }
 
-/* The frame header and payload header of w->tx, to be written next. */
-static void tx_prepare(fw *w) {
-  mp__task *t = w->tx;
-  uint32_t len;
-  if (t->kind == MP__TASK_MAP) {
-    w->tx_meta.map = (mp__map_task){
-        .fn = (uint64_t)(uintptr_t)t->fn,
-        .in_size = t->in_size,
-        .out_size = t->out_size,
-        .count = t->count,
-    };
-    len = (uint32_t)(sizeof(mp__map_task) + t->in_len);
-    mp__frame_init(&w->tx_hdr, MP__FR_MAP, t->id, len);
-  } else {
-    w->tx_meta.apply = (mp__apply_task){.fn = (uint64_t)(uintptr_t)t->fn};
-    len = (uint32_t)(sizeof(mp__apply_task) + t->in_len);
-    mp__frame_init(&w->tx_hdr, MP__FR_APPLY, t->id, len);
-  }
+/* Where a task's headers sit in its tp_head: the context frame's header,
+ * then its own frame header, then its payload header. */
+enum { HEAD_CTX = 0, HEAD_FRAME = 16, HEAD_META = 32 };
+_Static_assert(sizeof(mp__frame_hdr) == 16, "frame header is 16 bytes");
+_Static_assert(sizeof(mp__map_task) <= 48 && sizeof(mp__bytes_task) <= 48,
+               "payload headers fit tp_head");
+
+static size_t meta_len(const mp__task *t) {
+  return t->kind == MP__TASK_MAP     ? sizeof(mp__map_task)
+         : t->kind == MP__TASK_BYTES ? sizeof(mp__bytes_task)
+                                     : sizeof(mp__apply_task);
 }
 
-/* Write as much of w's pending tasks as the pipe takes. */
-static void fw_write(fw *w) {
-  static const char zeros[MP__ALIGN];
-  while (w->tx && !w->dead && w->task_fd >= 0) {
-    mp__task *t = w->tx;
-    struct iovec iov[4];
-    iov[0] = (struct iovec){&w->tx_hdr, sizeof w->tx_hdr};
-    iov[1] = (struct iovec){&w->tx_meta, t->kind == MP__TASK_MAP
-                                             ? sizeof(mp__map_task)
-                                             : sizeof(mp__apply_task)};
-    iov[2] = (struct iovec){(void *)t->in, t->in_len};
-    iov[3] = (struct iovec){(void *)zeros,
-                            mp__padded(w->tx_hdr.len) - w->tx_hdr.len};
-    /* Skip what is already written. */
-    size_t off = t->tp_off;
-    int first = 0;
-    while (first < 4 && off >= iov[first].iov_len) {
-      off -= iov[first].iov_len;
-      first++;
-    }
-    if (first == 4) {
-      if ((w->tx = fw_next(w, t)))
-        tx_prepare(w);
-      continue;
-    }
+/* t's headers, in its tp_head; whether its call's context goes first. */
+static void tx_prepare(fw *w, mp__task *t) {
+  unsigned char *hd = t->tp_head;
+  t->tp_ctx = t->ctx_id && t->ctx_id != w->ctx_sent;
+  if (t->tp_ctx)
+    mp__frame_init((mp__frame_hdr *)(void *)(hd + HEAD_CTX), MP__FR_CTX,
+                   t->ctx_id, (uint32_t)t->ctx_len);
+  w->ctx_sent = t->ctx_id ? t->ctx_id : w->ctx_sent;
+  uint64_t fn = (uint64_t)(uintptr_t)t->fn;
+  unsigned type;
+  if (t->kind == MP__TASK_MAP) {
+    mp__map_task m = {.fn = fn, .in_size = t->in_size,
+                      .out_size = t->out_size, .count = t->count,
+                      .flags = t->flags, .ctx = t->ctx_id};
+    memcpy(hd + HEAD_META, &m, sizeof m);
+    type = MP__FR_MAP;
+  } else if (t->kind == MP__TASK_BYTES) {
+    mp__bytes_task b = {.fn = fn, .count = t->count, .flags = t->flags,
+                        .ctx = t->ctx_id};
+    memcpy(hd + HEAD_META, &b, sizeof b);
+    type = MP__FR_BYTES;
+  } else {
+    mp__apply_task a = {.fn = fn, .ctx = t->ctx_id};
+    memcpy(hd + HEAD_META, &a, sizeof a);
+    type = MP__FR_APPLY;
+  }
+  mp__frame_init((mp__frame_hdr *)(void *)(hd + HEAD_FRAME), type, t->id,
+                 (uint32_t)(meta_len(t) + t->in_len));
+}
+
+static const char zeros[MP__ALIGN];
+
+/* The parts of t's bytes on the pipe into iov (at most 7); returns how
+ * many, and their total into *total. */
+static int task_iov(mp__task *t, struct iovec *iov, size_t *total) {
+  int n = 0;
+  if (t->tp_ctx) {
+    uint32_t l = (uint32_t)t->ctx_len;
+    iov[n++] = (struct iovec){t->tp_head + HEAD_CTX, sizeof(mp__frame_hdr)};
+    iov[n++] = (struct iovec){(void *)t->ctx, t->ctx_len};
+    iov[n++] = (struct iovec){(void *)zeros, mp__padded(l) - l};
+  }
+  uint32_t len = (uint32_t)(meta_len(t) + t->in_len);
+  iov[n++] = (struct iovec){t->tp_head + HEAD_FRAME, sizeof(mp__frame_hdr)};
+  iov[n++] = (struct iovec){t->tp_head + HEAD_META, meta_len(t)};
+  iov[n++] = (struct iovec){(void *)t->in, t->in_len};
+  iov[n++] = (struct iovec){(void *)zeros, mp__padded(len) - len};
+  *total = 0;
+  for (int i = 0; i < n; i++)
+    *total += iov[i].iov_len;
+  return n;
+}
+
+/* Drop the first off bytes of iov[0..n): returns the first entry left. */
+static int iov_skip(struct iovec *iov, int n, size_t off) {
+  int first = 0;
+  while (first < n && off >= iov[first].iov_len) {
+    off -= iov[first].iov_len;
+    first++;
+  }
+  if (first < n) {
     iov[first].iov_base = (char *)iov[first].iov_base + off;
     iov[first].iov_len -= off;
-    ssize_t n;
-    if (t->by_ref && !t->tp_copy && iov[2].iov_len >= SPLICE_MIN &&
-        first <= 2) {
-      /* Large input that stays unchanged until its result is in: the pipe
-       * takes references to its pages instead of a copy. Every such page
-       * has been read (or its pipe closed with its dead worker) before
-       * the caller may touch it again. Headers go first, copied. */
-      if (first < 2)
-        n = mp__writev_some(w->task_fd, iov + first, 2 - first);
-      else
-        n = mp__vmsplice_some(w->task_fd, &iov[2], 1);
+  }
+  return first;
+}
+
+enum { IOV_BATCH = 64 }; /* iovec entries in one writev */
+
+/* Whether t's input goes by reference: see fw_write. */
+static int task_spliced(const mp__task *t) {
+  return t->by_ref && !t->tp_copy && t->in_len >= SPLICE_MIN;
+}
+
+/*
+ * Write as much of w's pending tasks as the pipe takes: many queued tasks
+ * go in one writev, so a run of tiny ones costs one system call, not one
+ * each. A large input that stays unchanged until its result is in (a
+ * blocking map's) goes by reference: the pipe takes references to its
+ * pages (vmsplice) instead of a copy; every such page has been read, or its
+ * pipe closed with its dead worker, before the caller may touch it again.
+ */
+static void fw_write(fw *w) {
+  while (w->tx && !w->dead && w->task_fd >= 0) {
+    struct iovec iov[IOV_BATCH];
+    int n = 0;
+    ssize_t wrote;
+    mp__task *t = w->tx;
+    if (task_spliced(t)) {
+      size_t total;
+      int k = task_iov(t, iov, &total);
+      size_t body = total - iov[k - 1].iov_len - iov[k - 2].iov_len;
+      if (t->tp_off < body) { /* the headers, copied */
+        int f = iov_skip(iov, k - 2, t->tp_off);
+        wrote = mp__writev_some(w->task_fd, iov + f, k - 2 - f);
+      } else if (t->tp_off < body + t->in_len) {
+        int f = iov_skip(iov, k, t->tp_off);
+        wrote = mp__vmsplice_some(w->task_fd, iov + f, 1);
+      } else {
+        int f = iov_skip(iov, k, t->tp_off);
+        wrote = mp__writev_some(w->task_fd, iov + f, k - f);
+      }
     } else {
-      n = mp__writev_some(w->task_fd, iov + first, 4 - first);
+      /* This task from where it stopped, then the next ones whole. */
+      for (mp__task *u = t; u && n + 7 <= IOV_BATCH; u = fw_next(w, u)) {
+        if (u != t && task_spliced(u))
+          break;
+        size_t total;
+        int k = task_iov(u, iov + n, &total);
+        int f = u == t ? iov_skip(iov + n, k, u->tp_off) : 0;
+        memmove(iov + n, iov + n + f, (size_t)(k - f) * sizeof *iov);
+        n += k - f;
+      }
+      wrote = mp__writev_some(w->task_fd, iov, n);
     }
-    if (n == -EAGAIN)
+    if (wrote == -EAGAIN)
       return;
-    if (n < 0) {
+    if (wrote < 0) {
       /* Cannot happen on a pipe we also read; its EOF on results will
        * settle the worker's tasks. */
       w->tx = NULL;
       return;
     }
-    t->tp_off += (size_t)n;
+    /* Spread what went over the tasks, oldest first. */
+    size_t left = (size_t)wrote;
+    while (w->tx) {
+      struct iovec tmp[7];
+      size_t total;
+      (void)task_iov(w->tx, tmp, &total);
+      size_t rest = total - w->tx->tp_off;
+      if (left < rest) {
+        w->tx->tp_off += left;
+        break;
+      }
+      w->tx->tp_off = total;
+      left -= rest;
+      w->tx = fw_next(w, w->tx);
+    }
   }
 }
 
@@ -253,10 +330,10 @@ static int fork_send(void *tp, int idx, mp__task *t) {
   tp_fork *f = tp;
   fw *w = &f->w[idx];
   t->tp_off = 0;
+  tx_prepare(w, t);
   mp__list_push(&w->tasks, &t->tp_link);
   if (!w->tx) {
     w->tx = t;
-    tx_prepare(w);
     fw_write(w);
   }
   return 0;
@@ -286,9 +363,18 @@ static int fork_cancel(void *tp, int idx, uint64_t id) {
       t->in = copy;
       return 0;
     }
-    if (t == w->tx && (w->tx = fw_next(w, t)))
-      tx_prepare(w);
+    mp__task *next = fw_next(w, t);
+    if (t == w->tx)
+      w->tx = next;
     mp__list_remove(n);
+    /* Its context may have been the one the tasks after it rely on. */
+    for (mp__task *u = next; u; u = fw_next(w, u))
+      if (u->ctx_id && !u->tp_ctx && u->tp_off == 0) {
+        u->tp_ctx = 1;
+        mp__frame_init((mp__frame_hdr *)(void *)(u->tp_head + HEAD_CTX),
+                       MP__FR_CTX, u->ctx_id, (uint32_t)u->ctx_len);
+      }
+    w->ctx_sent = 0;
     return 1;
   }
   return 0;
@@ -376,6 +462,8 @@ static int fw_check_hdr(fw *w, const mp__frame_hdr *h) {
                    mp__map_res_check(h->len, t->count, t->out_size) >= 0
                ? 0
                : MP_EPROTO;
+  if (t->kind == MP__TASK_BYTES)
+    return type == MP__FR_BYTES_RES ? 0 : MP_EPROTO;
   return type == MP__FR_APPLY_RES ? 0 : MP_EPROTO;
 }
 
@@ -387,6 +475,12 @@ static uint32_t fw_rx_max(const tp_fork *f, fw *w) {
   const mp__task *t = task_of(n);
   if (t->kind == MP__TASK_APPLY)
     return (uint32_t)(sizeof(mp__apply_res) + f->max_res);
+  if (t->kind == MP__TASK_BYTES) {
+    uint64_t max = (uint64_t)t->count *
+                   (sizeof(mp__item_res) + mp__pad8(f->max_res));
+    return max > UINT32_MAX - MP__ALIGN ? UINT32_MAX - MP__ALIGN
+                                        : (uint32_t)max;
+  }
   return (uint32_t)((size_t)t->count * (sizeof(int32_t) + t->out_size));
 }
 

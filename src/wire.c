@@ -175,7 +175,7 @@ int mp__frame_check(const mp__frame_hdr *h, uint32_t max_len) {
   if ((h->magic_type & MP__FRAME_MAGIC_MASK) != MP__FRAME_MAGIC)
     return MP_EPROTO;
   unsigned type = h->magic_type & ~MP__FRAME_MAGIC_MASK;
-  if (type < MP__FR_MAP || type > MP__FR_APPLY_RES)
+  if (type < MP__FR_MAP || type > MP__FR_LAST)
     return MP_EPROTO;
   if (h->len > max_len)
     return MP_EPROTO;

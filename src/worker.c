@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,30 @@ void *mp_buf_grow(mp_buf *b, size_t n) {
   void *p = b->data + sizeof(mp__apply_res) + b->len;
   b->len += n;
   return p;
+}
+
+mp_buf *mp__buf_new(size_t max) {
+  mp_buf *b = calloc(1, sizeof *b);
+  if (b)
+    b->max = max;
+  return b;
+}
+
+void mp__buf_reset(mp_buf *b) {
+  b->len = 0;
+  b->err = 0;
+}
+
+const char *mp__buf_bytes(const mp_buf *b, size_t *len, int *err) {
+  *len = b->len;
+  *err = b->err;
+  return b->data ? b->data + sizeof(mp__apply_res) : NULL;
+}
+
+void mp__buf_free(mp_buf *b) {
+  if (b)
+    free(b->data);
+  free(b);
 }
 
 int mp_buf_append(mp_buf *b, const void *data, size_t n) {
@@ -91,14 +116,62 @@ static int rx_need(rx *r, size_t n) {
   return 0;
 }
 
-static void slot_enter(const mp__worker_cfg *cfg, uint64_t id, uint32_t item) {
+/* The worker's state between frames. */
+typedef struct wk {
+  const mp__worker_cfg *cfg;
+  int timed;          /* the task being run records each item's start */
+  char *out;          /* a map chunk's outputs and codes */
+  size_t out_cap;
+  mp_buf keep;        /* an apply's result buffer, kept for the next */
+  char *ctx;          /* the last context the parent sent, and its id */
+  size_t ctx_len, ctx_cap;
+  uint64_t ctx_id;
+  /* Results not yet written: a run of tiny tasks answers in one write. */
+  char *held;
+  size_t held_len, held_cap;
+} wk;
+
+/* The context of the task now running (see mp_context). */
+static const char *cur_ctx;
+static size_t cur_ctx_len;
+
+const void *mp_context(size_t *len) {
+  if (len)
+    *len = cur_ctx ? cur_ctx_len : 0;
+  return cur_ctx;
+}
+
+/* Make the context with id the current one (0 or not sent: none). */
+static void ctx_enter(const wk *k, uint64_t id) {
+  int have = id && id == k->ctx_id;
+  cur_ctx = have ? (k->ctx ? k->ctx : "") : NULL;
+  cur_ctx_len = have ? k->ctx_len : 0;
+}
+
+/* An MP__FR_CTX frame: keep its bytes for the tasks that name its id. */
+static int ctx_store(wk *k, uint64_t id, const char *p, uint32_t len) {
+  if (len > k->ctx_cap) {
+    char *c = realloc(k->ctx, len);
+    if (!c)
+      return -1;
+    k->ctx = c;
+    k->ctx_cap = len;
+  }
+  if (len)
+    memcpy(k->ctx, p, len);
+  k->ctx_len = len;
+  k->ctx_id = id;
+  return 0;
+}
+
+static void slot_enter(const wk *k, uint64_t id, uint32_t item) {
   /* start_ns before item, item before task_id, each published with
    * release: a reader that sees an item (acquire) sees its start time. */
-  if (cfg->timed)
-    atomic_store_explicit(&cfg->slot->start_ns, mp__now_ns(),
+  if (k->timed)
+    atomic_store_explicit(&k->cfg->slot->start_ns, mp__now_ns(),
                           memory_order_relaxed);
-  atomic_store_explicit(&cfg->slot->item, item, memory_order_release);
-  atomic_store_explicit(&cfg->slot->task_id, id, memory_order_release);
+  atomic_store_explicit(&k->cfg->slot->item, item, memory_order_release);
+  atomic_store_explicit(&k->cfg->slot->task_id, id, memory_order_release);
 }
 
 static const char zeros[MP__ALIGN];
@@ -109,91 +182,221 @@ static const char zeros[MP__ALIGN];
  * killed later (terminate, a timeout) and its output must not die in its
  * buffers, it reaches the terminal before the parent learns the result, and
  * a flush that kills the worker (SIGPIPE on a closed stdout) is charged to
- * that item, not to nothing.
+ * that item, not to nothing. Only when stdout or stderr holds something:
+ * a task that printed nothing costs no walk of every stream.
  */
-static void task_done(const mp__worker_cfg *cfg) {
-  fflush(NULL);
-  atomic_store_explicit(&cfg->slot->task_id, 0, memory_order_release);
+static void task_done(const wk *k) {
+  cur_ctx = NULL;
+  if (__fpending(stdout) || __fpending(stderr))
+    fflush(NULL);
+  atomic_store_explicit(&k->cfg->slot->task_id, 0, memory_order_release);
 }
 
-/* Write one result frame, padded. Returns 0 or -1 (the parent is gone). */
-static int send_frame(const mp__worker_cfg *cfg, unsigned type, uint64_t id,
-                      const void *payload, size_t len) {
+/* Write what is held. Returns 0 or -1 (the parent is gone). */
+static int held_flush(wk *k) {
+  if (!k->held_len)
+    return 0;
+  int rc = mp__write_full(k->cfg->res_fd, k->held, k->held_len);
+  k->held_len = 0;
+  return rc < 0 ? -1 : 0;
+}
+
+/* Results held at most: past this they are written. */
+#define HOLD_MAX 65536
+/* A task that took longer than this answers at once. */
+#define HOLD_TASK_NS 20000
+
+/*
+ * Send one result frame (header, the payload's parts, padding). A result
+ * may be held, to go out with the next ones in one write, when the task
+ * was tiny (took under HOLD_TASK_NS), another task is already here to run
+ * (more is true), and little is held: a run of tiny tasks then costs one
+ * write per batch, not per task, while a result never waits behind work
+ * the worker has not yet received, nor behind more than one task.
+ * Returns 0 or -1 (the parent is gone).
+ */
+static int send_result(wk *k, unsigned type, uint64_t id,
+                       const struct iovec *parts, int nparts, int64_t took,
+                       int more) {
+  size_t len = 0;
+  for (int i = 0; i < nparts; i++)
+    len += parts[i].iov_len;
   mp__frame_hdr h;
   mp__frame_init(&h, type, id, (uint32_t)len);
-  struct iovec iov[3] = {{&h, sizeof h},
-                         {(void *)payload, len},
-                         {(void *)zeros, mp__padded((uint32_t)len) - len}};
-  return mp__writev_full(cfg->res_fd, iov, 3) < 0 ? -1 : 0;
+  size_t framed = sizeof h + mp__padded((uint32_t)len);
+  if (more && took < HOLD_TASK_NS && k->held_len + framed <= HOLD_MAX) {
+    if (k->held_len + framed > k->held_cap) {
+      char *b = realloc(k->held, HOLD_MAX);
+      if (!b)
+        goto direct;
+      k->held = b;
+      k->held_cap = HOLD_MAX;
+    }
+    char *w = k->held + k->held_len;
+    memcpy(w, &h, sizeof h);
+    w += sizeof h;
+    for (int i = 0; i < nparts; i++) {
+      memcpy(w, parts[i].iov_base, parts[i].iov_len);
+      w += parts[i].iov_len;
+    }
+    memset(w, 0, framed - sizeof h - len);
+    k->held_len += framed;
+    return 0;
+  }
+direct:;
+  struct iovec iov[6];
+  int n = 0;
+  if (k->held_len)
+    iov[n++] = (struct iovec){k->held, k->held_len};
+  iov[n++] = (struct iovec){&h, sizeof h};
+  for (int i = 0; i < nparts; i++)
+    iov[n++] = parts[i];
+  iov[n++] = (struct iovec){(void *)zeros, framed - sizeof h - len};
+  k->held_len = 0;
+  return mp__writev_full(k->cfg->res_fd, iov, n) < 0 ? -1 : 0;
+}
+
+/* Room for n bytes in k->out. */
+static int out_room(wk *k, size_t n) {
+  if (n <= k->out_cap)
+    return 0;
+  char *o = realloc(k->out, n);
+  if (!o)
+    return -1;
+  k->out = o;
+  k->out_cap = n;
+  return 0;
 }
 
 /* Run a map chunk; returns 0 or -1 when the result could not be sent. */
-static int run_map(const mp__worker_cfg *cfg, uint64_t id, const char *p,
-                   uint32_t len, char **out, size_t *out_cap) {
+static int run_map(wk *k, uint64_t id, const char *p, uint32_t len,
+                   int more) {
   mp__map_task t;
   if (mp__map_task_check(p, len, &t) < 0)
     return -1;
   size_t res_len = (size_t)t.count * (sizeof(int32_t) + t.out_size);
-  if (res_len > *out_cap) {
-    char *o = realloc(*out, res_len);
-    if (!o)
-      return -1;
-    *out = o;
-    *out_cap = res_len;
-  }
+  if (out_room(k, res_len) < 0)
+    return -1;
   mp_map_fn fn = (mp_map_fn)(uintptr_t)t.fn;
   const char *in = p + sizeof t;
-  char *outs = *out;
-  char *codes = *out + (size_t)t.count * t.out_size;
+  char *outs = k->out;
+  char *codes = k->out + (size_t)t.count * t.out_size;
   int32_t any = 0;
+  int64_t t0 = mp__now_ns();
+  k->timed = k->cfg->timed || (t.flags & MP__TF_TIMED);
+  ctx_enter(k, t.ctx);
   for (uint32_t i = 0; i < t.count; i++) {
-    slot_enter(cfg, id, i);
+    slot_enter(k, id, i);
     int32_t rc = fn(in + (size_t)i * t.in_size, outs + (size_t)i * t.out_size);
     memcpy(codes + (size_t)i * sizeof rc, &rc, sizeof rc);
     any |= rc;
   }
-  task_done(cfg);
+  task_done(k);
   /* When every item succeeded the codes are left off: the length says so. */
   if (!any)
     res_len = (size_t)t.count * t.out_size;
-  return send_frame(cfg, MP__FR_MAP_RES, id, *out, res_len);
+  struct iovec part = {k->out, res_len};
+  return send_result(k, MP__FR_MAP_RES, id, &part, 1, mp__now_ns() - t0, more);
 }
 
 /* A result buffer of at most this many bytes is kept for the next task. */
 #define KEEP_RESULT_BUF 65536
 
-static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
-                     uint32_t len, mp_buf *keep) {
+/* The outcome of a task function that wrote through b and returned rc. */
+static void outcome(const mp_buf *b, int rc, int32_t *code, int32_t *detail) {
+  *code = 0;
+  *detail = 0;
+  if (b->err) {
+    *code = b->err;
+  } else if (rc != 0) {
+    *code = MP_ETASK;
+    *detail = rc;
+  }
+}
+
+/* Keep b's buffer for the next task unless it grew large. */
+static void keep_buf(wk *k, mp_buf *b) {
+  if (b->cap <= KEEP_RESULT_BUF) {
+    k->keep.data = b->data;
+    k->keep.cap = b->cap;
+  } else {
+    free(b->data);
+    k->keep.data = NULL;
+    k->keep.cap = 0;
+  }
+}
+
+static int run_apply(wk *k, uint64_t id, const char *p, uint32_t len,
+                     int more) {
   mp__apply_task t;
   if (len < sizeof t)
     return -1;
   memcpy(&t, p, sizeof t);
   mp_apply_fn fn = (mp_apply_fn)(uintptr_t)t.fn;
-  mp_buf b = {.data = keep->data, .cap = keep->cap, .max = cfg->max_res};
+  mp_buf b = {.data = k->keep.data, .cap = k->keep.cap,
+              .max = k->cfg->max_res};
   mp__apply_res res = {0, 0, 0};
-  slot_enter(cfg, id, 0);
+  /* An apply is timed always: one clock read beside a round trip. */
+  k->timed = 1;
+  ctx_enter(k, t.ctx);
+  int64_t t0 = mp__now_ns();
+  slot_enter(k, id, 0);
   int rc = fn(p + sizeof t, len - sizeof t, &b);
-  task_done(cfg);
-  if (b.err) {
-    res.code = b.err;
-  } else if (rc != 0) {
-    res.code = MP_ETASK;
-    res.detail = rc;
-  }
-  size_t body = res.code ? 0 : b.len;
-  mp__apply_res hdr_room;
-  char *resp = b.data ? b.data : (char *)&hdr_room;
-  memcpy(resp, &res, sizeof res);
-  int w = send_frame(cfg, MP__FR_APPLY_RES, id, resp, sizeof res + body);
-  if (b.cap <= KEEP_RESULT_BUF) {
-    keep->data = b.data;
-    keep->cap = b.cap;
-  } else {
-    free(b.data);
-    keep->data = NULL;
-    keep->cap = 0;
-  }
+  task_done(k);
+  outcome(&b, rc, &res.code, &res.detail);
+  struct iovec parts[2] = {{&res, sizeof res},
+                           {b.data ? b.data + sizeof(mp__apply_res) : NULL,
+                            res.code ? 0 : b.len}};
+  int w = send_result(k, MP__FR_APPLY_RES, id, parts, 2, mp__now_ns() - t0,
+                      more);
+  keep_buf(k, &b);
   return w;
+}
+
+/* Run a chunk of variable-length items: each item's result goes through
+ * its own mp_buf into one reply. Returns 0 or -1. */
+static int run_bytes(wk *k, uint64_t id, const char *p, uint32_t len,
+                     int more) {
+  mp__bytes_task t;
+  const uint32_t *lens;
+  const char *data;
+  if (mp__bytes_task_check(p, len, &t, &lens, &data) < 0)
+    return -1;
+  mp_apply_fn fn = (mp_apply_fn)(uintptr_t)t.fn;
+  size_t head = (size_t)t.count * sizeof(mp__item_res), used = head;
+  if (out_room(k, head + 4096) < 0)
+    return -1;
+  int64_t t0 = mp__now_ns();
+  k->timed = k->cfg->timed || (t.flags & MP__TF_TIMED);
+  ctx_enter(k, t.ctx);
+  for (uint32_t i = 0; i < t.count; i++) {
+    uint32_t l;
+    memcpy(&l, &lens[i], sizeof l);
+    mp_buf b = {.data = k->keep.data, .cap = k->keep.cap,
+                .max = k->cfg->max_res};
+    slot_enter(k, id, i);
+    int rc = fn(data, l, &b);
+    data += mp__pad8(l);
+    mp__item_res r = {0, 0, 0, 0};
+    outcome(&b, rc, &r.code, &r.detail);
+    if (!r.code) {
+      r.len = (uint32_t)b.len;
+      if (out_room(k, used + mp__pad8(b.len)) < 0) {
+        r = (mp__item_res){-ENOMEM, 0, 0, 0};
+      } else {
+        if (b.len)
+          memcpy(k->out + used, b.data + sizeof(mp__apply_res), b.len);
+        memset(k->out + used + b.len, 0, mp__pad8(b.len) - b.len);
+        used += mp__pad8(b.len);
+      }
+    }
+    memcpy(k->out + (size_t)i * sizeof r, &r, sizeof r);
+    keep_buf(k, &b);
+  }
+  task_done(k);
+  struct iovec part = {k->out, used};
+  return send_result(k, MP__FR_BYTES_RES, id, &part, 1, mp__now_ns() - t0,
+                     more);
 }
 
 static int current_res_fd = -1, current_task_fd = -1;
@@ -224,14 +427,15 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
   atomic_store_explicit(&cfg->slot->ready, 1, memory_order_release);
   rx r = {.fd = cfg->task_fd, .cap = 65536};
   r.buf = malloc(r.cap);
-  char *out = NULL;
-  size_t out_cap = 0;
-  mp_buf keep = {0};
+  wk k = {.cfg = cfg};
   int done = 0;
   if (!r.buf)
     mp__child_exit(1);
   for (;;) {
     mp__frame_hdr h;
+    /* About to wait for the parent: nothing it waits for may be held. */
+    if (r.end - r.start < sizeof h && held_flush(&k) < 0)
+      break;
     if (rx_need(&r, sizeof h) < 0)
       break;
     memcpy(&h, r.buf + r.start, sizeof h);
@@ -239,24 +443,35 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
     if (type < 0 || type == MP__FR_STOP)
       break;
     size_t framelen = sizeof h + mp__padded(h.len);
+    if (framelen > r.end - r.start && held_flush(&k) < 0)
+      break;
     if (rx_need(&r, framelen) < 0)
       break;
     const char *payload = r.buf + r.start + sizeof h;
+    /* Another whole frame already here after this one? */
+    int more = r.end - r.start >= framelen + sizeof h;
     int rc;
     if (type == MP__FR_MAP)
-      rc = run_map(cfg, h.id, payload, h.len, &out, &out_cap);
+      rc = run_map(&k, h.id, payload, h.len, more);
     else if (type == MP__FR_APPLY)
-      rc = run_apply(cfg, h.id, payload, h.len, &keep);
+      rc = run_apply(&k, h.id, payload, h.len, more);
+    else if (type == MP__FR_BYTES)
+      rc = run_bytes(&k, h.id, payload, h.len, more);
+    else if (type == MP__FR_CTX)
+      rc = ctx_store(&k, h.id, payload, h.len);
     else
       rc = -1;
     if (rc < 0)
       break;
     r.start += framelen;
-    if (cfg->maxtasks && ++done >= cfg->maxtasks)
+    if (type != MP__FR_CTX && cfg->maxtasks && ++done >= cfg->maxtasks)
       break;
   }
-  free(out);
-  free(keep.data);
+  (void)held_flush(&k);
+  free(k.out);
+  free(k.keep.data);
+  free(k.ctx);
+  free(k.held);
   free(r.buf);
   mp__child_exit(0);
 }

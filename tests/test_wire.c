@@ -18,7 +18,7 @@ static void test_frame_check(void **state) {
   }
   mp__frame_init(&h, 0, 1, 0);
   assert_int_equal(mp__frame_check(&h, 10), MP_EPROTO); /* unknown type */
-  mp__frame_init(&h, MP__FR_APPLY_RES + 1, 1, 0);
+  mp__frame_init(&h, MP__FR_LAST + 1, 1, 0);
   assert_int_equal(mp__frame_check(&h, 10), MP_EPROTO);
   mp__frame_init(&h, MP__FR_MAP, 1, 0);
   h.magic_type ^= 0x10000000u; /* bad magic */

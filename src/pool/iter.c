@@ -12,12 +12,23 @@ struct mp_iter {
   job *j;
 };
 
+/* What an iterator takes of a map's options: status and progress are
+ * mp_iter_next's. */
+static const mp_map_opts *iter_opts(const mp_map_opts *opts, mp_map_opts *o) {
+  if (!opts)
+    return NULL;
+  *o = *opts;
+  o->status = NULL;
+  o->progress = NULL;
+  return o;
+}
+
 static int iter_create(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
                        size_t in_size, size_t out_size,
                        const mp_map_opts *opts, enum job_sink sink,
                        mp_iter **out) {
   mp__fnref ref = {0};
-  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size, &ref);
+  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size, opts, &ref);
   if (rc < 0)
     return rc;
   if (!out)
@@ -25,13 +36,14 @@ static int iter_create(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
   mp_iter *it = malloc(sizeof *it);
   if (!it)
     return -ENOMEM;
-  mp_map_opts o = {.chunksize = opts ? opts->chunksize : 0};
-  it->j = mp__job_new_map(pool, f, in, n, in_size, out_size, &o, sink, &ref);
+  mp_map_opts o;
+  it->j = mp__job_new_map(pool, f, in, n, in_size, out_size,
+                          iter_opts(opts, &o), sink, &ref);
   if (!it->j) {
     free(it);
     return -ENOMEM;
   }
-  mp__job_check_done(it->j);
+  mp__job_start(pool, it->j, iter_opts(opts, &o));
   (void)mp__pool_step(pool, 0);
   *out = it;
   return 0;
@@ -49,6 +61,73 @@ int mp_pool_imap_unordered(mp_pool *pool, mp_map_fn f, const void *in,
                            const mp_map_opts *opts, mp_iter **out) {
   return iter_create(pool, f, in, n, in_size, out_size, opts, SINK_UNORDERED,
                      out);
+}
+
+static int iter_bytes_create(mp_pool *pool, mp_apply_fn f,
+                             const mp_bytes *in, size_t n, mp_source_fn src,
+                             void *src_arg, const mp_map_opts *opts,
+                             enum job_sink sink, mp_iter **out) {
+  mp__fnref ref = {0};
+  int rc = mp__bytes_args_ok(pool, f, in, n, &ref);
+  if (rc < 0)
+    return rc;
+  if (!out || (opts && opts->chunksize > UINT32_MAX / 2))
+    return MP_EINVAL;
+  mp_iter *it = malloc(sizeof *it);
+  if (!it)
+    return -ENOMEM;
+  mp_map_opts o;
+  job *j = mp__job_new_items(pool, JOB_BYTES, sink, n, iter_opts(opts, &o),
+                             &ref);
+  if (j && src && !(j->src_item = mp__buf_new((size_t)1 << 30))) {
+    mp__job_unref(j);
+    j = NULL;
+  }
+  if (!j) {
+    free(it);
+    return -ENOMEM;
+  }
+  j->afn = f;
+  j->bin = in;
+  j->src = src;
+  j->src_arg = src_arg;
+  j->out_size = sizeof(mp_bytes);
+  mp__job_start(pool, j, iter_opts(opts, &o));
+  it->j = j;
+  (void)mp__pool_step(pool, 0);
+  *out = it;
+  return 0;
+}
+
+int mp_pool_imap_bytes(mp_pool *pool, mp_apply_fn f, const mp_bytes *in,
+                       size_t n, const mp_map_opts *opts, mp_iter **out) {
+  return iter_bytes_create(pool, f, in, n, NULL, NULL, opts, SINK_ORDERED,
+                           out);
+}
+
+int mp_pool_imap_bytes_unordered(mp_pool *pool, mp_apply_fn f,
+                                 const mp_bytes *in, size_t n,
+                                 const mp_map_opts *opts, mp_iter **out) {
+  return iter_bytes_create(pool, f, in, n, NULL, NULL, opts, SINK_UNORDERED,
+                           out);
+}
+
+int mp_pool_imap_source(mp_pool *pool, mp_apply_fn f, mp_source_fn src,
+                        void *src_arg, const mp_map_opts *opts,
+                        mp_iter **out) {
+  if (!src)
+    return MP_EINVAL;
+  return iter_bytes_create(pool, f, NULL, 0, src, src_arg, opts, SINK_ORDERED,
+                           out);
+}
+
+int mp_pool_imap_source_unordered(mp_pool *pool, mp_apply_fn f,
+                                  mp_source_fn src, void *src_arg,
+                                  const mp_map_opts *opts, mp_iter **out) {
+  if (!src)
+    return MP_EINVAL;
+  return iter_bytes_create(pool, f, NULL, 0, src, src_arg, opts,
+                           SINK_UNORDERED, out);
 }
 
 /* The block holding the next item to return, or NULL if it has not come. */
@@ -71,24 +150,30 @@ static int iter_at_tail(const job *j) {
   return j->tail_next < j->n;
 }
 
+/* Every item returned: a source too has ended. */
+static int iter_exhausted(const job *j) {
+  return j->returned >= j->n && (!j->src || j->src_end);
+}
+
 static int iter_has_next(void *arg) {
   job *j = arg;
-  return iter_find(j) != NULL || iter_at_tail(j) || j->returned >= j->n ||
+  return iter_find(j) != NULL || iter_at_tail(j) || iter_exhausted(j) ||
          j->state == JOB_COMPLETE;
 }
 
-int mp_iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
-                 double timeout) {
-  if (!it || !out)
-    return MP_EINVAL;
+/* The next item of it: its output (out_size bytes) into out. */
+static int iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
+                     double timeout) {
   job *j = it->j;
-  if (j->returned >= j->n)
-    return MP_EOF;
+  if (iter_exhausted(j))
+    return j->src_end < 0 ? j->src_end : MP_EOF;
   block *b = iter_find(j);
   if (!b && !iter_at_tail(j) && j->state != JOB_COMPLETE) {
     int rc = mp__pool_drive(j->pool, iter_has_next, j, mp__deadline(timeout));
     if (rc < 0)
       return rc;
+    if (iter_exhausted(j)) /* a source that ended with nothing more */
+      return j->src_end < 0 ? j->src_end : MP_EOF;
     b = iter_find(j);
   }
   size_t idx;
@@ -119,6 +204,21 @@ int mp_iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
   if (status)
     *status = st;
   return st.code;
+}
+
+int mp_iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
+                 double timeout) {
+  if (!it || !out || it->j->kind != JOB_MAP)
+    return MP_EINVAL;
+  return iter_next(it, out, index, status, timeout);
+}
+
+int mp_iter_next_bytes(mp_iter *it, mp_bytes *out, size_t *index,
+                       mp_status *status, double timeout) {
+  if (!it || !out || it->j->kind != JOB_BYTES)
+    return MP_EINVAL;
+  *out = (mp_bytes){NULL, 0};
+  return iter_next(it, out, index, status, timeout);
 }
 
 void mp_iter_free(mp_iter *it) {

@@ -13,8 +13,16 @@ enum { CHUNKS_KEPT = 1024 };
 void mp__job_unref(job *j) {
   if (--j->refs > 0)
     return;
-  MP__LIST_EACH(n, nx, &j->blocks)
-    free(MP__ENTRY(n, block, link));
+  MP__LIST_EACH(n, nx, &j->blocks) {
+    block *b = MP__ENTRY(n, block, link);
+    if (j->kind == JOB_BYTES) { /* results never taken */
+      mp_bytes *r = (mp_bytes *)(void *)b->outs;
+      mp_bytes_free(r + b->taken, b->count - b->taken);
+    }
+    free(b);
+  }
+  mp__buf_free(j->src_item);
+  free(j->ctx);
   free(j->arg);
   free(j->res);
   free(j);
@@ -23,7 +31,9 @@ void mp__job_unref(job *j) {
 void mp__job_link(mp_pool *p, job *j) {
   j->pool = p;
   j->refs++;
-  j->state = j->n > 0 ? JOB_QUEUED : JOB_DRAINING;
+  if (j->timeout_ns)
+    p->ntimed++;
+  j->state = j->n > 0 || j->src ? JOB_QUEUED : JOB_DRAINING;
   mp__list_push(&p->jobs, &j->link);
 }
 
@@ -31,10 +41,13 @@ void mp__job_check_done(job *j) {
   mp_pool *p = j->pool;
   if (!p || j->inflight)
     return;
-  if (j->state != JOB_DETACHED && j->done < j->n)
+  if (j->state != JOB_DETACHED &&
+      (j->done < j->n || (j->src && !j->src_end)))
     return;
   j->pool = NULL;
   mp__list_remove(&j->link);
+  if (j->timeout_ns)
+    p->ntimed--;
   if (j->state == JOB_DETACHED) {
     mp__job_unref(j);
     return;
@@ -68,6 +81,8 @@ static block *block_new(job *j, size_t start, size_t count) {
   b->taken = 0;
   b->st = (mp_status *)(void *)(b + 1);
   b->outs = (char *)(b->st + count);
+  if (j->kind == JOB_BYTES) /* each result a malloc'd copy, none yet */
+    memset(b->outs, 0, count * j->out_size);
   mp__list_push(&j->blocks, &b->link);
   return b;
 }
@@ -97,7 +112,7 @@ void mp__job_fail_rest(job *j, int code, int detail) {
  * end of the round, when the pool's state is whole and the callback may
  * call the library (even terminate). One report per round carries the
  * latest count. */
-static void job_progress(job *j, size_t count) {
+void mp__job_progress(job *j, size_t count) {
   j->done += count;
   mp_pool *p = j->pool;
   if (!j->progress || j->state == JOB_DETACHED || !p ||
@@ -142,7 +157,7 @@ void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
     if (c)
       job_note_fail(j, start + i, c, d);
   }
-  job_progress(j, count);
+  mp__job_progress(j, count);
 }
 
 void mp__apply_deliver(job *j, int code, int detail, const char *data,
@@ -162,7 +177,7 @@ void mp__apply_deliver(job *j, int code, int detail, const char *data,
 }
 
 int mp__job_has_work(const job *j) {
-  if (j->state != JOB_QUEUED || j->next_item >= j->n)
+  if (j->state != JOB_QUEUED || (j->src ? j->src_end : j->next_item >= j->n))
     return 0;
   /* An iterator hands out input only as its items are taken, unless the
    * pool is closed: join must then be able to finish it unconsumed. */
@@ -214,6 +229,7 @@ void mp__chunk_free(mp_pool *p, chunk *c) {
   job *j = c->j;
   j->inflight--;
   free(c->t.tp_copy);
+  free(c->pack);
   if (p->nfree_chunks < CHUNKS_KEPT) {
     mp__list_push(&p->free_chunks, &c->link);
     p->nfree_chunks++;
@@ -230,13 +246,168 @@ void mp__chunks_release(mp_pool *p) {
   p->nfree_chunks = 0;
 }
 
-void mp__requeue(mp_pool *p, job *j, size_t start, size_t count, int deaths) {
+void mp__requeue(mp_pool *p, const chunk *from, size_t start, size_t count,
+                 int deaths) {
+  job *j = from->j;
   if (count == 0 || j->state == JOB_DETACHED)
     return;
-  chunk *c = mp__chunk_new(p, j, start, count, deaths);
+  chunk *c = j->kind == JOB_BYTES
+                 ? mp__bytes_chunk_sub(p, j, from, start - from->start, count,
+                                       deaths)
+                 : mp__chunk_new(p, j, start, count, deaths);
   if (!c) {
     job_fail_items(j, start, count, -ENOMEM, 0);
     return;
   }
   mp__list_push(&p->retry, &c->link);
 }
+
+/* ---- variable-length items ---- */
+
+/* Where item k of a pack of count items starts, and its length. */
+static const char *pack_item(const char *pack, size_t count, size_t k,
+                             uint32_t *len) {
+  const char *data = pack + mp__pad8(count * sizeof(uint32_t));
+  uint32_t l;
+  for (size_t i = 0; i < k; i++) {
+    memcpy(&l, pack + i * sizeof l, sizeof l);
+    data += mp__pad8(l);
+  }
+  memcpy(len, pack + k * sizeof *len, sizeof *len);
+  return data;
+}
+
+chunk *mp__bytes_chunk_sub(mp_pool *p, job *j, const chunk *from,
+                           size_t first, size_t count, int deaths) {
+  size_t data = 0;
+  for (size_t i = 0; i < count; i++) {
+    uint32_t l;
+    if (from)
+      (void)pack_item(from->pack, from->t.count, first + i, &l);
+    else
+      l = (uint32_t)j->bin[first + i].len;
+    data += mp__pad8(l);
+  }
+  size_t len = mp__bytes_body(count, data);
+  char *pack = calloc(1, len);
+  if (!pack)
+    return NULL;
+  char *w = pack + mp__pad8(count * sizeof(uint32_t));
+  for (size_t i = 0; i < count; i++) {
+    uint32_t l;
+    const char *src;
+    if (from) {
+      src = pack_item(from->pack, from->t.count, first + i, &l);
+    } else {
+      src = j->bin[first + i].data;
+      l = (uint32_t)j->bin[first + i].len;
+    }
+    memcpy(pack + i * sizeof l, &l, sizeof l);
+    if (l)
+      memcpy(w, src, l);
+    w += mp__pad8(l);
+  }
+  chunk *c = mp__chunk_new(p, j, from ? from->start + first : first, count,
+                           deaths);
+  if (!c) {
+    free(pack);
+    return NULL;
+  }
+  c->pack = pack;
+  c->pack_len = len;
+  return c;
+}
+
+void mp__job_deliver_bytes(job *j, size_t start, size_t count,
+                           const char *payload) {
+  if (j->state == JOB_DETACHED)
+    return;
+  mp_status *st = j->status ? j->status + start : NULL;
+  mp_bytes *dst = j->bout ? j->bout + start : NULL;
+  if (j->sink != SINK_ARRAY) {
+    block *b = block_new(j, start, count);
+    if (!b) {
+      j->done += count;
+      mp__job_fail_rest(j, -ENOMEM, 0);
+      return;
+    }
+    st = b->st;
+    dst = (mp_bytes *)(void *)b->outs;
+  }
+  const char *data = payload + count * sizeof(mp__item_res);
+  for (size_t i = 0; i < count; i++) {
+    mp__item_res r;
+    memcpy(&r, payload + i * sizeof r, sizeof r);
+    int c = r.code, d = r.detail;
+    if (!c && r.len) {
+      void *copy = malloc(r.len);
+      if (copy) {
+        memcpy(copy, data, r.len);
+        dst[i] = (mp_bytes){copy, r.len};
+      } else {
+        c = -ENOMEM;
+        d = 0;
+      }
+    }
+    data += mp__pad8(r.len);
+    if (st)
+      st[i] = (mp_status){c, d};
+    if (c)
+      job_note_fail(j, start + i, c, d);
+  }
+  mp__job_progress(j, count);
+}
+
+chunk *mp__source_chunk(mp_pool *p, job *j, size_t cnt) {
+  size_t head = mp__pad8(cnt * sizeof(uint32_t)), used = head, k = 0;
+  size_t cap = head + 4096;
+  char *pack = malloc(cap);
+  if (!pack)
+    return NULL;
+  while (k < cnt && used - head < j->byte_bound) {
+    mp__buf_reset(j->src_item);
+    int rc = j->src(j->src_arg, j->src_item);
+    size_t len;
+    int err;
+    const char *item = mp__buf_bytes(j->src_item, &len, &err);
+    if (rc <= 0 || err) {
+      j->src_end = rc < 0 ? rc : err ? err : 1;
+      break;
+    }
+    if (used + mp__pad8(len) > cap) {
+      size_t ncap = cap * 2 > used + mp__pad8(len) ? cap * 2
+                                                   : used + mp__pad8(len);
+      char *np = realloc(pack, ncap);
+      if (!np) { /* this item is lost: say so where the stream ends */
+        j->src_end = -ENOMEM;
+        break;
+      }
+      pack = np;
+      cap = ncap;
+    }
+    uint32_t l = (uint32_t)len;
+    memcpy(pack + k * sizeof l, &l, sizeof l);
+    if (len)
+      memcpy(pack + used, item, len);
+    memset(pack + used + len, 0, mp__pad8(len) - len);
+    used += mp__pad8(len);
+    k++;
+  }
+  chunk *c = NULL;
+  if (k) {
+    size_t lens = mp__pad8(k * sizeof(uint32_t));
+    memset(pack + k * sizeof(uint32_t), 0, lens - k * sizeof(uint32_t));
+    memmove(pack + lens, pack + head, used - head);
+    c = mp__chunk_new(p, j, j->n, k, 0);
+  }
+  if (!c) {
+    free(pack);
+    return NULL;
+  }
+  c->pack = pack;
+  c->pack_len = used - head + mp__pad8(k * sizeof(uint32_t));
+  j->n += k;
+  j->next_item += k;
+  return c;
+}
+

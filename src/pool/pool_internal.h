@@ -74,7 +74,7 @@ static inline mp__list *mp__list_first(const mp__list *h) {
 
 /* ---- what the core hands a transport ---- */
 
-enum { MP__TASK_MAP, MP__TASK_APPLY };
+enum { MP__TASK_MAP, MP__TASK_APPLY, MP__TASK_BYTES };
 
 typedef struct mp__task {
   uint64_t id;      /* unique in its pool, never 0 */
@@ -85,12 +85,20 @@ typedef struct mp__task {
   const char *in;   /* map: count * in_size bytes; apply: the argument */
   size_t in_len;
   uint32_t count, in_size, out_size; /* map */
+  uint32_t flags;   /* MP__TF_* */
+  const char *ctx;  /* the call's context, ctx_len bytes, id ctx_id (0:
+                     * none): a worker needs it once, before the first
+                     * task of the call it runs */
+  size_t ctx_len;
+  uint64_t ctx_id;
   int by_ref;       /* in stays unchanged until this task's result is in:
                      * it may be sent by reference (vmsplice) */
   /* The transport's own, while the task is with it. */
   mp__list tp_link;
   size_t tp_off;    /* bytes of its frame already sent */
   char *tp_copy;    /* its input, copied by cancel(); freed by the core */
+  int tp_ctx;       /* its context goes before it */
+  unsigned char tp_head[80] __attribute__((aligned(16))); /* its headers */
 } mp__task;
 
 /* How a worker was lost, as its transport saw it. */
@@ -160,7 +168,7 @@ extern const mp__tp_ops mp__tp_fork;
 
 /* ---- the core's records ---- */
 
-enum job_kind { JOB_MAP, JOB_APPLY };
+enum job_kind { JOB_MAP, JOB_APPLY, JOB_BYTES };
 enum job_sink { SINK_ARRAY, SINK_ORDERED, SINK_UNORDERED };
 enum job_state {
   JOB_QUEUED,   /* items left to hand out */
@@ -213,8 +221,22 @@ struct mp_result {
   mp_status tail_st;
 
   mp__fnref ref; /* the function, for by_reference transports */
+  char *ctx;     /* the call's context, copied; ctx_id 0: none */
+  size_t ctx_len;
+  uint64_t ctx_id;
+  int64_t timeout_ns; /* per item: 0 the pool's, negative none */
 
-  /* apply */
+  /* variable-length items (JOB_BYTES; the function is afn) */
+  const mp_bytes *bin; /* the items, or */
+  mp_source_fn src;    /* where they come from, one at a time */
+  void *src_arg;
+  int src_end;         /* source: 0 active, 1 ended, < 0 its error */
+  mp_buf *src_item;    /* the item the source is writing */
+  size_t byte_bound;   /* bytes of items a default chunk holds at most */
+  size_t cs_max;       /* items a default chunk holds at most */
+  mp_bytes *bout;      /* map_bytes: the results */
+
+  /* apply (and the function of a bytes job) */
   mp_apply_fn afn;
   char *arg;
   size_t arg_len;
@@ -239,6 +261,8 @@ typedef struct chunk {
   job *j;
   size_t start;
   int deaths;     /* workers lost running it with no item to blame */
+  char *pack;     /* JOB_BYTES: its items' lengths then bytes (owned) */
+  size_t pack_len;
   mp__task t;     /* what the transport sees; t.id 0: not yet sent */
 } chunk;
 
@@ -273,7 +297,8 @@ struct mp_pool {
   int closed, terminated;
   int init_failures;   /* workers in a row lost in the initializer */
   mp_status init_fail; /* how the last one was lost */
-  uint64_t next_id;
+  uint64_t next_id, next_ctx;
+  int ntimed;          /* incomplete jobs with a timeout of their own */
   mp__list jobs;       /* incomplete jobs, oldest first */
   mp__list retry;      /* chunks taken back from lost workers */
   mp__list free_chunks;
@@ -294,12 +319,24 @@ enum {
 
 /* A job with no items yet, its lists empty, one reference (the caller's). */
 job *mp__job_new(mp_pool *p, enum job_kind kind, enum job_sink sink);
-/* MP_EINVAL or MP_ECLOSED for a map's arguments, else 0. With a
- * by_reference transport, f is made a reference into *ref (MP_EINVAL when
- * it cannot be: see mp__fnref_make). */
+/* MP_EINVAL or MP_ECLOSED for a map's arguments (an explicit chunksize
+ * too large for one message included), else 0. With a by_reference
+ * transport, f is made a reference into *ref (MP_EINVAL when it cannot
+ * be: see mp__fnref_make). */
 int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
-                    size_t in_size, size_t out_size, mp__fnref *ref);
-/* A map job over in, linked to the pool; NULL when out of memory. */
+                    size_t in_size, size_t out_size, const mp_map_opts *mo,
+                    mp__fnref *ref);
+/* The same for variable-length items (in may be NULL for a source). */
+int mp__bytes_args_ok(mp_pool *p, mp_apply_fn f, const mp_bytes *in,
+                      size_t n, mp__fnref *ref);
+/* A job of n items (so far) with a call's options (context, timeout,
+ * status, progress), not yet linked: set its inputs, then mp__job_start. */
+job *mp__job_new_items(mp_pool *p, enum job_kind kind, enum job_sink sink,
+                       size_t n, const mp_map_opts *mo, const mp__fnref *ref);
+/* Its chunking and window, then into the pool's list. */
+void mp__job_start(mp_pool *p, job *j, const mp_map_opts *mo);
+/* A map job over in, not yet started (mp__job_start); NULL when out of
+ * memory. */
 job *mp__job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
                      size_t in_size, size_t out_size, const mp_map_opts *mo,
                      enum job_sink sink, const mp__fnref *ref);
@@ -307,6 +344,7 @@ job *mp__job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
 /* ---- job.c: jobs and their outcomes ---- */
 
 void mp__job_unref(job *j);
+/* Into the pool's list of jobs (the pool's reference). */
 void mp__job_link(mp_pool *p, job *j);
 /* The job may be complete: if so, leave the pool's list, queue callbacks. */
 void mp__job_check_done(job *j);
@@ -318,6 +356,8 @@ void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
 /* The apply's outcome, its result bytes copied. */
 void mp__apply_deliver(job *j, int code, int detail, const char *data,
                        size_t len);
+/* Count items done and queue a progress report for the end of the round. */
+void mp__job_progress(job *j, size_t count);
 /* Items never handed out fail with code, detail. */
 void mp__job_fail_rest(job *j, int code, int detail);
 /* Whether the job can hand out a chunk now. */
@@ -329,8 +369,22 @@ void mp__chunk_free(mp_pool *p, chunk *c);
 /* Fail items [start, start + count) of c's job with code, detail. */
 void mp__chunk_fail(chunk *c, size_t start, size_t count, int code,
                     int detail);
-/* Put items [start, start + count) of j on the retry list. */
-void mp__requeue(mp_pool *p, job *j, size_t start, size_t count, int deaths);
+/* Put items [start, start + count) of j on the retry list; from is the
+ * chunk that held them (a bytes job's item bytes are copied from it). */
+void mp__requeue(mp_pool *p, const chunk *from, size_t start, size_t count,
+                 int deaths);
+/* A bytes-job chunk of the items [first, first + count) of from (NULL: of
+ * the job's array), its pack built. NULL when out of memory. */
+chunk *mp__bytes_chunk_sub(mp_pool *p, job *j, const chunk *from,
+                           size_t first, size_t count, int deaths);
+/* A chunk of up to cnt items pulled from j's source (growing j->n); NULL
+ * when the source had none (it ended or failed: j->src_end says) or no
+ * memory. */
+chunk *mp__source_chunk(mp_pool *p, job *j, size_t cnt);
+/* Outcomes for items [start, start + count) of a bytes job from a result
+ * payload already validated (mp__bytes_res_check). */
+void mp__job_deliver_bytes(job *j, size_t start, size_t count,
+                           const char *payload);
 /* Release the chunk records kept for reuse. */
 void mp__chunks_release(mp_pool *p);
 

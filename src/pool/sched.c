@@ -30,6 +30,44 @@ static job *sched_next_job(const mp_pool *p) {
   return NULL;
 }
 
+/* Items the next chunk of j takes: the explicit chunksize, or a guided
+ * share of what is left (a quarter of a worker's share: chunks shrink as
+ * the input runs out, so the last ones are small and the end balances),
+ * within the job's bound and, for an iterator, its window. */
+static size_t job_next_count(const mp_pool *p, const job *j) {
+  size_t cs = j->chunksize;
+  if (!cs) {
+    size_t left = j->src ? j->cs_max : j->n - j->next_item;
+    size_t div = (size_t)p->nproc * 4;
+    cs = left / div + (left % div != 0);
+    if (cs > j->cs_max)
+      cs = j->cs_max;
+    if (!cs)
+      cs = 1;
+  }
+  if (!j->src && cs > j->n - j->next_item)
+    cs = j->n - j->next_item;
+  if (j->sink != SINK_ARRAY && !p->closed &&
+      cs > j->window - (j->next_item - j->returned))
+    cs = j->window - (j->next_item - j->returned);
+  return cs;
+}
+
+/* How many of the next cnt items of bytes job j's array fit its byte
+ * bound (at least one; all cnt when the chunksize was given). */
+static size_t bytes_fit(const job *j, size_t cnt) {
+  if (j->chunksize)
+    return cnt;
+  size_t bytes = 0, k = 0;
+  while (k < cnt) {
+    bytes += mp__pad8(j->bin[j->next_item + k].len);
+    if (k && bytes > j->byte_bound)
+      break;
+    k++;
+  }
+  return k;
+}
+
 /* The next chunk to send: retries first, then jobs in submission order. */
 static chunk *sched_next_chunk(mp_pool *p) {
   mp__list *n;
@@ -40,22 +78,39 @@ static chunk *sched_next_chunk(mp_pool *p) {
       return c;
     mp__chunk_free(p, c);
   }
-  job *j = sched_next_job(p);
-  if (!j)
-    return NULL;
-  size_t cnt = j->chunksize;
-  if (cnt > j->n - j->next_item)
-    cnt = j->n - j->next_item;
-  if (j->sink != SINK_ARRAY && !p->closed &&
-      cnt > j->window - (j->next_item - j->returned))
-    cnt = j->window - (j->next_item - j->returned);
-  chunk *c = mp__chunk_new(p, j, j->next_item, cnt, 0);
-  if (!c)
-    return NULL;
-  j->next_item += cnt;
-  if (j->next_item >= j->n)
-    j->state = JOB_DRAINING;
-  return c;
+  for (;;) {
+    job *j = sched_next_job(p);
+    if (!j)
+      return NULL;
+    size_t cnt = job_next_count(p, j);
+    chunk *c;
+    if (j->src) {
+      c = mp__source_chunk(p, j, cnt);
+    } else if (j->kind == JOB_BYTES) {
+      cnt = bytes_fit(j, cnt);
+      c = mp__bytes_chunk_sub(p, j, NULL, j->next_item, cnt, 0);
+      if (c)
+        j->next_item += cnt;
+    } else {
+      c = mp__chunk_new(p, j, j->next_item, cnt, 0);
+      if (c)
+        j->next_item += cnt;
+    }
+    if (j->src ? j->src_end != 0 : j->next_item >= j->n)
+      j->state = JOB_DRAINING;
+    if (c)
+      return c;
+    if (!j->src || !j->src_end)
+      return NULL; /* out of memory: try again next round */
+    mp__job_check_done(j); /* the source ended with nothing more */
+  }
+}
+
+/* Seconds, in ns, one item of j may run; <= 0: no limit. */
+static int64_t job_limit(const mp_pool *p, const job *j) {
+  if (j->timeout_ns)
+    return j->timeout_ns;
+  return p->opts.task_timeout > 0 ? (int64_t)(p->opts.task_timeout * 1e9) : 0;
 }
 
 /* Fill in what the transport sees of chunk c. */
@@ -65,6 +120,11 @@ static void task_prepare(mp_pool *p, chunk *c) {
   t->id = ++p->next_id;
   t->tp_off = 0;
   t->ref = p->tp_ops->by_reference ? &j->ref : NULL;
+  t->flags = job_limit(p, j) > 0 ? MP__TF_TIMED : 0;
+  t->ctx = j->ctx;
+  t->ctx_len = j->ctx_len;
+  t->ctx_id = j->ctx_id;
+  t->by_ref = 0;
   if (j->kind == JOB_MAP) {
     t->kind = MP__TASK_MAP;
     t->fn = (void (*)(void))j->mfn;
@@ -75,12 +135,16 @@ static void task_prepare(mp_pool *p, chunk *c) {
     /* The caller waits in mp_pool_map until every chunk's result is in,
      * and may not write to its input meanwhile (mpool.h). */
     t->by_ref = j->blocking;
+  } else if (j->kind == JOB_BYTES) {
+    t->kind = MP__TASK_BYTES;
+    t->fn = (void (*)(void))j->afn;
+    t->in = c->pack;
+    t->in_len = c->pack_len;
   } else {
     t->kind = MP__TASK_APPLY;
     t->fn = (void (*)(void))j->afn;
     t->in = j->arg;
     t->in_len = j->arg_len;
-    t->by_ref = 0;
   }
 }
 
@@ -117,7 +181,8 @@ static int sched_next_is_small(const mp_pool *p) {
   if (!mp__list_empty(&p->retry))
     return 0;
   const job *j = sched_next_job(p);
-  return j && j->kind == JOB_MAP && j->chunksize <= MP__SMALL_CHUNK &&
+  return j && j->kind == JOB_MAP && j->chunksize &&
+         j->chunksize <= MP__SMALL_CHUNK &&
          (j->n - j->next_item) / j->chunksize >
              (size_t)p->nproc * MP__DEEP_WINDOW;
 }
@@ -174,11 +239,24 @@ void mp__sched_kill(mp_pool *p, int w, int code, uint64_t task,
   p->tp_ops->kill(p->tp, w, drain);
 }
 
+/* The item limit of the task worker cw runs (task 0: its oldest). */
+static int64_t running_limit(const mp_pool *p, const core_worker *cw,
+                             uint64_t task) {
+  MP__LIST_EACH(n, nx, &cw->q) {
+    const chunk *c = MP__ENTRY(n, chunk, link);
+    if (!task || c->t.id == task)
+      return job_limit(p, c->j);
+  }
+  return 0;
+}
+
 int64_t mp__sched_timeouts(mp_pool *p, int kill_now) {
   int64_t soonest = INT64_MAX;
-  if (p->opts.task_timeout <= 0)
+  if (p->opts.task_timeout <= 0 && !p->ntimed)
     return soonest;
-  int64_t limit = (int64_t)(p->opts.task_timeout * 1e9);
+  int64_t init_limit = p->opts.task_timeout > 0
+                           ? (int64_t)(p->opts.task_timeout * 1e9)
+                           : 0;
   int64_t now = mp__now_ns();
   for (int i = 0; i < p->nproc; i++) {
     core_worker *cw = &p->w[i];
@@ -186,18 +264,28 @@ int64_t mp__sched_timeouts(mp_pool *p, int kill_now) {
       continue;
     uint64_t task;
     uint32_t item;
-    int64_t due;
+    int64_t due, limit;
     if (!p->tp_ops->ready(p->tp, i)) {
-      /* An initializer is bounded as a task is. */
-      due = cw->born_ns + limit;
-      if (due <= now && kill_now) {
-        mp__sched_kill(p, i, MP_ETIMEDOUT, 0, 0, 1);
-        cw->kill_init = 1;
+      /* An initializer is bounded as a task is. Without a bound of its
+       * own, the work it holds has one from the moment it starts: look
+       * again by then, as nothing else would wake us. */
+      if (init_limit) {
+        due = cw->born_ns + init_limit;
+        if (due <= now && kill_now) {
+          mp__sched_kill(p, i, MP_ETIMEDOUT, 0, 0, 1);
+          cw->kill_init = 1;
+          continue;
+        }
+      } else if (cw->nq && (limit = running_limit(p, cw, 0)) > 0) {
+        due = now + limit;
+      } else {
         continue;
       }
     } else if (!cw->nq) {
       continue;
     } else if (p->tp_ops->running(p->tp, i, &task, &item, &due)) {
+      if ((limit = running_limit(p, cw, task)) <= 0)
+        continue;
       due += limit;
       if (due <= now && kill_now) {
         mp__sched_kill(p, i, MP_ETIMEDOUT, task, item, 1);
@@ -207,6 +295,8 @@ int64_t mp__sched_timeouts(mp_pool *p, int kill_now) {
       /* A worker that holds work but shows no item yet (it is reading its
        * task, or moving on) starts one at the earliest now: look again by
        * now + limit at the latest, since nothing else would wake us. */
+      if ((limit = running_limit(p, cw, 0)) <= 0)
+        continue;
       due = now + limit;
     }
     if (due < soonest)
@@ -262,6 +352,11 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
     mp__job_deliver(j, c->start, c->t.count,
                     codes ? outs + (size_t)c->t.count * j->out_size : NULL,
                     outs, 0, 0);
+  } else if (j->kind == JOB_BYTES) {
+    if (mp__bytes_res_check(payload, (uint32_t)len, c->t.count,
+                            (uint32_t)p->max_res) < 0)
+      return MP_EPROTO;
+    mp__job_deliver_bytes(j, c->start, c->t.count, payload);
   } else {
     if (mp__apply_res_check(payload, (uint32_t)len, (uint32_t)p->max_res) < 0)
       return MP_EPROTO;
@@ -277,43 +372,52 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
 }
 
 /*
- * Chunk c, the oldest its worker held, was running when the worker sent
- * bytes that are not a frame: one of its items wrote to the worker's pipes.
- * Only items up to the one running when the bytes were read (item, or the
- * whole chunk if the worker had left it) can have written them; the items
- * after it are sent again as they are. One suspect alone is the culprit and
- * fails with MP_EPROTO; several are each sent again alone, so the culprit
- * is found on its own and the others deliver, as around a crash.
+ * Worker cw sent bytes that are not a frame: an item it ran wrote to its
+ * pipes. Only items it had run by the time the bytes were read can have:
+ * those of the chunks it holds up to the one it was running then (its
+ * earlier ones finished, their results held back: worker.c), up to that
+ * item; none of them if it was running nothing known, then all it holds.
+ * One suspect alone is the culprit and fails with MP_EPROTO; several are
+ * each sent again alone, so the culprit is found on its own and the others
+ * deliver, as around a crash. Items after them are sent again as they are.
  */
-static void chunk_proto_blame(mp_pool *p, chunk *c, const mp__loss *loss) {
-  job *j = c->j;
-  size_t last = c->t.count - 1;
-  if (loss->task && loss->task == c->t.id && loss->item < c->t.count)
-    last = loss->item;
-  if (last == 0) {
-    mp__chunk_fail(c, c->start, 1, MP_EPROTO, 0);
-  } else {
-    for (size_t i = 0; i <= last; i++)
-      mp__requeue(p, j, c->start + i, 1, 0);
+static void proto_blame(mp_pool *p, core_worker *cw, const mp__loss *loss) {
+  size_t suspects = 0;
+  int found = 0;
+  MP__LIST_EACH(n, nx, &cw->q) {
+    const chunk *c = MP__ENTRY(n, chunk, link);
+    if (loss->task && c->t.id == loss->task && loss->item < c->t.count) {
+      suspects += loss->item + 1;
+      found = 1;
+      break;
+    }
+    suspects += c->t.count;
   }
-  mp__requeue(p, j, c->start + last + 1, c->t.count - last - 1, 0);
+  int past = 0;
+  MP__LIST_EACH(n, nx, &cw->q) {
+    chunk *c = MP__ENTRY(n, chunk, link);
+    mp__list_remove(n);
+    size_t upto = past ? 0 : c->t.count; /* suspects in c: [0, upto) */
+    if (!past && found && c->t.id == loss->task) {
+      upto = loss->item + 1;
+      past = 1;
+    }
+    if (suspects == 1 && upto == 1) {
+      mp__chunk_fail(c, c->start, 1, MP_EPROTO, 0);
+    } else {
+      for (size_t i = 0; i < upto; i++)
+        mp__requeue(p, c, c->start + i, 1, 0);
+    }
+    mp__requeue(p, c, c->start + upto, c->t.count - upto, c->deaths);
+    mp__chunk_free(p, c);
+  }
 }
 
-/* What worker w's chunk c costs now that w is lost. head: c is the oldest
- * it held, the one it ran; self: it ended by itself (not killed by us). */
+/* What worker w's chunk c costs now that w is lost. head: c is the one it
+ * was running; self: it ended by itself (not killed by us). */
 static void chunk_settle(mp_pool *p, const core_worker *cw, chunk *c,
                          int head, int self, const mp__loss *loss) {
-  job *j = c->j;
   size_t count = c->t.count;
-  if (head && loss->why == MP__LOST_PROTO && !cw->kill_code) {
-    chunk_proto_blame(p, c, loss);
-    return;
-  }
-  if (head && loss->why == MP__LOST_NOMEM && !cw->kill_code) {
-    /* Its result could not be received; the next chunks can be. */
-    mp__chunk_fail(c, c->start, count, -ENOMEM, 0);
-    return;
-  }
   size_t bad = SIZE_MAX; /* item index within the chunk that fails */
   int code = MP_ECRASHED, detail = loss->detail;
   if (cw->kill_code == MP_ETIMEDOUT && !cw->kill_init &&
@@ -326,14 +430,14 @@ static void chunk_settle(mp_pool *p, const core_worker *cw, chunk *c,
   }
   if (bad < count) {
     mp__chunk_fail(c, c->start + bad, 1, code, detail);
-    mp__requeue(p, j, c->start, bad, 0);
-    mp__requeue(p, j, c->start + bad + 1, count - bad - 1, 0);
+    mp__requeue(p, c, c->start, bad, 0);
+    mp__requeue(p, c, c->start + bad + 1, count - bad - 1, 0);
   } else if (head && self && c->deaths + 1 >= CHUNK_DEATHS_MAX) {
     /* Its workers keep dying between its items (in the flush after them,
      * say): resending it would fork forever. */
     mp__chunk_fail(c, c->start, count, MP_ECRASHED, loss->detail);
   } else {
-    mp__requeue(p, j, c->start, count,
+    mp__requeue(p, c, c->start, count,
                 head && self ? c->deaths + 1 : c->deaths);
   }
 }
@@ -348,6 +452,17 @@ void mp__core_lost(mp_pool *p, int w, const mp__loss *loss) {
       loss->status_known && loss->detail != -SIGKILL)
     cw->kill_code = cw->kill_init = 0;
   int self = !cw->kill_code && loss->why == MP__LOST_EXIT;
+  if (!cw->kill_code && loss->why == MP__LOST_PROTO)
+    proto_blame(p, cw, loss); /* empties its queue */
+  mp__list *oldest = mp__list_first(&cw->q);
+  if (oldest && !cw->kill_code && loss->why == MP__LOST_NOMEM) {
+    /* The result that could not be received is the oldest one's; the
+     * others run again. */
+    chunk *c = MP__ENTRY(oldest, chunk, link);
+    mp__list_remove(oldest);
+    mp__chunk_fail(c, c->start, c->t.count, -ENOMEM, 0);
+    mp__chunk_free(p, c);
+  }
   if (cw->kill_init) {
     p->init_failures++;
     p->init_fail = (mp_status){MP_ETIMEDOUT, 0};
@@ -357,13 +472,22 @@ void mp__core_lost(mp_pool *p, int w, const mp__loss *loss) {
   } else if (self) {
     p->init_failures = 0;
   }
-  int head = 1;
+  /* The chunk it was running: the one the loss names, else its oldest.
+   * Chunks before it were finished, their results held back to go out
+   * with the next ones (worker.c): they run again, blamed for nothing. */
+  chunk *ran = NULL;
+  MP__LIST_EACH(n, nx, &cw->q) {
+    chunk *c = MP__ENTRY(n, chunk, link);
+    if (!ran || (loss->task && c->t.id == loss->task))
+      ran = c;
+    if (loss->task && c->t.id == loss->task)
+      break;
+  }
   MP__LIST_EACH(n, nx, &cw->q) {
     chunk *c = MP__ENTRY(n, chunk, link);
     mp__list_remove(n);
-    chunk_settle(p, cw, c, head, self, loss);
+    chunk_settle(p, cw, c, c == ran, self, loss);
     mp__chunk_free(p, c);
-    head = 0;
   }
   int64_t born = cw->born_ns;
   memset(cw, 0, sizeof *cw);

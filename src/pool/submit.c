@@ -9,6 +9,7 @@
 enum {
   CHUNK_BYTES = 256 * 1024,     /* bound on a map chunk's input or output */
   ITER_CHUNK_BYTES = 64 * 1024, /* tighter bound for iterators: flat memory */
+  BYTES_ITEMS_MAX = 4096,       /* variable-length items per default chunk */
 };
 #define MAX_ELEM ((size_t)1 << 30)
 #define MAX_ARG (((size_t)2 << 30) - 4096)
@@ -28,62 +29,116 @@ job *mp__job_new(mp_pool *p, enum job_kind kind, enum job_sink sink) {
   return j;
 }
 
-static size_t pick_chunksize(const mp_pool *p, size_t n, size_t in_size,
-                             size_t out_size, size_t asked, size_t bytes) {
-  size_t cs = asked;
-  if (cs == 0) {
-    size_t div = (size_t)p->nproc * 4;
-    cs = n / div + (n % div != 0);
-  }
-  size_t elem = in_size > out_size + sizeof(int32_t) ? in_size
-                                                     : out_size + sizeof(int32_t);
-  size_t bound = bytes / elem;
-  if (cs > bound)
-    cs = bound;
-  if (cs > UINT32_MAX / 2)
-    cs = UINT32_MAX / 2;
-  return cs ? cs : 1;
-}
-
 /* f as a reference, when the pool's transport needs one. */
 static int fn_ref(const mp_pool *p, mp__fn f, mp__fnref *ref) {
   return p->tp_ops->by_reference ? mp__fnref_make(f, ref) : 0;
 }
 
 int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
-                    size_t in_size, size_t out_size, mp__fnref *ref) {
+                    size_t in_size, size_t out_size, const mp_map_opts *mo,
+                    mp__fnref *ref) {
   if (!p || !f || in_size == 0 || out_size == 0 || in_size > MAX_ELEM ||
       out_size > MAX_ELEM || (n && !in) || n > SIZE_MAX / 2 / in_size ||
       n > SIZE_MAX / 2 / out_size)
+    return MP_EINVAL;
+  /* An explicit chunk travels as one message of at most MAX_ELEM bytes
+   * each way: a larger one is refused, not cut down. */
+  size_t cs = mo ? mo->chunksize : 0;
+  if (cs && (cs > MAX_ELEM / in_size ||
+             cs > MAX_ELEM / (out_size + sizeof(int32_t))))
     return MP_EINVAL;
   if (p->closed)
     return MP_ECLOSED;
   return fn_ref(p, (mp__fn)f, ref);
 }
 
-job *mp__job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
-                     size_t in_size, size_t out_size, const mp_map_opts *mo,
-                     enum job_sink sink, const mp__fnref *ref) {
-  job *j = mp__job_new(p, JOB_MAP, sink);
+/* A call's context and timeout, from opts, into j. Returns 0 or -ENOMEM. */
+static int job_call_opts(mp_pool *p, job *j, const void *ctx, size_t ctx_len,
+                         double timeout) {
+  if (ctx) {
+    j->ctx = malloc(ctx_len ? ctx_len : 1);
+    if (!j->ctx)
+      return -ENOMEM;
+    memcpy(j->ctx, ctx, ctx_len);
+    j->ctx_len = ctx_len;
+    j->ctx_id = ++p->next_ctx;
+  }
+  if (timeout < 0 || timeout > 1e9)
+    j->timeout_ns = -1;
+  else if (timeout > 0)
+    j->timeout_ns = (int64_t)(timeout * 1e9) ? (int64_t)(timeout * 1e9) : 1;
+  return 0;
+}
+
+/* Chunking for a job of fixed-size items (in_size, out_size) or, out_size
+ * 0, of variable-length ones: the explicit chunksize or the guided rule's
+ * bounds, and an iterator's window. */
+static void job_chunking(mp_pool *p, job *j, size_t asked) {
+  size_t bytes = j->sink == SINK_ARRAY ? CHUNK_BYTES : ITER_CHUNK_BYTES;
+  if (j->kind == JOB_MAP) {
+    size_t elem = j->in_size > j->out_size + sizeof(int32_t)
+                      ? j->in_size
+                      : j->out_size + sizeof(int32_t);
+    j->cs_max = bytes / elem ? bytes / elem : 1;
+  } else {
+    j->byte_bound = bytes;
+    j->cs_max = BYTES_ITEMS_MAX;
+  }
+  j->chunksize = asked;
+  size_t cs0 = asked;
+  if (!cs0) {
+    size_t div = (size_t)p->nproc * 4;
+    cs0 = j->src ? j->cs_max : j->n / div + (j->n % div != 0);
+    if (cs0 > j->cs_max)
+      cs0 = j->cs_max;
+    if (!cs0)
+      cs0 = 1;
+  }
+  int deep = asked && asked <= MP__SMALL_CHUNK ? MP__DEEP_WINDOW : MP__WINDOW;
+  j->window = cs0 * (size_t)p->nproc * (size_t)(deep + 1);
+}
+
+job *mp__job_new_items(mp_pool *p, enum job_kind kind, enum job_sink sink,
+                       size_t n, const mp_map_opts *mo, const mp__fnref *ref) {
+  job *j = mp__job_new(p, kind, sink);
   if (!j)
     return NULL;
-  j->mfn = f;
   j->ref = *ref;
-  j->in = in;
   j->n = n;
-  j->in_size = in_size;
-  j->out_size = out_size;
-  j->chunksize = pick_chunksize(
-      p, n, in_size, out_size, mo ? mo->chunksize : 0,
-      sink == SINK_ARRAY ? CHUNK_BYTES : ITER_CHUNK_BYTES);
+  if (mo && job_call_opts(p, j, mo->context, mo->context_len,
+                          mo->task_timeout) < 0) {
+    mp__job_unref(j);
+    return NULL;
+  }
   if (sink == SINK_ARRAY && mo) {
     j->status = mo->status;
     j->progress = mo->progress;
     j->progress_arg = mo->progress_arg;
   }
-  int deep = j->chunksize <= MP__SMALL_CHUNK ? MP__DEEP_WINDOW : MP__WINDOW;
-  j->window = j->chunksize * (size_t)p->nproc * (size_t)(deep + 1);
+  return j;
+}
+
+/* Link a job made by mp__job_new_items once its inputs are set. */
+void mp__job_start(mp_pool *p, job *j, const mp_map_opts *mo) {
+  job_chunking(p, j, mo ? mo->chunksize : 0);
   mp__job_link(p, j);
+  /* The first report, 0 done, before any result can have come: here,
+   * not queued, since a queued report carries the count of its round. */
+  if (j->progress)
+    j->progress(0, j->n, j->progress_arg);
+  mp__job_check_done(j); /* n == 0 */
+}
+
+job *mp__job_new_map(mp_pool *p, mp_map_fn f, const void *in, size_t n,
+                     size_t in_size, size_t out_size, const mp_map_opts *mo,
+                     enum job_sink sink, const mp__fnref *ref) {
+  job *j = mp__job_new_items(p, JOB_MAP, sink, n, mo, ref);
+  if (!j)
+    return NULL;
+  j->mfn = f;
+  j->in = in;
+  j->in_size = in_size;
+  j->out_size = out_size;
   return j;
 }
 
@@ -126,7 +181,8 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
                       size_t in_size, void *out, size_t out_size,
                       const mp_map_async_opts *opts, mp_result **out_result) {
   mp__fnref ref = {0};
-  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size, &ref);
+  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size,
+                           opts ? &opts->map : NULL, &ref);
   if (rc < 0)
     return rc;
   if (!out_result || (n && !out))
@@ -141,7 +197,7 @@ int mp_pool_map_async(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
     j->ecb = opts->async.error_callback;
     j->cb_arg = opts->async.arg;
   }
-  mp__job_check_done(j); /* n == 0 */
+  mp__job_start(pool, j, opts ? &opts->map : NULL);
   (void)mp__pool_step(pool, 0); /* a failing wait shows at the next one */
   *out_result = j;
   return 0;
@@ -151,7 +207,7 @@ int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
                 size_t in_size, void *out, size_t out_size,
                 const mp_map_opts *opts) {
   mp__fnref ref = {0};
-  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size, &ref);
+  int rc = mp__map_args_ok(pool, f, in, n, in_size, out_size, opts, &ref);
   if (rc < 0)
     return rc;
   if (n && !out)
@@ -162,7 +218,7 @@ int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
     return -ENOMEM;
   j->out = out;
   j->blocking = 1;
-  mp__job_check_done(j);
+  mp__job_start(pool, j, opts);
   rc = job_wait_blocking(j);
   if (rc == 0)
     rc = job_outcome(j, NULL);
@@ -171,7 +227,7 @@ int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
 }
 
 static int apply_submit(mp_pool *pool, mp_apply_fn f, const void *arg,
-                        size_t len, job **out) {
+                        size_t len, const mp_async_opts *opts, job **out) {
   if (!pool || !f || (len && !arg) || len > MAX_ARG)
     return MP_EINVAL;
   if (pool->closed)
@@ -192,10 +248,16 @@ static int apply_submit(mp_pool *pool, mp_apply_fn f, const void *arg,
     }
     memcpy(j->arg, arg, len);
   }
+  if (opts && job_call_opts(pool, j, opts->context, opts->context_len,
+                            opts->task_timeout) < 0) {
+    mp__job_unref(j);
+    return -ENOMEM;
+  }
   j->afn = f;
   j->arg_len = len;
   j->n = 1;
   j->chunksize = 1;
+  j->cs_max = 1;
   mp__job_link(pool, j);
   *out = j;
   return 0;
@@ -206,7 +268,7 @@ int mp_pool_apply(mp_pool *pool, mp_apply_fn f, const void *arg, size_t len,
   if (!result || !result_len)
     return MP_EINVAL;
   job *j;
-  int rc = apply_submit(pool, f, arg, len, &j);
+  int rc = apply_submit(pool, f, arg, len, NULL, &j);
   if (rc < 0)
     return rc;
   rc = job_wait_blocking(j);
@@ -228,7 +290,7 @@ int mp_pool_apply_async(mp_pool *pool, mp_apply_fn f, const void *arg,
   if (!out)
     return MP_EINVAL;
   job *j;
-  int rc = apply_submit(pool, f, arg, len, &j);
+  int rc = apply_submit(pool, f, arg, len, opts, &j);
   if (rc < 0)
     return rc;
   if (opts) {
@@ -296,4 +358,51 @@ void mp_result_free(mp_result *r) {
   }
   job_detach(r);
   mp__job_unref(r);
+}
+
+/* ---- variable-length items ---- */
+
+void mp_bytes_free(mp_bytes *b, size_t n) {
+  for (size_t i = 0; b && i < n; i++) {
+    free((void *)b[i].data);
+    b[i] = (mp_bytes){NULL, 0};
+  }
+}
+
+int mp__bytes_args_ok(mp_pool *p, mp_apply_fn f, const mp_bytes *in,
+                      size_t n, mp__fnref *ref) {
+  if (!p || !f || (n && !in) || n > SIZE_MAX / sizeof(mp_bytes))
+    return MP_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (in[i].len > MAX_ELEM || (in[i].len && !in[i].data))
+      return MP_EINVAL;
+  if (p->closed)
+    return MP_ECLOSED;
+  return fn_ref(p, (mp__fn)f, ref);
+}
+
+int mp_pool_map_bytes(mp_pool *pool, mp_apply_fn f, const mp_bytes *in,
+                      size_t n, mp_bytes *out, const mp_map_opts *opts) {
+  mp__fnref ref = {0};
+  int rc = mp__bytes_args_ok(pool, f, in, n, &ref);
+  if (rc < 0)
+    return rc;
+  if (n && !out)
+    return MP_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    out[i] = (mp_bytes){NULL, 0};
+  job *j = mp__job_new_items(pool, JOB_BYTES, SINK_ARRAY, n, opts, &ref);
+  if (!j)
+    return -ENOMEM;
+  j->afn = f;
+  j->bin = in;
+  j->bout = out;
+  j->out_size = sizeof(mp_bytes);
+  j->blocking = 1;
+  mp__job_start(pool, j, opts);
+  rc = job_wait_blocking(j);
+  if (rc == 0)
+    rc = job_outcome(j, NULL);
+  mp__job_unref(j);
+  return rc;
 }
