@@ -33,6 +33,12 @@ mpool_example_test(example_q5_worker_pids q5_worker_pids)
 mpool_example_test(example_q5_close_join q5_close_join)
 mpool_example_test(example_q6 q6_four_processes)
 
+# The data examples, against wc and a serial awk filter.
+add_test(NAME example_data
+  COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_LIST_DIR}/check_data_examples.sh
+          $<TARGET_FILE:pwc> $<TARGET_FILE:stream_filter> ${PROJECT_SOURCE_DIR})
+set_tests_properties(example_data PROPERTIES TIMEOUT 120 LABELS example)
+
 # The checker itself: it must accept concurrent lines in any order, and
 # catch a duplicated line, a fixed line out of place and a failing status.
 # The fake programs are sh's printf of the lines @p1@ .. @p4@ and @end@
