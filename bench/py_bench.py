@@ -159,6 +159,59 @@ def row_replace():
     emit("us", statistics.median(v))
 
 
+# ---- the data rows (issue 13) ----
+
+def crc(line):
+    import zlib
+    return zlib.crc32(line)
+
+
+def row_lines_stream():
+    """8: Pool(2).imap over the lines of a pipe, chunksize 10000, a cheap
+    hash each; lines/s and this process's peak RSS."""
+    import resource
+    n = 50000 if QUICK else 5000000
+    with ctx().Pool(2) as pool:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            with os.fdopen(w, "w") as f:
+                for i in range(1, n + 1):
+                    f.write(f"{i}\n")
+            os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            t0 = time.perf_counter()
+            got = sum(1 for _ in pool.imap(crc, f, chunksize=10000))
+            t = time.perf_counter() - t0
+        os.waitpid(pid, 0)
+    assert got == n
+    emit("lines_per_s", n / t)
+    emit("rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def xform(line):
+    return line.upper() * (len(line) % 3 + 1)
+
+
+def row_lines_strings():
+    """9: 20,000 lines to new strings of other lengths, Pool(2).imap with
+    chunksize 100; lines/s."""
+    n = 2000 if QUICK else 20000
+    words = "with words that make lengths vary ok"
+    lines = [f"line {i} of the text, {words[:(i * 7) % 40]}".encode()
+             for i in range(n)]
+    rates = []
+    with ctx().Pool(2) as pool:
+        for _ in range(inner(3)):
+            t0 = time.perf_counter()
+            out = list(pool.imap(xform, lines, chunksize=100))
+            rates.append(n / (time.perf_counter() - t0))
+            assert len(out) == n
+    emit("lines_per_s", statistics.median(rates))
+
+
 def info():
     print("python", sys.version.split()[0])
     print("start_method", ctx().get_start_method())
@@ -171,12 +224,13 @@ def main(argv):
         QUICK = True
         args = args[1:]
     if not args:
-        print("usage: py_bench.py [-q] {1,2,3,5,6,7,info} [same|split]",
+        print("usage: py_bench.py [-q] {1,2,3,5,6,7,8,9,info} [same|split]",
               file=sys.stderr)
         return 2
     row, mode = args[0], (args[1] if len(args) > 1 else None)
     rows = {"1": row_map, "3": row_process, "5": row_stream,
-            "6": row_pool_life, "7": row_replace, "info": info}
+            "6": row_pool_life, "7": row_replace, "8": row_lines_stream,
+            "9": row_lines_strings, "info": info}
     if row == "2":
         row_apply(mode)
     elif row in rows:

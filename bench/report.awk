@@ -105,7 +105,7 @@ function line(num, what, lib, floor, pyv, ratio, target, result) {
     pyv, ratio, target, result
 }
 
-BEGIN { QUIET = 0.15 }
+BEGIN { QUIET = 0.15; NLOAD = 12 } # rows 1, 2a, 2b, 3..11
 
 { V[$1, $2, $3, $4] = $5 }
 
@@ -220,8 +220,48 @@ END {
        x(r1) " floor" (py == "ok" ? "; " x(r2) " faster than Python" : ""),
        "<= 1.5x floor", verdict(r1, "<=", 1.5))
 
+  # 8: streaming imap over lines from a pipe
+  l = vmed(8, "lib", "lines_per_s"); p = vmed(8, "py", "lines_per_s")
+  lr = vmed(8, "lib", "rss_kb"); pr = vmed(8, "py", "rss_kb")
+  r1 = rmed(8, "lib", "lines_per_s", "py", "lines_per_s", "8: libmpool / Python")
+  r2 = rmed(8, "py", "rss_kb", "lib", "rss_kb", "8: Python's peak RSS / libmpool's")
+  line(8, "streaming imap over 5,000,000 lines from a pipe, a cheap hash each, 2 workers",
+       fmt_rate(l) " lines/s; peak RSS " fmt(lr / 1024, "MiB"), "—",
+       py == "ok" ? fmt_rate(p) " lines/s; peak RSS " fmt(pr / 1024, "MiB") : pycell(p, ""),
+       py == "ok" ? x(r1) " Python; RSS 1/" sprintf("%.0f", r2) " of Python's" : "—",
+       ">= 5x Python; RSS <= 1/20 of Python's",
+       pyverdict(r1, ">=", 5) ", " pyverdict(r2, ">=", 20))
+
+  # 9: lines to new strings of other lengths
+  l = vmed(9, "lib", "lines_per_s"); f = vmed(9, "floor", "lines_per_s")
+  p = vmed(9, "py", "lines_per_s")
+  r1 = rmed(9, "lib", "lines_per_s", "py", "lines_per_s", "9: libmpool / Python")
+  r2 = rmed(9, "lib", "lines_per_s", "floor", "lines_per_s", "9: libmpool / hand-rolled")
+  line(9, "20,000 lines to new strings of other lengths, 2 workers, map_bytes defaults",
+       fmt_rate(l) " lines/s", fmt_rate(f) " lines/s (batches of 100 by apply_async, by hand)",
+       py == "ok" ? fmt_rate(p) " lines/s (imap, chunksize 100)" : pycell(p, ""),
+       (py == "ok" ? x(r1) " Python; " : "") x(r2) " hand-rolled",
+       ">= 10x Python; >= 0.8x hand-rolled",
+       pyverdict(r1, ">=", 10) ", " verdict(r2, ">=", 0.8))
+
+  # 10: uneven items
+  l = vmed(10, "lib", "s"); f = vmed(10, "floor", "s")
+  e = rmed(10, "floor", "s", "lib", "s", "10: efficiency, 2 workers", 0.5, 1)
+  line(10, "400 items of heavy-tailed cost (a few 100x the median), default options, 2 workers",
+       fmt(l, "s"), fmt(f, "s") " (serial, in-process)", "— (not compared)",
+       e == "" ? "—" : sprintf("efficiency %.1f%%", 100 * e), ">= 95% efficiency on 2 workers",
+       verdict(e, ">=", 0.95))
+
+  # 11: tiny items, chunksize 1 against default chunks
+  l = vmed(11, "lib", "items_per_s"); f = vmed(11, "floor", "items_per_s")
+  r = rmed(11, "floor", "items_per_s", "lib", "items_per_s", "11: default chunks / chunksize 1")
+  line(11, "1,000,000 tiny items (about 0.3 us each), chunksize 1, 2 workers",
+       fmt_rate(l) " items/s", fmt_rate(f) " items/s (default chunks)", "— (not compared)",
+       r == "" ? "—" : sprintf("default chunks %.2fx faster", r), "within 3x of default chunks",
+       verdict(r, "<=", 3))
+
   # Others' load per row: the noise each row ran under.
-  for (i = 1; i <= 8; i++) {
+  for (i = 1; i <= NLOAD; i++) {
     row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i - 1
     lc = ""; lp = ""
     for (rr = 1; rr <= rounds; rr++) {
@@ -241,7 +281,7 @@ END {
   print ""
   print "## Others' load: CPUs' worth of other processes' work during each call, per round"
   print ""
-  for (i = 1; i <= 8; i++)
+  for (i = 1; i <= NLOAD; i++)
     print LOADS[i]
   print "VERDICT " npass " " nmiss
 }

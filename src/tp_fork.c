@@ -332,10 +332,8 @@ static int fork_send(void *tp, int idx, mp__task *t) {
   t->tp_off = 0;
   tx_prepare(w, t);
   mp__list_push(&w->tasks, &t->tp_link);
-  if (!w->tx) {
-    w->tx = t;
-    fw_write(w);
-  }
+  if (!w->tx)
+    w->tx = t; /* written by the next wait, with whatever else is queued */
   return 0;
 }
 
@@ -620,6 +618,11 @@ static void fw_bury_dead(tp_fork *f) {
 static int fork_wait(void *tp, int64_t deadline) {
   tp_fork *f = tp;
   fw_bury_dead(f);
+  /* What the core queued since the last wait goes now, each worker's in
+   * one write: a deep queue of tiny tasks costs one system call. */
+  for (int i = 0; i < f->nproc; i++)
+    if (f->w[i].tx)
+      fw_write(&f->w[i]);
   struct pollfd *pfd = f->pfd;
   int *map = f->pfd_map;
   unsigned n = 0;

@@ -311,7 +311,7 @@ struct mp_pool {
  * window of items out at once derives from it (submit.c). */
 enum {
   MP__WINDOW = 2,       /* chunks in flight per worker */
-  MP__DEEP_WINDOW = 32, /* the same, for tiny map chunks */
+  MP__DEEP_WINDOW = 128, /* the same, for tiny map chunks */
   MP__SMALL_CHUNK = 4,  /* items: what counts as a tiny chunk */
 };
 

@@ -36,8 +36,10 @@ static job *sched_next_job(const mp_pool *p) {
  * within the job's bound and, for an iterator, its window. */
 static size_t job_next_count(const mp_pool *p, const job *j) {
   size_t cs = j->chunksize;
-  if (!cs) {
-    size_t left = j->src ? j->cs_max : j->n - j->next_item;
+  if (!cs && j->src) {
+    cs = j->cs_max; /* nothing is known of what is left */
+  } else if (!cs) {
+    size_t left = j->n - j->next_item;
     size_t div = (size_t)p->nproc * 4;
     cs = left / div + (left % div != 0);
     if (cs > j->cs_max)
