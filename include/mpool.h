@@ -42,8 +42,10 @@
  *   SIGCHLD ignored the kernel frees a pid at exit, and then a new child of
  *   this same process that was given that pid could be signalled in its
  *   place, or another process in the microseconds between check and signal.
- *   A pool worker flushes its stdio after every task, so what a task prints
- *   is not lost when the worker is later killed (terminate, free).
+ *   A pool worker flushes its stdio after every task that left output in
+ *   stdout or stderr (all streams then), so what a task prints is not lost
+ *   when the worker is later killed (terminate, free); a stream a task
+ *   opened itself is the task's to flush.
  *
  * Threads
  *   A handle is used from one thread at a time; separate handles are
