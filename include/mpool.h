@@ -787,9 +787,11 @@ MP_EXPORT int mp_queue_join(mp_queue *q, double timeout);
  * immediate 1: also discards every queued message (it counts as done for
  * task_done's purposes) and wakes every waiter: put, get and join return
  * MP_ECLOSED. A shutdown(0) may be followed by shutdown(1); it cannot be
- * undone. Returns 0 or MP_EINVAL. A process killed inside it has shut the
- * queue down or has not; if it had, no get takes a message from then on,
- * and a waiter it died before waking sees it within about 50 ms.
+ * undone. Returns 0, MP_EINVAL, or -errno when the queue's lock is broken
+ * (stray writes into shared memory; nothing changed). A process killed
+ * inside it has shut the queue down or has not; if it had, no get takes a
+ * message from then on, and a waiter it died before waking sees it within
+ * about 50 ms.
  */
 MP_EXPORT int mp_queue_shutdown(mp_queue *q, int immediate);
 
@@ -798,7 +800,7 @@ MP_EXPORT int mp_queue_shutdown(mp_queue *q, int immediate);
  * what is queued, then fail with MP_ECLOSED. Note that Python's
  * multiprocessing Queue.close() only stops the calling process's own puts
  * (and gets); here the end of the stream is the queue's, as in
- * queue.Queue.shutdown(). Returns 0 or MP_EINVAL.
+ * queue.Queue.shutdown(). Returns as mp_queue_shutdown.
  */
 MP_EXPORT int mp_queue_close(mp_queue *q);
 

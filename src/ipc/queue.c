@@ -318,7 +318,9 @@ int mp_queue_shutdown(mp_queue *q, int immediate) {
   if (!q)
     return MP_EINVAL;
   queue_shared *sh = q->sh;
-  queue_lock(q, INT64_MAX); /* no timeout: only 0 or a dead holder */
+  int rc = queue_lock(q, INT64_MAX); /* a dead holder is 0 here */
+  if (rc < 0) /* a broken mutex (stray writes): nothing changed */
+    return rc;
   uint32_t shut = atomic_load(&sh->shut);
   if (immediate && shut != QUEUE_SHUT_NOW) {
     /* The state commits first: from here every get fails, so the
