@@ -9,3 +9,8 @@ mpool_example(producer_consumer)
 add_test(NAME example_producer_consumer COMMAND producer_consumer)
 set_tests_properties(example_producer_consumer PROPERTIES
   PASS_REGULAR_EXPRESSION "sum: 500500" LABELS example TIMEOUT 60)
+
+# JoinableQueue and Barrier: output checked by tests/check_example.sh
+# against tests/examples/<name>.expected (tests/examples.cmake).
+mpool_example(joinable_worklist)
+mpool_example(barrier_phases)

@@ -138,7 +138,8 @@ MP_EXPORT const char *mp_version(void);
   XX(EOF, -1007, "no more items")                                             \
   XX(EPEERDEAD, -1008, "peer process is gone")                                \
   XX(EOWNERDEAD, -1009, "lock acquired; its previous holder died holding it") \
-  XX(ENOFUNC, -1010, "function cannot be found in the worker's process")
+  XX(ENOFUNC, -1010, "function cannot be found in the worker's process")   \
+  XX(EBROKEN, -1011, "barrier is broken")
 
 enum {
 #define MP__ERR_ENUM(name, value, msg) MP_##name = (value),
@@ -705,7 +706,8 @@ MP_EXPORT int mp_pool_join(mp_pool *pool);
 MP_EXPORT void mp_pool_free(mp_pool *pool);
 
 /* ------------------------------------------------------------------------ */
-/* IPC: Pipe, Queue, Lock, Semaphore, Event, Value/Array, shared memory      */
+/* IPC: Pipe, Queue, Lock, RLock, Condition, Semaphore, Event, Barrier,     */
+/* Value/Array, shared memory                                               */
 /* ------------------------------------------------------------------------ */
 /* MPOOL-IPC-BEGIN */
 /*
@@ -714,9 +716,12 @@ MP_EXPORT void mp_pool_free(mp_pool *pool);
  *   a, b = mp.Pipe()                 mp_pipe_create(&a, &b, 0)
  *   q = mp.Queue(maxsize)            mp_queue_create(&q, maxsize, max_msg)
  *   l = mp.Lock()                    mp_lock_create(&l)
+ *   r = mp.RLock()                   mp_rlock_create(&r)
+ *   c = mp.Condition(l)              mp_cond_create(&c, l)
  *   s = mp.Semaphore(n)              mp_sem_create(&s, n, 0)
  *   s = mp.BoundedSemaphore(n)       mp_sem_create(&s, n, n)
  *   e = mp.Event()                   mp_event_create(&e)
+ *   b = mp.Barrier(n)                mp_barrier_create(&b, n, NULL)
  *   v = mp.Value('i', 0)             mp_value_create(&v, sizeof(int))
  *   a = mp.Array('d', 10)            mp_array_create(&a, 10, sizeof(double))
  *   SharedMemory(name, create=True)  mp_shm_create(&m, "/name", size)
@@ -865,6 +870,74 @@ MP_EXPORT int mp_queue_size(const mp_queue *q);
 /* The max_msg the queue was created with; 0 for NULL. */
 MP_EXPORT size_t mp_queue_max_msg(const mp_queue *q);
 
+/*
+ * JoinableQueue. Every mp_queue is one: the queue counts its unfinished
+ * tasks, and
+ *   unfinished = messages put - mp_queue_task_done calls
+ *                - messages discarded by mp_queue_shutdown(q, 1),
+ * each put counted at the instant its message enters the queue (so a
+ * producer killed inside put has counted its message exactly when it put
+ * it). A queue nobody calls task_done on simply never reaches 0.
+ *
+ * What join cannot see: the queue does not know who took a task, nor
+ * whether the process working on it is alive (Python's task_done may come
+ * from any process, and a consumer may hand its task to another process or
+ * thread to do). So a consumer killed between get and task_done leaves its
+ * task unfinished for ever: join then waits until its timeout expires
+ * (MP_ETIMEDOUT), or until someone shuts the queue down immediately
+ * (MP_ECLOSED), or until some process calls task_done on the dead one's
+ * behalf (a supervisor that joined the dead consumer and knows it held k
+ * tasks may call it k times). Python's JoinableQueue hangs the same way.
+ */
+
+/*
+ * Python's task_done(): mark one task got from the queue as done. Returns
+ * 0; MP_ESTATE when called more times than there were messages put (less
+ * those discarded: Python's ValueError), nothing changed; MP_EINVAL. When
+ * the count reaches 0 every process in mp_queue_join returns. Any process
+ * holding the queue may call it. A process killed inside it has counted
+ * the task or has not; if it had but died before waking the joiners, they
+ * see it within about 50 ms.
+ */
+MP_EXPORT int mp_queue_task_done(mp_queue *q);
+
+/*
+ * Python's join(): wait up to timeout seconds until every message put has
+ * been marked done (see above: what a dead consumer leaves). Returns 0
+ * (at once when nothing is unfinished); MP_ETIMEDOUT; MP_ECLOSED once the
+ * queue is shut down immediately (then it returns at once, whatever is
+ * unfinished: unlike Python 3.13, whose join still waits for the tasks
+ * consumers took); MP_EINVAL.
+ */
+MP_EXPORT int mp_queue_join(mp_queue *q, double timeout);
+
+/*
+ * Python 3.13's Queue.shutdown(immediate), for every process holding the
+ * queue: from now on every put fails with MP_ECLOSED (a producer waiting
+ * on a full queue too).
+ * immediate 0: gets go on taking the messages still queued; once it is
+ * empty they fail with MP_ECLOSED (consumers waiting on it too): the
+ * producers' way to say "no more", without a stop message per consumer.
+ * immediate 1: also discards every queued message (it counts as done for
+ * task_done's purposes) and wakes every waiter: put, get and join return
+ * MP_ECLOSED. A shutdown(0) may be followed by shutdown(1); it cannot be
+ * undone. Returns 0, MP_EINVAL, or -errno when the queue's lock is broken
+ * (stray writes into shared memory; nothing changed). A process killed
+ * inside it has shut the queue down or has not; if it had, no get takes a
+ * message from then on, and a waiter it died before waking sees it within
+ * about 50 ms.
+ */
+MP_EXPORT int mp_queue_shutdown(mp_queue *q, int immediate);
+
+/*
+ * mp_queue_shutdown(q, 0): no more puts, for every process; gets drain
+ * what is queued, then fail with MP_ECLOSED. Note that Python's
+ * multiprocessing Queue.close() only stops the calling process's own puts
+ * (and gets); here the end of the stream is the queue's, as in
+ * queue.Queue.shutdown(). Returns as mp_queue_shutdown.
+ */
+MP_EXPORT int mp_queue_close(mp_queue *q);
+
 /* Unmap this process's view and release the handle. Messages still queued
  * stay for other processes holding it. free(NULL) is a no-op. */
 MP_EXPORT void mp_queue_free(mp_queue *q);
@@ -896,8 +969,131 @@ MP_EXPORT int mp_lock_acquire(mp_lock *l, double timeout);
  * the holder may release, unlike Python's Lock); MP_EINVAL. */
 MP_EXPORT int mp_lock_release(mp_lock *l);
 
+/*
+ * Python's Lock.locked(): 1 when some thread of some process holds the
+ * lock now, 0 when it is free, MP_EINVAL. Stale at once when others use
+ * it. It only reads the lock: it never takes it, so it delays nobody. A
+ * lock whose holder died holding it reads 0 (free; its next acquirer gets
+ * MP_EOWNERDEAD).
+ */
+MP_EXPORT int mp_lock_locked(const mp_lock *l);
+
 /* Release the handle (this process's view). free(NULL) is a no-op. */
 MP_EXPORT void mp_lock_free(mp_lock *l);
+
+/* ---- RLock: multiprocessing.RLock() ---- */
+
+typedef struct mp_rlock mp_rlock;
+
+/*
+ * A recursive lock between processes (and threads): its owner (one thread
+ * of one process) may acquire it again, and must release it as many times
+ * as it acquired it before another can have it. Robust as mp_lock: when
+ * its owner dies holding it (at any depth), the next acquirer gets it,
+ * at depth 1, together with MP_EOWNERDEAD. Returns 0 and sets *out;
+ * MP_EINVAL; -ENOMEM; -errno.
+ */
+MP_EXPORT int mp_rlock_create(mp_rlock **out);
+
+/*
+ * Acquire (once more when the calling thread owns it already), waiting up
+ * to timeout seconds. Returns 0 (held); MP_EOWNERDEAD (held, at depth 1:
+ * the previous owner died holding it); MP_ETIMEDOUT; -EAGAIN when the
+ * depth would pass the system's limit (about 2^31); MP_EINVAL.
+ */
+MP_EXPORT int mp_rlock_acquire(mp_rlock *r, double timeout);
+
+/* Release one level; the lock is free when the depth reaches 0. Returns 0;
+ * -EPERM when the calling thread does not own it (Python's RuntimeError);
+ * MP_EINVAL. */
+MP_EXPORT int mp_rlock_release(mp_rlock *r);
+
+/* 1 when some thread owns the lock now, 0 when free, MP_EINVAL; as
+ * mp_lock_locked (it only reads; a dead owner's lock reads 0). */
+MP_EXPORT int mp_rlock_locked(const mp_rlock *r);
+
+/* Release the handle (this process's view). free(NULL) is a no-op. */
+MP_EXPORT void mp_rlock_free(mp_rlock *r);
+
+/* ---- Condition: multiprocessing.Condition(lock) ---- */
+
+typedef struct mp_cond mp_cond;
+
+/*
+ * A condition variable between processes (and threads) over lock, an
+ * mp_lock (not an mp_rlock), or over a lock of its own when lock is NULL
+ * (take it with mp_cond_acquire). A lock passed in stays the caller's: it
+ * must outlive the condition and be created before the same forks. Every
+ * call but create and free must be made holding the lock, as in Python.
+ *
+ * Crash safety. Each waiter holds a robust mutex of its own while it
+ * waits, so notify sees which waiters are dead (their mutex is marked by
+ * the kernel) and skips them:
+ * - a waiter killed while it waits takes no notification with it: notify
+ *   wakes the living, and the dead waiter's place is reused;
+ * - a waiter killed after notify chose it, before it returned, takes that
+ *   notification with it (as if it had returned, then died);
+ * - a notifier killed between choosing a waiter and waking it leaves that
+ *   waiter asleep at most about 50 ms (waits re-check in 50 ms slices);
+ * - the lock itself is robust: a process that dies holding it passes it on
+ *   with MP_EOWNERDEAD, from mp_cond_acquire or from the wait that
+ *   re-takes it.
+ * At most 256 threads may wait on one condition at once (among all the
+ * processes): a wait beyond that fails with -EAGAIN.
+ * Returns 0 and sets *out; MP_EINVAL; -ENOMEM; -errno.
+ */
+MP_EXPORT int mp_cond_create(mp_cond **out, mp_lock *lock);
+
+/* Take or release the condition's lock (Python's cond.acquire(timeout),
+ * cond.release()): as mp_lock_acquire and mp_lock_release, same codes. */
+MP_EXPORT int mp_cond_acquire(mp_cond *c, double timeout);
+MP_EXPORT int mp_cond_release(mp_cond *c);
+
+/*
+ * Python's wait(timeout): release the lock, sleep until notified or until
+ * timeout seconds have passed, take the lock again (waiting for it as
+ * long as it takes, as Python does) and return with it held, whatever the
+ * result. Returns 0 when notified; MP_ETIMEDOUT (Python's False);
+ * MP_EOWNERDEAD when, re-taking the lock, it found its previous holder
+ * dead (held now; notified or not is not said: re-check the state, which
+ * may be half-updated); -EPERM when the calling thread does not hold the
+ * lock (Python's RuntimeError; nothing waited); -EAGAIN (too many waiters,
+ * see above; nothing waited); MP_EINVAL. Like Python's, a caller must
+ * re-check its condition after a wakeup: another process may have changed
+ * the state before this one re-took the lock.
+ */
+MP_EXPORT int mp_cond_wait(mp_cond *c, double timeout);
+
+/*
+ * Python's wait_for(predicate, timeout): with the lock held, call
+ * pred(arg) and, while it returns 0, wait (as mp_cond_wait) within one
+ * overall timeout. Returns 0 once pred returned non-zero; MP_ETIMEDOUT
+ * when the time ran out with pred still 0 (it is called once more after
+ * the last wait); MP_EOWNERDEAD as mp_cond_wait (pred is not called
+ * again: the caller judges the state); -EPERM, -EAGAIN, MP_EINVAL (NULL c
+ * or pred). pred runs in the caller with the lock held; it must not call
+ * this condition's functions.
+ */
+MP_EXPORT int mp_cond_wait_for(mp_cond *c, int (*pred)(void *arg), void *arg,
+                               double timeout);
+
+/*
+ * Python's notify(n): wake the n longest-waiting living waiters (fewer
+ * when fewer wait). Returns how many it woke (>= 0); -EPERM when the
+ * calling thread does not hold the lock (Python's RuntimeError);
+ * MP_EINVAL. A waiter woken returns only once it has re-taken the lock,
+ * so after the caller releases it.
+ */
+MP_EXPORT int mp_cond_notify(mp_cond *c, int n);
+
+/* Python's notify_all(): wake every living waiter. Returns how many;
+ * -EPERM; MP_EINVAL. */
+MP_EXPORT int mp_cond_notify_all(mp_cond *c);
+
+/* Release the handle (this process's view); a lock the condition made
+ * itself is released with it, a lock passed in is not. free(NULL) is a
+ * no-op. */
+MP_EXPORT void mp_cond_free(mp_cond *c);
 
 /* ---- Semaphore: multiprocessing.Semaphore / BoundedSemaphore ---- */
 
@@ -954,6 +1150,85 @@ MP_EXPORT int mp_event_wait(mp_event *e, double timeout);
 
 /* Release the handle (this process's view). free(NULL) is a no-op. */
 MP_EXPORT void mp_event_free(mp_event *e);
+
+/* ---- Barrier: multiprocessing.Barrier(parties, action, timeout) ---- */
+
+typedef struct mp_barrier mp_barrier;
+
+/* Options for mp_barrier_create; NULL or {0} means none. */
+typedef struct mp_barrier_opts {
+  /* Python's action: run by the last party to arrive, before any party is
+   * released, in that party's process, holding the barrier's internal lock
+   * (so it must not call this barrier's functions). Non-zero breaks the
+   * barrier: that party's wait returns MP_ETASK, the others MP_EBROKEN. */
+  int (*action)(void *arg);
+  void *arg;
+  /* Python's timeout: the wait of a call given a negative timeout, in
+   * seconds. 0: none, such waits wait for ever. */
+  double timeout;
+} mp_barrier_opts;
+
+/*
+ * A barrier for parties processes (or threads): each calls
+ * mp_barrier_wait, and all are released together when the last arrives;
+ * then it is ready for the next round. Broken (Python's
+ * BrokenBarrierError, MP_EBROKEN here) by mp_barrier_abort, by a wait that
+ * times out, by an action that fails, and by a party that dies while it
+ * waits (below); a broken barrier stays broken until mp_barrier_reset.
+ *
+ * Death. Each waiting party holds a robust mutex of its own, which the
+ * kernel marks when the party dies; the others look at every waiting
+ * party's mutex in each 50 ms slice of their wait. So a party killed while
+ * it waits (or while it runs the action) breaks the barrier, and every
+ * other waiter returns MP_EBROKEN within about 50 ms; an arrival after
+ * the death, before any waiter looked, breaks it too rather than count a
+ * dead party. A party killed inside reset leaves the barrier broken. A
+ * party that dies while it is not in wait is not known to the barrier,
+ * nor is one killed after its round released it but before its wait
+ * returned (it counts as released): the others wait for it as for any
+ * party that has not come yet (use a timeout, or have a supervisor that
+ * sees the death call mp_barrier_abort).
+ *
+ * parties: 1 to 1024 (each waiter looks at the others' slots, so the cost
+ * grows with parties squared). opts: NULL for none; copied. Returns 0 and
+ * sets *out; MP_EINVAL; -ENOMEM; -errno.
+ */
+MP_EXPORT int mp_barrier_create(mp_barrier **out, unsigned parties,
+                                const mp_barrier_opts *opts);
+
+/*
+ * Python's wait(timeout): arrive and wait for the others, up to timeout
+ * seconds (negative: the barrier's default timeout, else for ever).
+ * Returns this party's arrival index, 0 to parties - 1 (the last to arrive
+ * gets parties - 1, and ran the action), when the round completes;
+ * MP_EBROKEN when the barrier is or becomes broken or is reset while this
+ * party waits; MP_ETIMEDOUT when this party's timeout expired (it broke
+ * the barrier: the others get MP_EBROKEN); MP_ETASK to the party whose
+ * action returned non-zero; MP_EINVAL. A timeout does not bound the time
+ * spent waiting for an action to finish, as in Python.
+ */
+MP_EXPORT int mp_barrier_wait(mp_barrier *b, double timeout);
+
+/* Python's abort(): break the barrier; waiters return MP_EBROKEN, and so
+ * does every wait until mp_barrier_reset. Returns 0 or MP_EINVAL. */
+MP_EXPORT int mp_barrier_abort(mp_barrier *b);
+
+/* Python's reset(): back to the empty, unbroken state; parties waiting now
+ * return MP_EBROKEN. Returns 0 or MP_EINVAL. */
+MP_EXPORT int mp_barrier_reset(mp_barrier *b);
+
+/* Python's n_waiting: parties waiting now in the current round (0 when
+ * broken), or MP_EINVAL. Stale at once. */
+MP_EXPORT int mp_barrier_n_waiting(const mp_barrier *b);
+
+/* Python's broken: 1 when broken, 0 when not, MP_EINVAL. */
+MP_EXPORT int mp_barrier_broken(const mp_barrier *b);
+
+/* Python's parties: the number given at create, or MP_EINVAL. */
+MP_EXPORT int mp_barrier_parties(const mp_barrier *b);
+
+/* Release the handle (this process's view). free(NULL) is a no-op. */
+MP_EXPORT void mp_barrier_free(mp_barrier *b);
 
 /* ---- Value and Array: multiprocessing.Value / Array ---- */
 

@@ -32,6 +32,8 @@ mpool_example_test(example_q5 q5_pool_workers)
 mpool_example_test(example_q5_worker_pids q5_worker_pids)
 mpool_example_test(example_q5_close_join q5_close_join)
 mpool_example_test(example_q6 q6_four_processes)
+mpool_example_test(example_joinable_worklist joinable_worklist)
+mpool_example_test(example_barrier_phases barrier_phases)
 
 # The data examples, against wc and a serial awk filter.
 add_test(NAME example_data

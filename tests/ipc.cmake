@@ -2,6 +2,8 @@
 mpool_test(test_ipc_pipe TIMEOUT 60)
 mpool_test(test_ipc_queue TIMEOUT 60)
 mpool_test(test_ipc_sync TIMEOUT 60)
+mpool_test(test_ipc_cond TIMEOUT 60)
+mpool_test(test_ipc_barrier TIMEOUT 60)
 mpool_test(test_ipc_value TIMEOUT 60)
 mpool_test(test_ipc_shm TIMEOUT 60)
 # 4 producers x 4 consumers x 250,000 messages, from the same binary: about

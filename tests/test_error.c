@@ -11,7 +11,8 @@ static void test_library_codes(void **state) {
       {MP_ETASK, "ETASK"},       {MP_ECLOSED, "ECLOSED"},
       {MP_ESTATE, "ESTATE"},     {MP_EPROTO, "EPROTO"},
       {MP_EOF, "EOF"},           {MP_EPEERDEAD, "EPEERDEAD"},
-      {MP_EOWNERDEAD, "EOWNERDEAD"}, {MP_ENOFUNC, "ENOFUNC"}};
+      {MP_EOWNERDEAD, "EOWNERDEAD"}, {MP_ENOFUNC, "ENOFUNC"},
+      {MP_EBROKEN, "EBROKEN"}};
   for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
     assert_true(codes[i].code < -1000);
     assert_string_equal(mp_err_name(codes[i].code), codes[i].name);

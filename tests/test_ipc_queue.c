@@ -422,6 +422,250 @@ static void test_queue_random_kills_accounted(void **state) {
   mp_shm_free(shm);
 }
 
+/* ---- JoinableQueue: task_done, join ---- */
+
+static void test_queue_task_done_join(void **state) {
+  (void)state;
+  mp_queue *q;
+  assert_int_equal(mp_queue_create(&q, 4, sizeof(int)), 0);
+  assert_int_equal(mp_queue_join(q, 0), 0); /* nothing unfinished */
+  assert_int_equal(mp_queue_task_done(q), MP_ESTATE);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(mp_queue_put(q, &i, sizeof i, 0), 0);
+  assert_int_equal(mp_queue_join(q, 0), MP_ETIMEDOUT);
+  double t0 = mpt_now();
+  assert_int_equal(mp_queue_join(q, 0.05), MP_ETIMEDOUT);
+  assert_true(mpt_now() - t0 >= 0.049);
+  int v;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(mp_queue_get(q, &v, sizeof v, 0), sizeof v);
+    assert_int_equal(mp_queue_join(q, 0), MP_ETIMEDOUT); /* got, not done */
+    assert_int_equal(mp_queue_task_done(q), 0);
+  }
+  assert_int_equal(mp_queue_join(q, 0), 0);
+  assert_int_equal(mp_queue_join(q, -1), 0);
+  assert_int_equal(mp_queue_task_done(q), MP_ESTATE); /* Python's ValueError */
+  /* task_done may run ahead of get (Python counts puts, not gets). */
+  assert_int_equal(mp_queue_put(q, &v, sizeof v, 0), 0);
+  assert_int_equal(mp_queue_task_done(q), 0);
+  assert_int_equal(mp_queue_join(q, 0), 0);
+  assert_int_equal(mp_queue_get(q, &v, sizeof v, 0), sizeof v);
+  assert_int_equal(mp_queue_task_done(NULL), MP_EINVAL);
+  assert_int_equal(mp_queue_join(NULL, 0), MP_EINVAL);
+  mp_queue_free(q);
+}
+
+/* Gets every task and marks it done; exits at MP_ECLOSED with the number
+ * it did. */
+static int worker_done(void *arg) {
+  (void)arg;
+  int v, n = 0;
+  for (;;) {
+    int rc = mp_queue_get(g_q, &v, sizeof v, -1);
+    if (rc == MP_ECLOSED)
+      return n;
+    if (rc != sizeof v || mp_queue_task_done(g_q) != 0)
+      return 200;
+    n++;
+  }
+}
+
+static int join_forever(void *arg) {
+  (void)arg;
+  int rc = mp_queue_join(g_q, -1);
+  return rc == 0 ? 50 : rc == MP_ECLOSED ? 51 : 1;
+}
+
+/* The CPython pattern: workers get and mark done, the producer joins,
+ * then shuts the queue down so the workers stop. And a joiner asleep in
+ * another process wakes when the last task is done. */
+static void test_queue_join_across_processes(void **state) {
+  (void)state;
+  enum { N = 200, W = 3 };
+  assert_int_equal(mp_queue_create(&g_q, 8, sizeof(int)), 0);
+  mp_process *w[W];
+  for (int i = 0; i < W; i++)
+    w[i] = mpt_start(worker_done, NULL);
+  mp_process *j = mpt_start(join_forever, NULL);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(mp_queue_put(g_q, &i, sizeof i, 30), 0);
+  assert_int_equal(mp_queue_join(g_q, 30), 0);
+  assert_int_equal(mpt_finish_within(j, 5), 50);
+  assert_int_equal(mp_queue_close(g_q), 0);
+  int done = 0;
+  for (int i = 0; i < W; i++)
+    done += mpt_finish_within(w[i], 5);
+  assert_int_equal(done, N);
+  mp_queue_free(g_q);
+}
+
+/* Gets one task, says so, and is killed before task_done. */
+static int get_and_hang(void *arg) {
+  (void)arg;
+  int v;
+  if (mp_queue_get(g_q, &v, sizeof v, -1) != sizeof v)
+    return 1;
+  mp_event_set(g_ev);
+  for (;;)
+    pause();
+}
+
+/* As the header says: a consumer killed between get and task_done leaves
+ * its task unfinished; join times out until someone marks it done on its
+ * behalf (or shuts the queue down immediately). */
+static void test_queue_join_consumer_killed(void **state) {
+  (void)state;
+  assert_int_equal(mp_queue_create(&g_q, 4, sizeof(int)), 0);
+  assert_int_equal(mp_event_create(&g_ev), 0);
+  int v = 1;
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
+  mp_process *c = mpt_start(get_and_hang, NULL);
+  assert_int_equal(mp_event_wait(g_ev, 30), 0);
+  assert_int_equal(mp_process_kill(c), 0);
+  assert_int_equal(mpt_finish(c), -SIGKILL);
+  assert_int_equal(mp_queue_size(g_q), 0);
+  assert_int_equal(mp_queue_join(g_q, 0.05), MP_ETIMEDOUT);
+  assert_int_equal(mp_queue_task_done(g_q), 0); /* on the dead one's behalf */
+  assert_int_equal(mp_queue_join(g_q, 0), 0);
+
+  /* Or: a joiner waits for it, until an immediate shutdown. */
+  assert_int_equal(mp_event_clear(g_ev), 0);
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
+  c = mpt_start(get_and_hang, NULL);
+  assert_int_equal(mp_event_wait(g_ev, 30), 0);
+  assert_int_equal(mp_process_kill(c), 0);
+  assert_int_equal(mpt_finish(c), -SIGKILL);
+  mp_process *j = mpt_start(join_forever, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(j), 30), 0);
+  assert_int_equal(mp_queue_shutdown(g_q, 1), 0);
+  assert_int_equal(mpt_finish_within(j, 5), 51);
+  mp_event_free(g_ev);
+  mp_queue_free(g_q);
+}
+
+/* ---- close and shutdown (Python 3.13's Queue.shutdown) ---- */
+
+static int put_forever(void *arg) {
+  (void)arg;
+  int v = 9;
+  int rc = mp_queue_put(g_q, &v, sizeof v, -1);
+  return rc == MP_ECLOSED ? 60 : rc == 0 ? 61 : 1;
+}
+
+static int get_forever(void *arg) {
+  (void)arg;
+  int v;
+  int rc = mp_queue_get(g_q, &v, sizeof v, -1);
+  return rc == MP_ECLOSED ? 70 : rc == sizeof v ? 71 : 1;
+}
+
+static void test_queue_shutdown_drains(void **state) {
+  (void)state;
+  assert_int_equal(mp_queue_create(&g_q, 2, sizeof(int)), 0);
+  int v = 1;
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
+  /* A producer asleep on the full queue is woken and refused. */
+  mp_process *p = mpt_start(put_forever, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(p), 30), 0);
+  assert_int_equal(mp_queue_shutdown(g_q, 0), 0);
+  assert_int_equal(mpt_finish_within(p, 5), 60);
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), MP_ECLOSED);
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, -1), MP_ECLOSED);
+  /* Gets drain what is left, then fail. */
+  assert_int_equal(mp_queue_size(g_q), 2);
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 0), sizeof v);
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, -1), sizeof v);
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, -1), MP_ECLOSED);
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 0), MP_ECLOSED);
+  /* join still counts: two got, none done. */
+  assert_int_equal(mp_queue_join(g_q, 0), MP_ETIMEDOUT);
+  assert_int_equal(mp_queue_task_done(g_q), 0);
+  assert_int_equal(mp_queue_task_done(g_q), 0);
+  assert_int_equal(mp_queue_join(g_q, 0), 0);
+  assert_int_equal(mp_queue_shutdown(g_q, 0), 0); /* again: no change */
+  mp_queue_free(g_q);
+
+  /* close is shutdown(0); a consumer asleep on the empty queue wakes. */
+  assert_int_equal(mp_queue_create(&g_q, 2, sizeof(int)), 0);
+  p = mpt_start(get_forever, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(p), 30), 0);
+  assert_int_equal(mp_queue_close(g_q), 0);
+  assert_int_equal(mpt_finish_within(p, 5), 70);
+  assert_int_equal(mp_queue_close(NULL), MP_EINVAL);
+  assert_int_equal(mp_queue_shutdown(NULL, 0), MP_EINVAL);
+  mp_queue_free(g_q);
+}
+
+static void test_queue_shutdown_immediate(void **state) {
+  (void)state;
+  assert_int_equal(mp_queue_create(&g_q, 4, sizeof(int)), 0);
+  int v = 1;
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 0), sizeof v);
+  mp_process *j = mpt_start(join_forever, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(j), 30), 0);
+  assert_int_equal(mp_queue_shutdown(g_q, 0), 0);
+  assert_int_equal(mp_queue_shutdown(g_q, 1), 0); /* 0 then 1: allowed */
+  assert_int_equal(mpt_finish_within(j, 5), 51);
+  assert_int_equal(mp_queue_size(g_q), 0); /* the two queued: discarded */
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, -1), MP_ECLOSED);
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, -1), MP_ECLOSED);
+  assert_int_equal(mp_queue_join(g_q, -1), MP_ECLOSED);
+  /* The one got before is still unfinished; the discarded count as done. */
+  assert_int_equal(mp_queue_task_done(g_q), 0);
+  assert_int_equal(mp_queue_task_done(g_q), MP_ESTATE);
+  assert_int_equal(mp_queue_shutdown(g_q, 0), 0); /* cannot be undone */
+  assert_int_equal(mp_queue_join(g_q, 0), MP_ECLOSED);
+  mp_queue_free(g_q);
+
+  /* A consumer asleep on the empty queue wakes too. */
+  assert_int_equal(mp_queue_create(&g_q, 2, sizeof(int)), 0);
+  mp_process *p = mpt_start(get_forever, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(p), 30), 0);
+  assert_int_equal(mp_queue_shutdown(g_q, 1), 0);
+  assert_int_equal(mpt_finish_within(p, 5), 70);
+  mp_queue_free(g_q);
+}
+
+/* ---- killed between the change and the wakeup it owes ---- */
+
+static int task_done_and_die(void *arg) {
+  (void)arg;
+  if (mpt_die_at_futex() < 0)
+    return 3;
+  mp_queue_task_done(g_q);
+  return 4; /* not killed: nobody joined */
+}
+
+static int shutdown_and_die(void *arg) {
+  (void)arg;
+  if (mpt_die_at_futex() < 0)
+    return 3;
+  mp_queue_shutdown(g_q, 0);
+  return 4;
+}
+
+static void test_queue_join_shutdown_killed_at_wake(void **state) {
+  (void)state;
+  SKIP_UNLESS_DIE_AT_FUTEX();
+  assert_int_equal(mp_queue_create(&g_q, 2, sizeof(int)), 0);
+  int v = 1;
+  assert_int_equal(mp_queue_put(g_q, &v, sizeof v, 0), 0);
+  assert_int_equal(mp_queue_get(g_q, &v, sizeof v, 0), sizeof v);
+  mp_process *j = mpt_start(join_forever, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(j), 30), 0);
+  assert_int_equal(mpt_finish(mpt_start(task_done_and_die, NULL)), -SIGSYS);
+  assert_int_equal(mpt_finish_within(j, 5), 50);
+
+  mp_process *c = mpt_start(get_forever, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(c), 30), 0);
+  assert_int_equal(mpt_finish(mpt_start(shutdown_and_die, NULL)), -SIGSYS);
+  assert_int_equal(mpt_finish_within(c, 5), 70);
+  mp_queue_free(g_q);
+}
+
 /* ---- pool workers ---- */
 
 static int put_double(const void *in, void *out) {
@@ -558,6 +802,12 @@ int main(int argc, char **argv) {
       MPT_TEST(test_queue_put_killed_at_wake_consumer_gets),
       MPT_TEST(test_queue_random_kills_accounted),
       MPT_TEST(test_queue_in_pool_workers),
+      MPT_TEST(test_queue_task_done_join),
+      MPT_TEST(test_queue_join_across_processes),
+      MPT_TEST(test_queue_join_consumer_killed),
+      MPT_TEST(test_queue_shutdown_drains),
+      MPT_TEST(test_queue_shutdown_immediate),
+      MPT_TEST(test_queue_join_shutdown_killed_at_wake),
   };
   const struct CMUnitTest stress[] = {
       MPT_TEST(test_queue_4x4_million),

@@ -1,4 +1,4 @@
-/* test_ipc_sync.c: mp_lock, mp_sem, mp_event, within a process and across
+/* test_ipc_sync.c: mp_lock, mp_rlock, mp_sem, mp_event, within a process and across
  * processes. Processes are sequenced with events, never with sleeps; a
  * child reports through its exit code (it must not call cmocka). */
 #include "fixture.h"
@@ -13,6 +13,7 @@
 static mp_lock *g_lock;
 static mp_event *g_held, *g_go;
 static mp_sem *g_sem;
+static mp_rlock *g_rlock;
 
 /* ---- lock ---- */
 
@@ -211,6 +212,122 @@ static void test_lock_releaser_killed_at_wake(void **state) {
   mp_lock_free(g_lock);
 }
 
+/* ---- Lock.locked(), RLock ---- */
+
+static void test_lock_locked(void **state) {
+  (void)state;
+  assert_int_equal(mp_lock_locked(NULL), MP_EINVAL);
+  assert_int_equal(mp_lock_create(&g_lock), 0);
+  assert_int_equal(mp_lock_locked(g_lock), 0);
+  assert_int_equal(mp_lock_acquire(g_lock, 0), 0);
+  assert_int_equal(mp_lock_locked(g_lock), 1);
+  assert_int_equal(mp_lock_release(g_lock), 0);
+  assert_int_equal(mp_lock_locked(g_lock), 0);
+
+  /* Held by another process: 1, and reading it takes nothing. */
+  assert_int_equal(mp_event_create(&g_held), 0);
+  assert_int_equal(mp_event_create(&g_go), 0);
+  mp_process *p = mpt_start(hold_until_go, NULL);
+  assert_int_equal(mp_event_wait(g_held, -1), 0);
+  assert_int_equal(mp_lock_locked(g_lock), 1);
+  assert_int_equal(mp_event_set(g_go), 0);
+  assert_int_equal(mpt_finish(p), 0);
+  assert_int_equal(mp_lock_locked(g_lock), 0);
+
+  /* Its holder dies: free (0), and the next acquirer is still told. */
+  assert_int_equal(mp_event_clear(g_held), 0);
+  assert_int_equal(mp_event_clear(g_go), 0);
+  p = mpt_start(hold_forever, NULL);
+  assert_int_equal(mp_event_wait(g_held, -1), 0);
+  assert_int_equal(mp_lock_locked(g_lock), 1);
+  assert_int_equal(mp_process_kill(p), 0);
+  assert_int_equal(mpt_finish(p), -SIGKILL);
+  assert_int_equal(mp_lock_locked(g_lock), 0);
+  assert_int_equal(mp_lock_acquire(g_lock, 0), MP_EOWNERDEAD);
+  assert_int_equal(mp_lock_release(g_lock), 0);
+  mp_event_free(g_go);
+  mp_event_free(g_held);
+  mp_lock_free(g_lock);
+}
+
+static void test_rlock_basic(void **state) {
+  (void)state;
+  mp_rlock *r = NULL;
+  assert_int_equal(mp_rlock_create(NULL), MP_EINVAL);
+  assert_int_equal(mp_rlock_acquire(NULL, 0), MP_EINVAL);
+  assert_int_equal(mp_rlock_release(NULL), MP_EINVAL);
+  assert_int_equal(mp_rlock_locked(NULL), MP_EINVAL);
+  mp_rlock_free(NULL);
+  assert_int_equal(mp_rlock_create(&r), 0);
+  assert_int_equal(mp_rlock_locked(r), 0);
+  assert_int_equal(mp_rlock_release(r), -EPERM); /* not owned */
+  assert_int_equal(mp_rlock_acquire(r, -1), 0);
+  assert_int_equal(mp_rlock_acquire(r, 0), 0); /* recursive */
+  assert_int_equal(mp_rlock_acquire(r, 5), 0);
+  assert_int_equal(mp_rlock_locked(r), 1);
+  assert_int_equal(mp_rlock_release(r), 0);
+  assert_int_equal(mp_rlock_release(r), 0);
+  assert_int_equal(mp_rlock_locked(r), 1); /* one level left */
+  assert_int_equal(mp_rlock_release(r), 0);
+  assert_int_equal(mp_rlock_locked(r), 0);
+  assert_int_equal(mp_rlock_release(r), -EPERM);
+  mp_rlock_free(r);
+}
+
+/* Takes the rlock three levels deep, says so, holds it until g_go or
+ * until killed (arg non-NULL), releasing all three. */
+static int rlock_hold(void *arg) {
+  for (int i = 0; i < 3; i++)
+    if (mp_rlock_acquire(g_rlock, -1) != 0)
+      return 1;
+  if (mp_rlock_release(g_rlock) != 0) /* two levels held now */
+    return 2;
+  mp_event_set(g_held);
+  if (mp_event_wait(g_go, -1) != 0 || arg)
+    return 3;
+  for (int i = 0; i < 2; i++)
+    if (mp_rlock_release(g_rlock) != 0)
+      return 4;
+  return 0;
+}
+
+static void test_rlock_across_processes(void **state) {
+  (void)state;
+  assert_int_equal(mp_rlock_create(&g_rlock), 0);
+  assert_int_equal(mp_event_create(&g_held), 0);
+  assert_int_equal(mp_event_create(&g_go), 0);
+
+  /* Owned by another process: not ours to take or release. */
+  mp_process *p = mpt_start(rlock_hold, NULL);
+  assert_int_equal(mp_event_wait(g_held, -1), 0);
+  assert_int_equal(mp_rlock_locked(g_rlock), 1);
+  assert_int_equal(mp_rlock_acquire(g_rlock, 0), MP_ETIMEDOUT);
+  assert_int_equal(mp_rlock_release(g_rlock), -EPERM);
+  assert_int_equal(mp_event_set(g_go), 0);
+  assert_int_equal(mpt_finish(p), 0);
+  assert_int_equal(mp_rlock_locked(g_rlock), 0);
+
+  /* Its owner dies two levels deep: the next acquirer is told, and holds
+   * it one level deep. */
+  assert_int_equal(mp_event_clear(g_held), 0);
+  assert_int_equal(mp_event_clear(g_go), 0);
+  p = mpt_start(rlock_hold, (void *)1);
+  assert_int_equal(mp_event_wait(g_held, -1), 0);
+  assert_int_equal(mp_process_kill(p), 0);
+  assert_int_equal(mpt_finish(p), -SIGKILL);
+  assert_int_equal(mp_rlock_locked(g_rlock), 0);
+  assert_int_equal(mp_rlock_acquire(g_rlock, 5), MP_EOWNERDEAD);
+  assert_int_equal(mp_rlock_acquire(g_rlock, 0), 0);
+  assert_int_equal(mp_rlock_release(g_rlock), 0);
+  assert_int_equal(mp_rlock_release(g_rlock), 0);
+  assert_int_equal(mp_rlock_locked(g_rlock), 0);
+  assert_int_equal(mp_rlock_release(g_rlock), -EPERM);
+
+  mp_event_free(g_go);
+  mp_event_free(g_held);
+  mp_rlock_free(g_rlock);
+}
+
 /* ---- semaphore ---- */
 
 static void test_sem_basic(void **state) {
@@ -357,6 +474,9 @@ int main(int argc, char **argv) {
       MPT_TEST(test_lock_holder_killed),
       MPT_TEST(test_lock_holder_exited),
       MPT_TEST(test_lock_releaser_killed_at_wake),
+      MPT_TEST(test_lock_locked),
+      MPT_TEST(test_rlock_basic),
+      MPT_TEST(test_rlock_across_processes),
       MPT_TEST(test_sem_basic),
       MPT_TEST(test_sem_across_processes),
       MPT_TEST(test_sem_releaser_killed_at_wake),

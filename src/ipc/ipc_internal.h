@@ -55,5 +55,27 @@ int mp__ipc_map_locked(void **out, size_t len);
 int mp__ipc_mutex_lock(pthread_mutex_t *m, int64_t deadline);
 /* Returns 0, -EPERM when the caller does not hold it, or -errno. */
 int mp__ipc_mutex_unlock(pthread_mutex_t *m);
+/*
+ * Initialise *m as a robust, process-shared mutex: error-checking, or
+ * recursive when recursive is non-zero. Returns 0 or -errno.
+ */
+int mp__ipc_mutex_init(pthread_mutex_t *m, int recursive);
+
+/*
+ * Who holds a robust mutex, read from its futex word without touching the
+ * lock: MP__HELD_NONE (free), MP__HELD_LIVE (a thread holds it, or did an
+ * instant ago; the caller included), MP__HELD_DEAD (its holder died
+ * holding it and nobody has taken it since). This is how the IPC objects
+ * tell a dead waiter from a sleeping one: a waiter holds a robust mutex of
+ * its own while it waits, and the kernel marks the mutex when the waiter
+ * dies (see sync.c).
+ */
+enum { MP__HELD_NONE, MP__HELD_LIVE, MP__HELD_DEAD };
+int mp__ipc_mutex_held(pthread_mutex_t *m);
+/* 1 when the calling thread holds m, else 0 (a read, as above). */
+int mp__ipc_mutex_mine(pthread_mutex_t *m);
+
+/* The robust mutex inside an mp_lock (for mp_cond). */
+pthread_mutex_t *mp__lock_mutex(mp_lock *l);
 
 #endif /* MPOOL_IPC_INTERNAL_H */

@@ -19,6 +19,12 @@
  * call but the one that hands the lock on when another process sleeps on it.
  * And a killed process may owe the others a wakeup it never made: every
  * sleeper re-checks at least every MP__WAIT_SLICE_NS (ipc_internal.h).
+ *
+ * JoinableQueue: unfinished = wr - discarded - ndone, all monotonic, so a
+ * put's one commit (wr) also counts its task, task_done is one atomic
+ * step on ndone, and shutdown(immediate) commits with its state before
+ * it discards. Join waiters sleep on join_seq, bumped when unfinished
+ * reaches 0 and at shutdown.
  */
 #include "ipc_internal.h"
 
@@ -36,7 +42,14 @@ typedef struct queue_shared {
   _Atomic uint32_t get_seq;  /* futex word producers sleep on */
   _Atomic uint32_t nget_wait;
   _Atomic uint32_t nput_wait;
+  _Atomic uint64_t ndone;     /* task_done calls */
+  _Atomic uint64_t discarded; /* messages dropped by shutdown(1) */
+  _Atomic uint32_t join_seq;  /* futex word joiners sleep on */
+  _Atomic uint32_t njoin_wait;
+  _Atomic uint32_t shut; /* QUEUE_OPEN, QUEUE_SHUT or QUEUE_SHUT_NOW; under mu */
 } queue_shared;
+
+enum { QUEUE_OPEN, QUEUE_SHUT, QUEUE_SHUT_NOW };
 
 /* A slot: the length, then the bytes. */
 typedef struct queue_slot {
@@ -157,6 +170,10 @@ int mp_queue_put(mp_queue *q, const void *msg, size_t len, double timeout) {
   if (rc < 0)
     return rc;
   for (;;) {
+    if (atomic_load(&sh->shut) != QUEUE_OPEN) {
+      mp__ipc_mutex_unlock(&sh->mu);
+      return MP_ECLOSED;
+    }
     uint64_t wr = atomic_load(&sh->wr);
     if (wr - atomic_load(&sh->rd) < q->nslots) {
       queue_slot *s = queue_slot_at(q, wr);
@@ -201,6 +218,12 @@ int mp_queue_get(mp_queue *q, void *buf, size_t cap, double timeout) {
     return rc;
   for (;;) {
     uint64_t rd = atomic_load(&sh->rd);
+    uint32_t shut = atomic_load(&sh->shut);
+    if (shut == QUEUE_SHUT_NOW ||
+        (shut == QUEUE_SHUT && atomic_load(&sh->wr) == rd)) {
+      mp__ipc_mutex_unlock(&sh->mu);
+      return MP_ECLOSED;
+    }
     if (atomic_load(&sh->wr) != rd) {
       queue_slot *s = queue_slot_at(q, rd);
       uint64_t len = s->len;
@@ -237,6 +260,90 @@ int mp_queue_size(const mp_queue *q) {
 }
 
 size_t mp_queue_max_msg(const mp_queue *q) { return q ? q->max_msg : 0; }
+
+/* Tasks put and not yet done (or discarded). wr is read last: it only
+ * grows, so a put racing with us can only make the answer larger. */
+static uint64_t queue_unfinished(queue_shared *sh) {
+  uint64_t done = atomic_load(&sh->ndone) + atomic_load(&sh->discarded);
+  uint64_t wr = atomic_load(&sh->wr);
+  return wr > done ? wr - done : 0;
+}
+
+static void queue_wake_joiners(queue_shared *sh) {
+  atomic_fetch_add(&sh->join_seq, 1);
+  if (atomic_load(&sh->njoin_wait) > 0)
+    mp__futex_wake(&sh->join_seq, INT32_MAX);
+}
+
+int mp_queue_task_done(mp_queue *q) {
+  if (!q)
+    return MP_EINVAL;
+  queue_shared *sh = q->sh;
+  uint64_t done = atomic_load(&sh->ndone);
+  for (;;) {
+    uint64_t limit = atomic_load(&sh->wr) - atomic_load(&sh->discarded);
+    if (done >= limit)
+      return MP_ESTATE; /* more task_done than tasks */
+    if (atomic_compare_exchange_weak(&sh->ndone, &done, done + 1))
+      break;
+  }
+  if (queue_unfinished(sh) == 0)
+    queue_wake_joiners(sh);
+  return 0;
+}
+
+int mp_queue_join(mp_queue *q, double timeout) {
+  if (!q)
+    return MP_EINVAL;
+  queue_shared *sh = q->sh;
+  int64_t deadline = mp__deadline(timeout);
+  for (;;) {
+    /* The sequence first: a change after it wakes the futex below. */
+    uint32_t seq = atomic_load(&sh->join_seq);
+    if (atomic_load(&sh->shut) == QUEUE_SHUT_NOW)
+      return MP_ECLOSED;
+    if (queue_unfinished(sh) == 0)
+      return 0;
+    atomic_fetch_add(&sh->njoin_wait, 1);
+    int rc = mp__futex_wait(&sh->join_seq, seq, deadline);
+    atomic_fetch_sub(&sh->njoin_wait, 1);
+    if (rc == MP_ETIMEDOUT) /* a last look */
+      return atomic_load(&sh->shut) == QUEUE_SHUT_NOW ? MP_ECLOSED
+             : queue_unfinished(sh) == 0             ? 0
+                                                     : MP_ETIMEDOUT;
+  }
+}
+
+int mp_queue_shutdown(mp_queue *q, int immediate) {
+  if (!q)
+    return MP_EINVAL;
+  queue_shared *sh = q->sh;
+  int rc = queue_lock(q, INT64_MAX); /* a dead holder is 0 here */
+  if (rc < 0) /* a broken mutex (stray writes): nothing changed */
+    return rc;
+  uint32_t shut = atomic_load(&sh->shut);
+  if (immediate && shut != QUEUE_SHUT_NOW) {
+    /* The state commits first: from here every get fails, so the
+     * messages are gone to everyone even before they are counted. */
+    atomic_store(&sh->shut, QUEUE_SHUT_NOW);
+    uint64_t rd = atomic_load(&sh->rd), wr = atomic_load(&sh->wr);
+    atomic_fetch_add(&sh->discarded, wr - rd);
+    atomic_store(&sh->rd, wr);
+  } else if (shut == QUEUE_OPEN) {
+    atomic_store(&sh->shut, QUEUE_SHUT);
+  }
+  /* Wake every sleeper of every kind: each re-checks under the lock (or,
+   * a joiner, the counts) and sees the state. */
+  atomic_fetch_add(&sh->put_seq, 1);
+  atomic_fetch_add(&sh->get_seq, 1);
+  mp__ipc_mutex_unlock(&sh->mu);
+  mp__futex_wake(&sh->put_seq, INT32_MAX);
+  mp__futex_wake(&sh->get_seq, INT32_MAX);
+  queue_wake_joiners(sh);
+  return 0;
+}
+
+int mp_queue_close(mp_queue *q) { return mp_queue_shutdown(q, 0); }
 
 void mp_queue_free(mp_queue *q) {
   if (!q)

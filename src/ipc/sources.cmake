@@ -3,6 +3,8 @@
 set(MPOOL_IPC_SOURCES
   src/ipc/shm.c
   src/ipc/sync.c
+  src/ipc/cond.c
+  src/ipc/barrier.c
   src/ipc/value.c
   src/ipc/queue.c
   src/ipc/pipe.c)

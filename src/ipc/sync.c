@@ -1,4 +1,4 @@
-/* sync.c: mp_lock, mp_sem, mp_event, and the futex and robust-mutex helpers
+/* sync.c: mp_lock, mp_rlock, mp_sem, mp_event, and the futex and robust-mutex helpers
  * the other IPC objects build on. Each object lives in one shared anonymous
  * mapping, so a forked child uses its parent's object through the handle it
  * inherited; the handle itself is a small private struct. */
@@ -43,7 +43,7 @@ void mp__futex_wake(_Atomic uint32_t *word, int n) {
 
 /* ---- robust mutexes ---- */
 
-static int mutex_init(pthread_mutex_t *m) {
+int mp__ipc_mutex_init(pthread_mutex_t *m, int recursive) {
   pthread_mutexattr_t a;
   int rc = pthread_mutexattr_init(&a);
   if (rc)
@@ -52,7 +52,8 @@ static int mutex_init(pthread_mutex_t *m) {
   if (!rc)
     rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
   if (!rc)
-    rc = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    rc = pthread_mutexattr_settype(&a, recursive ? PTHREAD_MUTEX_RECURSIVE
+                                                 : PTHREAD_MUTEX_ERRORCHECK);
   if (!rc)
     rc = pthread_mutex_init(m, &a);
   pthread_mutexattr_destroy(&a);
@@ -61,7 +62,7 @@ static int mutex_init(pthread_mutex_t *m) {
 
 int mp__ipc_map_locked(void **out, size_t len) {
   int rc = mp__ipc_map(out, len);
-  if (rc == 0 && (rc = mutex_init(*out)) < 0)
+  if (rc == 0 && (rc = mp__ipc_mutex_init(*out, 0)) < 0)
     mp__ipc_unmap(*out, len);
   return rc;
 }
@@ -102,6 +103,31 @@ int mp__ipc_mutex_unlock(pthread_mutex_t *m) {
   return -pthread_mutex_unlock(m);
 }
 
+/*
+ * A robust mutex's futex word has the format the kernel's robust-futex ABI
+ * fixes (Documentation/locking/robust-futex-ABI.rst): the holder's thread
+ * id in FUTEX_TID_MASK, plus FUTEX_WAITERS, plus FUTEX_OWNER_DIED, which
+ * the kernel sets (clearing the id) when the holder dies. glibc keeps that
+ * word in __data.__lock. Reading it is a plain load: no lock taken, so a
+ * look at another's mutex can neither delay its holder nor consume the
+ * EOWNERDEAD its next acquirer is owed.
+ */
+static uint32_t mutex_word(pthread_mutex_t *m) {
+  return (uint32_t)__atomic_load_n(&m->__data.__lock, __ATOMIC_SEQ_CST);
+}
+
+int mp__ipc_mutex_held(pthread_mutex_t *m) {
+  uint32_t w = mutex_word(m);
+  if (w & FUTEX_TID_MASK)
+    return MP__HELD_LIVE;
+  return (w & FUTEX_OWNER_DIED) ? MP__HELD_DEAD : MP__HELD_NONE;
+}
+
+int mp__ipc_mutex_mine(pthread_mutex_t *m) {
+  uint32_t tid = mutex_word(m) & FUTEX_TID_MASK;
+  return tid != 0 && tid == (uint32_t)gettid();
+}
+
 /* ---- mp_lock ---- */
 
 struct mp_lock {
@@ -137,6 +163,14 @@ int mp_lock_release(mp_lock *l) {
   return mp__ipc_mutex_unlock(l->mu);
 }
 
+int mp_lock_locked(const mp_lock *l) {
+  if (!l)
+    return MP_EINVAL;
+  return mp__ipc_mutex_held(l->mu) == MP__HELD_LIVE;
+}
+
+pthread_mutex_t *mp__lock_mutex(mp_lock *l) { return l->mu; }
+
 void mp_lock_free(mp_lock *l) {
   if (!l)
     return;
@@ -144,6 +178,59 @@ void mp_lock_free(mp_lock *l) {
    * and a glibc mutex owns nothing outside it. */
   mp__ipc_unmap(l->mu, sizeof *l->mu);
   free(l);
+}
+
+/* ---- mp_rlock ---- */
+
+/* glibc's robust recursive mutex keeps the owner (a thread id, unique
+ * across processes) and the count itself; the kernel's robust list hands
+ * it on with EOWNERDEAD, the count reset to 1, when its owner dies. */
+struct mp_rlock {
+  pthread_mutex_t *mu; /* in the shared mapping */
+};
+
+int mp_rlock_create(mp_rlock **out) {
+  if (!out)
+    return MP_EINVAL;
+  mp_rlock *r = malloc(sizeof *r);
+  if (!r)
+    return -ENOMEM;
+  void *m;
+  int rc = mp__ipc_map(&m, sizeof *r->mu);
+  if (rc == 0 && (rc = mp__ipc_mutex_init(m, 1)) < 0)
+    mp__ipc_unmap(m, sizeof *r->mu);
+  if (rc < 0) {
+    free(r);
+    return rc;
+  }
+  r->mu = m;
+  *out = r;
+  return 0;
+}
+
+int mp_rlock_acquire(mp_rlock *r, double timeout) {
+  if (!r)
+    return MP_EINVAL;
+  return mp__ipc_mutex_lock(r->mu, mp__deadline(timeout));
+}
+
+int mp_rlock_release(mp_rlock *r) {
+  if (!r)
+    return MP_EINVAL;
+  return mp__ipc_mutex_unlock(r->mu);
+}
+
+int mp_rlock_locked(const mp_rlock *r) {
+  if (!r)
+    return MP_EINVAL;
+  return mp__ipc_mutex_held(r->mu) == MP__HELD_LIVE;
+}
+
+void mp_rlock_free(mp_rlock *r) {
+  if (!r)
+    return;
+  mp__ipc_unmap(r->mu, sizeof *r->mu);
+  free(r);
 }
 
 /* ---- mp_sem ---- */
