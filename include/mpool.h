@@ -619,12 +619,21 @@ typedef struct mp_pipe mp_pipe;
 /*
  * Create a connected pair of ends; each can send and receive (duplex).
  * Messages keep their boundaries: each recv returns exactly one send's
- * bytes, in order. max_msg is the largest message in bytes; 0 means 64 KiB.
- * The kernel bounds it (one message must fit a unix socket's send buffer:
- * about twice net.core.wmem_max); mp_pipe_max_msg() gives the value in use.
+ * bytes, in order. max_msg is the largest message in bytes (at most
+ * INT_MAX / 2); 0 means 64 KiB. A message that fits the socket's send
+ * buffer (which the kernel caps at about twice net.core.wmem_max) goes in
+ * one datagram; a larger one in a sealed memfd attached to one datagram,
+ * so it too arrives whole or not at all: no sender or reader killed at
+ * any instant, and no timeout, can leave part of a message in the pipe or
+ * hand a reader a corrupt one, and a pipe shared by several readers goes
+ * on working when one is killed while receiving (that message is lost
+ * with it, as it would be once received). Large messages are flow-
+ * controlled: at most two wait unread per direction, so a sender cannot
+ * run away with memory; each costs a memfd (an fd and max_msg bytes of
+ * shared memory) while in flight.
  * Returns 0 and sets *a and *b; MP_EINVAL (NULL or identical out-pointers,
- * max_msg over INT_MAX / 2); -EMSGSIZE when the system cannot hold messages
- * of max_msg bytes; -EMFILE / -ENFILE; -ENOMEM. On error nothing is set.
+ * max_msg over INT_MAX / 2); -EMFILE / -ENFILE; -ENOMEM. On error nothing
+ * is set.
  *
  * Typical use: create, start the child, then each side frees the end it
  * does not use (the child frees a, the parent b). Only then does the death
@@ -639,7 +648,8 @@ MP_EXPORT int mp_pipe_create(mp_pipe **a, mp_pipe **b, size_t max_msg);
  * message to the other end, waiting up to timeout seconds for room.
  * The bytes are copied before return. Returns 0; MP_ETIMEDOUT (nothing was
  * sent); MP_EPEERDEAD when the other end is closed (the peer is gone; no
- * SIGPIPE is raised); -EMSGSIZE when len > max_msg; MP_EINVAL.
+ * SIGPIPE is raised); -EMSGSIZE when len > max_msg; MP_EINVAL; for a large
+ * message also -EMFILE or -ENOMEM / -ENOSPC (no memfd could hold it).
  */
 MP_EXPORT int mp_pipe_send(mp_pipe *p, const void *msg, size_t len,
                            double timeout);
@@ -651,7 +661,10 @@ MP_EXPORT int mp_pipe_send(mp_pipe *p, const void *msg, size_t len,
  * the peer died are still delivered first); -EMSGSIZE when the message is
  * longer than cap (it stays queued: receive it with a larger buffer, at most
  * mp_pipe_max_msg() bytes); MP_EPROTO for bytes that are not a message of
- * this library (discarded); MP_EINVAL.
+ * this library (discarded), including a large message whose memfd is not
+ * sealed or not of its stated size (a hostile peer), or whose fd could
+ * not be received (no fd left under RLIMIT_NOFILE: the message is lost);
+ * MP_EINVAL.
  * Several processes may receive on one end; each message goes to one of
  * them. The "stays queued" promise then holds only for a single reader.
  */

@@ -41,6 +41,10 @@ int mp__pipe_reg(int fds[2]);
 /* pidfd_open(pid), registered; -1 where there is none (see
  * mp__pidfd_open) or it cannot be had now. */
 int mp__pidfd_reg(pid_t pid);
+/* Any other fd: make(arg) returns a new fd or -errno, and the fd is
+ * registered in the same step. Returns the fd, -ENOMEM when the registry
+ * cannot grow (make is then not called), or make's -errno. */
+int mp__fd_reg_make(int (*make)(void *arg), void *arg);
 /* Unregister and close *fd, then set it to -1; -1 is ignored. */
 void mp__fd_drop(int *fd);
 
@@ -113,6 +117,9 @@ void mp__close(int fd);
  * read (less than n only at EOF) or -errno; write_full 0 or -errno. */
 ssize_t mp__read_full(int fd, void *buf, size_t n);
 int mp__write_full(int fd, const void *buf, size_t n);
+/* pread in the same loops, from offset off: bytes read (less than n only at
+ * end of file) or -errno. */
+ssize_t mp__pread_full(int fd, void *buf, size_t n, off_t off);
 int mp__writev_full(int fd, struct iovec *iov, int iovcnt);
 
 /* Non-blocking I/O: bytes moved (>= 0; 0 for read means EOF), -EAGAIN when

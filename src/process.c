@@ -65,6 +65,17 @@ int mp__pidfd_reg(pid_t pid) {
   return fd;
 }
 
+int mp__fd_reg_make(int (*make)(void *arg), void *arg) {
+  pthread_mutex_lock(&reg_lock);
+  int fd = reg_reserve(1);
+  if (fd == 0)
+    fd = make(arg);
+  if (fd >= 0)
+    reg_fds[reg_len++] = fd;
+  pthread_mutex_unlock(&reg_lock);
+  return fd;
+}
+
 void mp__fd_drop(int *fd) {
   if (*fd < 0)
     return;

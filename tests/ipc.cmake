@@ -1,5 +1,5 @@
 # The IPC tests (src/ipc/): one file per source. Included by CMakeLists.txt.
-mpool_test(test_ipc_pipe TIMEOUT 60)
+mpool_test(test_ipc_pipe INTERNAL TIMEOUT 60)
 mpool_test(test_ipc_queue TIMEOUT 60)
 mpool_test(test_ipc_sync TIMEOUT 60)
 mpool_test(test_ipc_value TIMEOUT 60)

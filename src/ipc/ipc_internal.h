@@ -56,4 +56,15 @@ int mp__ipc_mutex_lock(pthread_mutex_t *m, int64_t deadline);
 /* Returns 0, -EPERM when the caller does not hold it, or -errno. */
 int mp__ipc_mutex_unlock(pthread_mutex_t *m);
 
+/* ---- pipe.c: ends made from other sockets (listener.c) ---- */
+
+/*
+ * An mp_pipe end over fd, a connected AF_UNIX SOCK_SEQPACKET socket, for
+ * messages of up to max_msg bytes (0: 64 KiB). Returns 0 and sets *out
+ * (the end owns fd from then on), or -errno (fd is left open).
+ */
+int mp__pipe_adopt(mp_pipe **out, int fd, size_t max_msg);
+/* The end's socket, readable when a message waits or the peer is gone. */
+int mp__pipe_fd(const mp_pipe *p);
+
 #endif /* MPOOL_IPC_INTERNAL_H */
