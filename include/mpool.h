@@ -282,6 +282,30 @@ MP_EXPORT int mp_cpu_count(void);
  */
 MP_EXPORT const char *mp_current_process_name(void);
 
+/*
+ * Python's active_children(): the mp_process children this process started
+ * that are still running. Each started handle not yet freed is polled
+ * (those that have finished are reaped, as mp_process_is_alive does) and
+ * the running ones are written to out[0..max), newest first. The handles
+ * stay the caller's: nothing is copied or owned. Returns the number
+ * running, which may exceed max (out then holds the first max); MP_EINVAL
+ * for a negative max or a NULL out with max > 0. out may be NULL with max
+ * 0, to count (and reap) only. Pool workers are not counted: they are the
+ * pool's. Threads: safe to call from any thread, but, as it uses every
+ * handle, not while another thread is inside a call on one of them.
+ */
+MP_EXPORT int mp_active_children(mp_process **out, int max);
+
+/*
+ * Python's parent_process(): in a process the library forked (an
+ * mp_process child, a pool worker), the pid of the process that forked it
+ * and, when name is not NULL, *name its mp_current_process_name() at that
+ * moment (static storage). In a process the library did not fork (the
+ * main process) returns 0 and sets *name to NULL. The parent may have
+ * exited since: getppid() == the pid says it has not.
+ */
+MP_EXPORT pid_t mp_parent_process(const char **name);
+
 /* ------------------------------------------------------------------------ */
 /* Pools: multiprocessing.Pool                                              */
 /* ------------------------------------------------------------------------ */
