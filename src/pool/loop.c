@@ -149,6 +149,30 @@ int mp__pool_step(mp_pool *p, int64_t deadline) {
   return rc;
 }
 
+int mp__pool_pollfds(mp_pool *p, struct pollfd *out, int max, int64_t *due) {
+  mp__sched_feed(p);
+  mp__sched_retire_idle(p);
+  int killed = 0;
+  for (int i = 0; i < p->nproc; i++)
+    killed |= p->w[i].state == W_KILLED;
+  /* As mp__pool_step decides its wait's deadline. */
+  if (killed || (!p->in_callbacks && (!mp__list_empty(&p->cb_queue) ||
+                                      !mp__list_empty(&p->prog_queue)))) {
+    *due = 0;
+  } else {
+    int64_t d = mp__sched_timeouts(p, 0);
+    if (d < *due)
+      *due = d;
+  }
+  if (!p->tp_ops->pollfds) {
+    int64_t slice = mp__now_ns() + MP__POOL_SLICE_NS;
+    if (slice < *due)
+      *due = slice;
+    return 0;
+  }
+  return p->tp_ops->pollfds(p->tp, out, max, due);
+}
+
 int mp__pool_drive(mp_pool *p, int (*done)(void *), void *arg,
                    int64_t deadline) {
   while (!done(arg)) {
