@@ -136,7 +136,8 @@ MP_EXPORT const char *mp_version(void);
   XX(EOF, -1007, "no more items")                                             \
   XX(EPEERDEAD, -1008, "peer process is gone")                                \
   XX(EOWNERDEAD, -1009, "lock acquired; its previous holder died holding it") \
-  XX(ENOFUNC, -1010, "function cannot be found in the worker's process")
+  XX(ENOFUNC, -1010, "function cannot be found in the worker's process")    \
+  XX(EAUTH, -1012, "authentication with the peer failed")
 
 enum {
 #define MP__ERR_ENUM(name, value, msg) MP_##name = (value),
@@ -942,6 +943,149 @@ MP_EXPORT const char *mp_shm_name(const mp_shm *s);
  */
 MP_EXPORT void mp_shm_free(mp_shm *s);
 /* MPOOL-IPC-END */
+
+/* ---- Listener and Client: multiprocessing.connection ---- */
+
+/*
+ * Connections between processes that are not parent and child, over a unix
+ * socket, as Python's Listener and Client:
+ *
+ *   l = Listener(address, authkey=k)   mp_listener_create(&l, address, &(mp_listener_opts){ .authkey = k, .authkey_len = n })
+ *   c = l.accept()                     mp_listener_accept(l, &c, timeout)
+ *   c = Client(address, authkey=k)     mp_client_connect(&c, address, &(mp_client_opts){ .authkey = k, .authkey_len = n }, timeout)
+ *
+ * A connection is an mp_pipe end: mp_pipe_send, mp_pipe_recv, mp_pipe_poll,
+ * mp_pipe_free, with every promise of mp_pipe (whole messages of any size
+ * up to max_msg, MP_EPEERDEAD when the other side is gone). A child
+ * forked afterwards inherits it as it inherits a pipe end; the listening
+ * socket itself is not kept by children the library forks.
+ *
+ * Addresses: "/path/to/sock" (or any path: a socket file, created by the
+ * listener, removed by mp_listener_free in the creating process if it is
+ * still the one it bound; the directory's permissions say who may
+ * connect), or "@name": Linux's abstract namespace (no file; any process
+ * in the same network namespace may connect, so use an authkey).
+ * Authentication: with an authkey (any bytes) the two sides run Python's
+ * mutual challenge: each sends 32 random bytes that the other must answer
+ * with their HMAC-SHA256 under the key. The key never crosses the socket.
+ * A side whose peer does not know the key gets MP_EAUTH, and the
+ * connection is closed. Both sides must use a key or neither: a client
+ * without one that connects to a listener with one receives its challenge
+ * as its first message, and the listener's accept fails when the client
+ * does not answer (MP_EAUTH or MP_ETIMEDOUT).
+ */
+typedef struct mp_listener mp_listener;
+
+/* Listener options; NULL or { 0 } means defaults. */
+typedef struct mp_listener_opts {
+  /* The key clients must prove they know (copied); NULL: no
+   * authentication. authkey_len may be 0 with a non-NULL key. */
+  const void *authkey;
+  size_t authkey_len;
+  /* The accepted connections' max_msg, as mp_pipe_create's; 0: 64 KiB. */
+  size_t max_msg;
+  /* Connections waiting for accept before clients are held off; 0: 16. */
+  int backlog;
+} mp_listener_opts;
+
+/*
+ * Bind and listen on address ("/path", "@abstract-name"; NULL: a fresh
+ * abstract name, see mp_listener_address). Returns 0 and sets *out;
+ * MP_EINVAL (NULL out, an empty address, a negative backlog, authkey_len
+ * without authkey, max_msg over INT_MAX / 2); -EADDRINUSE when the
+ * address is taken (a socket file left by a dead listener too: remove it);
+ * -ENAMETOOLONG (over 107 bytes); -EACCES, -ENOENT (a path's directory);
+ * -EMFILE; -ENOMEM.
+ */
+MP_EXPORT int mp_listener_create(mp_listener **out, const char *address,
+                                 const mp_listener_opts *opts);
+
+/*
+ * Python's accept(): wait up to timeout seconds for a client, and
+ * authenticate it when the listener has a key (within the same timeout).
+ * Returns 0 and sets *conn to a new mp_pipe end (the caller frees it);
+ * MP_ETIMEDOUT; MP_EAUTH when the client failed the challenge or refused
+ * ours (its connection is closed; accept again for the next); MP_EPEERDEAD
+ * when it left during the challenge; MP_EINVAL; -EMFILE, -ENOMEM.
+ * mp_wait with MP_WAIT_LISTENER says when a client waits.
+ */
+MP_EXPORT int mp_listener_accept(mp_listener *l, mp_pipe **conn,
+                                 double timeout);
+
+/* The address as given, or the one made up for NULL ("@mpool-..."); owned
+ * by the listener. NULL for NULL. */
+MP_EXPORT const char *mp_listener_address(const mp_listener *l);
+
+/*
+ * Stop listening and release the listener; in the creating process, remove
+ * a path's socket file if it is still the one bound. Connections already
+ * accepted stay open. free(NULL) is a no-op.
+ */
+MP_EXPORT void mp_listener_free(mp_listener *l);
+
+/* Client options; NULL or { 0 } means defaults. */
+typedef struct mp_client_opts {
+  /* The listener's key (see mp_listener_opts); NULL: none. */
+  const void *authkey;
+  size_t authkey_len;
+  /* The connection's max_msg, as mp_pipe_create's; 0: 64 KiB. */
+  size_t max_msg;
+} mp_client_opts;
+
+/*
+ * Python's Client(address, authkey): connect to a listener and, with a
+ * key, authenticate, all within timeout seconds. Returns 0 and sets *conn
+ * (an mp_pipe end the caller frees); -ECONNREFUSED (nobody listens
+ * there), -ENOENT (no such path); MP_EAUTH (the listener refused our
+ * answer, or failed our challenge); MP_ETIMEDOUT (the listener's backlog
+ * stayed full, or it did not answer in time); MP_EPEERDEAD (it closed the
+ * connection during the challenge); MP_EINVAL; -ENAMETOOLONG; -EMFILE;
+ * -ENOMEM. On error nothing is left open.
+ */
+MP_EXPORT int mp_client_connect(mp_pipe **conn, const char *address,
+                                const mp_client_opts *opts, double timeout);
+
+/* ---- Waiting on many: multiprocessing.connection.wait ---- */
+
+/* What an mp_waitable waits for. */
+enum {
+  MP_WAIT_PIPE = 1, /* obj: mp_pipe *; ready as mp_pipe_poll says */
+  MP_WAIT_PROCESS,  /* obj: mp_process * (started); ready once it ended */
+  MP_WAIT_RESULT,   /* obj: mp_result *; ready as mp_result_ready says */
+  MP_WAIT_LISTENER, /* obj: mp_listener *; ready when a client waits */
+};
+
+/* One thing to wait for; mp_wait sets ready (1 or 0). */
+typedef struct mp_waitable {
+  int kind;  /* MP_WAIT_* */
+  void *obj; /* the handle */
+  int ready;
+} mp_waitable;
+
+/*
+ * Python's multiprocessing.connection.wait(): wait up to timeout seconds
+ * until at least one of the n entries is ready, then mark each entry's
+ * ready field. Returns how many are ready (0 when the timeout expired
+ * first, as Python returns []); MP_EINVAL (NULL w, n 0, an unknown kind
+ * or NULL obj: nothing is done); MP_ESTATE (a process never started);
+ * -ENOMEM; -errno when waiting itself fails, or a pool's wait fails (as
+ * for mp_pool_map).
+ * A process is ready once it has ended, and is then reaped (join
+ * returns at once). A result is ready once complete, or once its pool
+ * was freed (get then says MP_ECLOSED). Results make progress only inside
+ * calls on their pool: mp_wait drives each pool of the set (it waits on
+ * the pool's own fds and deadlines, and runs a round of its loop after
+ * every wakeup), so their callbacks may run inside it; a callback must not
+ * free any handle of the set.
+ * No busy loop: the call sleeps in one poll() over every fd involved and
+ * wakes when one fires. Where the kernel offers no fd it re-checks in
+ * slices: a process without a pidfd (kernels before 5.3, valgrind) every
+ * 100 ms, as mp_process_join does; so it notices a ready entry at once,
+ * else within that slice.
+ * Threads: the handles follow their own rules (a pool is used from one
+ * thread at a time, this call included).
+ */
+MP_EXPORT int mp_wait(mp_waitable *w, size_t n, double timeout);
 
 #ifdef __cplusplus
 }

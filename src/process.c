@@ -618,6 +618,14 @@ void mp_process_free(mp_process *p) {
   free(p);
 }
 
+int mp__process_fd(const mp_process *p) {
+  if (p->state != PROC_RUNNING)
+    return -1;
+  return p->pidfd >= 0 ? p->pidfd : p->status_fd;
+}
+
+int mp__process_has_pidfd(const mp_process *p) { return p->pidfd >= 0; }
+
 int mp_active_children(mp_process **out, int max) {
   if (max < 0 || (!out && max > 0))
     return MP_EINVAL;

@@ -67,4 +67,7 @@ int mp__pipe_adopt(mp_pipe **out, int fd, size_t max_msg);
 /* The end's socket, readable when a message waits or the peer is gone. */
 int mp__pipe_fd(const mp_pipe *p);
 
+/* listener.c: the listening socket, readable when a connection waits. */
+int mp__listener_fd(const mp_listener *l);
+
 #endif /* MPOOL_IPC_INTERNAL_H */

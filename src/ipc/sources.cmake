@@ -5,4 +5,5 @@ set(MPOOL_IPC_SOURCES
   src/ipc/sync.c
   src/ipc/value.c
   src/ipc/queue.c
-  src/ipc/pipe.c)
+  src/ipc/pipe.c
+  src/ipc/listener.c)
