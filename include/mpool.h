@@ -917,10 +917,48 @@ typedef struct mp_shm mp_shm;
  * (processes already attached keep their mapping). No fd stays open.
  * Returns 0 and sets *out; MP_EINVAL (NULL out, size 0, bad name);
  * -EEXIST when the name is taken; -EACCES, -ENAMETOOLONG, -ENOMEM, -errno.
- * A process that dies without freeing leaves a named segment behind, as in
- * Python: remove it with shm_unlink(name).
+ * A named segment is tracked, as Python's resource tracker does by
+ * default: see mp_shm_create_opts.
  */
 MP_EXPORT int mp_shm_create(mp_shm **out, const char *name, size_t size);
+
+/* Shared memory options; NULL or { 0 } means defaults. */
+typedef struct mp_shm_opts {
+  /* Non-zero: a named segment outlives its creator's death (Python's
+   * track=False); remove it with shm_unlink(name). 0: tracked. */
+  int untracked;
+} mp_shm_opts;
+
+/*
+ * mp_shm_create with options. A tracked named segment is removed when its
+ * creating process dies, however it dies (SIGKILL included), as promptly
+ * as the kernel closes a dead process's fds: a tracker process, forked at
+ * the first tracked create and reaped at the last free, watches a socket
+ * only the creator holds. Exactly:
+ * - removing the name is all it does: processes that have the segment
+ *   attached keep their mapping; later attaches get -ENOENT;
+ * - it never removes a name its creator did not create, nor one the
+ *   creator freed (and so removed) itself;
+ * - a forked child's copy of the handle is not its creator: the child's
+ *   death removes nothing. A child made by a raw fork() (not the
+ *   library's, which drop the tracker's socket) delays the removal until
+ *   it exits too; an exec does not (close-on-exec);
+ * - a creator killed in the instant between creating the name and telling
+ *   the tracker leaves that name behind, as does a tracker killed first
+ *   (it ignores SIGINT, SIGTERM, SIGHUP, SIGQUIT; SIGKILL ends it);
+ * - the tracker is a forked copy of the creator, as a pool worker is: it
+ *   touches none of the creator's memory, but pages the creator writes
+ *   while it lives are copied by the kernel (copy-on-write). A process
+ *   that writes gigabytes while it holds tracked segments may prefer
+ *   untracked ones. It counts as a child (SIGCHLD when it exits; do not
+ *   reap it with waitpid(-1, ...)), is not an mp_active_children entry,
+ *   and holds no other fd.
+ * Returns as mp_shm_create; also -EAGAIN / -ENOMEM (the tracker could not
+ * be forked) or -EMFILE (its socket), the name then not created.
+ * Anonymous segments (name NULL) ignore opts.
+ */
+MP_EXPORT int mp_shm_create_opts(mp_shm **out, const char *name, size_t size,
+                                 const mp_shm_opts *opts);
 
 /*
  * Map the named segment another process created. The size is the segment's.

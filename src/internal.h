@@ -41,6 +41,9 @@ int mp__pipe_reg(int fds[2]);
 /* pidfd_open(pid), registered; -1 where there is none (see
  * mp__pidfd_open) or it cannot be had now. */
 int mp__pidfd_reg(pid_t pid);
+/* socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC), both registered.
+ * Returns 0 or -errno. */
+int mp__socketpair_reg(int fds[2]);
 /* Any other fd: make(arg) returns a new fd or -errno, and the fd is
  * registered in the same step. Returns the fd, -ENOMEM when the registry
  * cannot grow (make is then not called), or make's -errno. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -63,6 +64,19 @@ int mp__pidfd_reg(pid_t pid) {
     reg_fds[reg_len++] = fd;
   pthread_mutex_unlock(&reg_lock);
   return fd;
+}
+
+int mp__socketpair_reg(int fds[2]) {
+  pthread_mutex_lock(&reg_lock);
+  int rc = reg_reserve(2);
+  if (rc == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
+    rc = -errno;
+  if (rc == 0) {
+    reg_fds[reg_len++] = fds[0];
+    reg_fds[reg_len++] = fds[1];
+  }
+  pthread_mutex_unlock(&reg_lock);
+  return rc;
 }
 
 int mp__fd_reg_make(int (*make)(void *arg), void *arg) {
