@@ -18,7 +18,9 @@ static const uint32_t sha_k[64] = {
     0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
     0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-static uint32_t sha_ror(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+static uint32_t sha_ror(uint32_t x, int n) {
+  return (x >> n) | (x << (32 - n));
+}
 
 static void sha_block(mp__sha256 *c, const unsigned char *b) {
   uint32_t w[64];
@@ -26,10 +28,10 @@ static void sha_block(mp__sha256 *c, const unsigned char *b) {
     w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 |
            (uint32_t)b[4 * i + 2] << 8 | (uint32_t)b[4 * i + 3];
   for (int i = 16; i < 64; i++) {
-    uint32_t s0 = sha_ror(w[i - 15], 7) ^ sha_ror(w[i - 15], 18) ^
-                  (w[i - 15] >> 3);
-    uint32_t s1 = sha_ror(w[i - 2], 17) ^ sha_ror(w[i - 2], 19) ^
-                  (w[i - 2] >> 10);
+    uint32_t s0 =
+        sha_ror(w[i - 15], 7) ^ sha_ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    uint32_t s1 =
+        sha_ror(w[i - 2], 17) ^ sha_ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
     w[i] = w[i - 16] + s0 + w[i - 7] + s1;
   }
   uint32_t a = c->h[0], bb = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4],

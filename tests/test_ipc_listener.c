@@ -25,8 +25,8 @@ enum { BIG = 16 * 1024 * 1024 };
 static int client_talk(void *arg) {
   mp_pipe *c;
   const char *key = arg;
-  mp_client_opts o = {.authkey = key, .authkey_len = key ? strlen(key) : 0,
-                      .max_msg = BIG};
+  mp_client_opts o = {
+      .authkey = key, .authkey_len = key ? strlen(key) : 0, .max_msg = BIG};
   int rc = mp_client_connect(&c, g_addr, &o, 30);
   if (rc == MP_EAUTH)
     return 10;
@@ -63,9 +63,8 @@ static void test_listener_path(void **state) {
   (void)state;
   snprintf(g_addr, sizeof g_addr, "/tmp/mpool-test-%ld.sock", (long)getpid());
   mp_listener *l;
-  assert_int_equal(mp_listener_create(&l, g_addr,
-                                      &(mp_listener_opts){.max_msg = BIG}),
-                   0);
+  assert_int_equal(
+      mp_listener_create(&l, g_addr, &(mp_listener_opts){.max_msg = BIG}), 0);
   assert_string_equal(mp_listener_address(l), g_addr);
   struct stat st;
   assert_int_equal(stat(g_addr, &st), 0);
@@ -84,8 +83,8 @@ static void test_listener_path(void **state) {
 static void test_listener_auth(void **state) {
   (void)state;
   mp_listener *l;
-  mp_listener_opts o = {.authkey = g_key, .authkey_len = strlen(g_key),
-                        .max_msg = BIG};
+  mp_listener_opts o = {
+      .authkey = g_key, .authkey_len = strlen(g_key), .max_msg = BIG};
   assert_int_equal(mp_listener_create(&l, NULL, &o), 0);
   snprintf(g_addr, sizeof g_addr, "%s", mp_listener_address(l));
   assert_int_equal(strncmp(g_addr, "@mpool-", 7), 0);
@@ -186,9 +185,9 @@ static void test_listener_misuse(void **state) {
   assert_int_equal(mp_listener_create(NULL, "@x", NULL), MP_EINVAL);
   assert_int_equal(mp_listener_create(&l, "", NULL), MP_EINVAL);
   assert_int_equal(mp_listener_create(&l, "@", NULL), MP_EINVAL);
-  assert_int_equal(mp_listener_create(&l, "@x",
-                                      &(mp_listener_opts){.authkey_len = 3}),
-                   MP_EINVAL);
+  assert_int_equal(
+      mp_listener_create(&l, "@x", &(mp_listener_opts){.authkey_len = 3}),
+      MP_EINVAL);
   char longp[200];
   memset(longp, 'a', sizeof longp - 1);
   longp[0] = '/';

@@ -171,8 +171,7 @@ static void test_wait_results(void **state) {
  * hangs past task_timeout; mp_wait wakes for the deadline, kills it. */
 static void test_wait_result_by_deadline(void **state) {
   (void)state;
-  mp_pool *pool = mpt_pool((mp_pool_opts){.processes = 1,
-                                          .task_timeout = 0.2});
+  mp_pool *pool = mpt_pool((mp_pool_opts){.processes = 1, .task_timeout = 0.2});
   mp_result *r;
   assert_int_equal(mp_pool_apply_async(pool, task_hang, NULL, 0, NULL, &r), 0);
   mp_waitable w = {MP_WAIT_RESULT, r, 0};
@@ -226,12 +225,9 @@ static void test_wait_misuse(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-      MPT_TEST(test_wait_pipes),
-      MPT_TEST(test_wait_processes_random_kills),
-      MPT_TEST(test_wait_results),
-      MPT_TEST(test_wait_result_by_deadline),
-      MPT_TEST(test_wait_listener),
-      MPT_TEST(test_wait_misuse),
+      MPT_TEST(test_wait_pipes),    MPT_TEST(test_wait_processes_random_kills),
+      MPT_TEST(test_wait_results),  MPT_TEST(test_wait_result_by_deadline),
+      MPT_TEST(test_wait_listener), MPT_TEST(test_wait_misuse),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

@@ -45,8 +45,8 @@ struct mp_listener {
   size_t max_msg; /* of the connections */
   unsigned char *key;
   size_t key_len;
-  pid_t owner;    /* the creator, who removes a path */
-  dev_t dev;      /* the socket file it bound (path addresses) */
+  pid_t owner; /* the creator, who removes a path */
+  dev_t dev;   /* the socket file it bound (path addresses) */
   ino_t ino;
 };
 
@@ -107,8 +107,8 @@ int mp_listener_create(mp_listener **out, const char *address,
     static _Atomic unsigned counter;
     unsigned rnd = 0;
     (void)getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
-    snprintf(made, sizeof made, "@mpool-%ld-%u-%08x", (long)getpid(),
-             ++counter, rnd);
+    snprintf(made, sizeof made, "@mpool-%ld-%u-%08x", (long)getpid(), ++counter,
+             rnd);
     address = made;
   }
   struct sockaddr_un sa;
@@ -193,8 +193,8 @@ static int lst_challenge_peer(mp_pipe *c, const unsigned char *key,
 
 /* Answer the peer's challenge and read its verdict. Returns 0, MP_EAUTH,
  * or the pipe's code. */
-static int lst_answer_peer(mp_pipe *c, const unsigned char *key,
-                           size_t key_len, int64_t deadline) {
+static int lst_answer_peer(mp_pipe *c, const unsigned char *key, size_t key_len,
+                           int64_t deadline) {
   unsigned char msg[sizeof lst_challenge - 1 + LST_NONCE];
   unsigned char mac[MP__SHA256_LEN];
   char verdict[sizeof lst_welcome];
@@ -209,7 +209,8 @@ static int lst_answer_peer(mp_pipe *c, const unsigned char *key,
   if ((rc = mp_pipe_send(c, mac, sizeof mac, lst_left(deadline))) < 0)
     return rc;
   rc = mp_pipe_recv(c, verdict, sizeof verdict, lst_left(deadline));
-  if (rc == (int)strlen(lst_welcome) && !memcmp(verdict, lst_welcome, (size_t)rc))
+  if (rc == (int)strlen(lst_welcome) &&
+      !memcmp(verdict, lst_welcome, (size_t)rc))
     return 0;
   return rc < 0 && rc != -EMSGSIZE && rc != MP_EPROTO && rc != MP_EPEERDEAD
              ? rc
@@ -267,8 +268,7 @@ int mp_listener_accept(mp_listener *l, mp_pipe **conn, double timeout) {
     if (r == 0)
       return MP_ETIMEDOUT;
   }
-  return lst_connection(conn, fd, l->max_msg, l->key, l->key_len, 1,
-                        deadline);
+  return lst_connection(conn, fd, l->max_msg, l->key, l->key_len, 1, deadline);
 }
 
 void mp_listener_free(mp_listener *l) {

@@ -174,8 +174,7 @@ static int pipe_hdr_ok(const pipe_hdr *h, ssize_t n) {
 }
 
 /* sendmsg until it goes or the deadline passes. Returns 0 or a code. */
-static int pipe_sendmsg(mp_pipe *p, const struct msghdr *mh,
-                        int64_t deadline) {
+static int pipe_sendmsg(mp_pipe *p, const struct msghdr *mh, int64_t deadline) {
   for (;;) {
     /* Non-blocking attempts, so a timeout is honoured even when another
      * process sharing this end filled the buffer after our poll. */
@@ -208,7 +207,8 @@ static int pipe_send_large(mp_pipe *p, const void *msg, size_t len,
     struct iovec iov[1 + PIPE_INLINE_WANT * 2 / sizeof pipe_zeros + 1];
     int n = 0;
     iov[n++] = (struct iovec){&h, sizeof h};
-    for (size_t left = p->pad; left > 0 && n < (int)(sizeof iov / sizeof *iov);) {
+    for (size_t left = p->pad;
+         left > 0 && n < (int)(sizeof iov / sizeof *iov);) {
       size_t k = left < sizeof pipe_zeros ? left : sizeof pipe_zeros;
       iov[n++] = (struct iovec){pipe_zeros, k};
       left -= k;
@@ -218,7 +218,8 @@ static int pipe_send_large(mp_pipe *p, const void *msg, size_t len,
       char buf[CMSG_SPACE(sizeof(int))];
     } ctl;
     memset(&ctl, 0, sizeof ctl);
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n,
+    struct msghdr mh = {.msg_iov = iov,
+                        .msg_iovlen = (size_t)n,
                         .msg_control = ctl.buf,
                         .msg_controllen = sizeof ctl.buf};
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
@@ -253,10 +254,10 @@ typedef struct pipe_rx {
   void *buf;
   size_t cap;
   pipe_hdr h;
-  ssize_t n;  /* recvmsg's answer */
-  int err;    /* its errno when n < 0 */
-  int flags;  /* msg_flags */
-  int fd;     /* the fd it carried, or -1 */
+  ssize_t n; /* recvmsg's answer */
+  int err;   /* its errno when n < 0 */
+  int flags; /* msg_flags */
+  int fd;    /* the fd it carried, or -1 */
 } pipe_rx;
 
 /* Returns the fd received, or a negative value (rx says what happened);
@@ -268,7 +269,8 @@ static int pipe_rx_take(void *arg) {
     char buf[CMSG_SPACE(sizeof(int))];
   } ctl;
   struct iovec iov[2] = {{&rx->h, sizeof rx->h}, {rx->buf, rx->cap}};
-  struct msghdr mh = {.msg_iov = iov, .msg_iovlen = rx->cap ? 2 : 1,
+  struct msghdr mh = {.msg_iov = iov,
+                      .msg_iovlen = rx->cap ? 2 : 1,
                       .msg_control = ctl.buf,
                       .msg_controllen = sizeof ctl.buf};
   rx->fd = -1;
@@ -303,8 +305,7 @@ static int pipe_read_memfd(int fd, uint32_t len, void *buf, size_t cap) {
     return MP_EPROTO;
   if (len > cap)
     return -EMSGSIZE; /* a reader sharing the end swapped messages */
-  return mp__pread_full(fd, buf, len, 0) == (ssize_t)len ? (int)len
-                                                          : MP_EPROTO;
+  return mp__pread_full(fd, buf, len, 0) == (ssize_t)len ? (int)len : MP_EPROTO;
 }
 
 int mp_pipe_recv(mp_pipe *p, void *buf, size_t cap, double timeout) {
@@ -332,8 +333,8 @@ int mp_pipe_recv(mp_pipe *p, void *buf, size_t cap, double timeout) {
     }
     if (h.len > cap)
       return -EMSGSIZE;
-    pipe_rx rx = {.p = p, .buf = buf, .cap = cap, .n = -1, .err = ENOMEM,
-                  .fd = -1};
+    pipe_rx rx = {
+        .p = p, .buf = buf, .cap = cap, .n = -1, .err = ENOMEM, .fd = -1};
     if (large)
       (void)mp__fd_reg_make(pipe_rx_take, &rx);
     else
@@ -349,8 +350,8 @@ int mp_pipe_recv(mp_pipe *p, void *buf, size_t cap, double timeout) {
      * different one: check again what was actually read. Only then can
      * an fd come unasked; it is closed at once. */
     int rc;
-    if (rx.fd >= 0 && !(rx.flags & MSG_CTRUNC) &&
-        (size_t)rx.n >= sizeof rx.h && rx.h.magic == PIPE_MAGIC_FD)
+    if (rx.fd >= 0 && !(rx.flags & MSG_CTRUNC) && (size_t)rx.n >= sizeof rx.h &&
+        rx.h.magic == PIPE_MAGIC_FD)
       rc = pipe_read_memfd(rx.fd, rx.h.len, buf, cap);
     else if (rx.fd >= 0 || (rx.flags & MSG_CTRUNC))
       rc = MP_EPROTO;
