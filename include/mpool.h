@@ -139,7 +139,8 @@ MP_EXPORT const char *mp_version(void);
   XX(EPEERDEAD, -1008, "peer process is gone")                                \
   XX(EOWNERDEAD, -1009, "lock acquired; its previous holder died holding it") \
   XX(ENOFUNC, -1010, "function cannot be found in the worker's process")   \
-  XX(EBROKEN, -1011, "barrier is broken")
+  XX(EBROKEN, -1011, "barrier is broken")                                     \
+  XX(EAUTH, -1012, "authentication with the peer failed")
 
 enum {
 #define MP__ERR_ENUM(name, value, msg) MP_##name = (value),
@@ -284,6 +285,30 @@ MP_EXPORT int mp_cpu_count(void);
  * in an mp_process child; "PoolWorker-N" in a pool worker. Static storage.
  */
 MP_EXPORT const char *mp_current_process_name(void);
+
+/*
+ * Python's active_children(): the mp_process children this process started
+ * that are still running. Each started handle not yet freed is polled
+ * (those that have finished are reaped, as mp_process_is_alive does) and
+ * the running ones are written to out[0..max), newest first. The handles
+ * stay the caller's: nothing is copied or owned. Returns the number
+ * running, which may exceed max (out then holds the first max); MP_EINVAL
+ * for a negative max or a NULL out with max > 0. out may be NULL with max
+ * 0, to count (and reap) only. Pool workers are not counted: they are the
+ * pool's. Threads: safe to call from any thread, but, as it uses every
+ * handle, not while another thread is inside a call on one of them.
+ */
+MP_EXPORT int mp_active_children(mp_process **out, int max);
+
+/*
+ * Python's parent_process(): in a process the library forked (an
+ * mp_process child, a pool worker), the pid of the process that forked it
+ * and, when name is not NULL, *name its mp_current_process_name() at that
+ * moment (static storage). In a process the library did not fork (the
+ * main process) returns 0 and sets *name to NULL. The parent may have
+ * exited since: getppid() == the pid says it has not.
+ */
+MP_EXPORT pid_t mp_parent_process(const char **name);
 
 /* ------------------------------------------------------------------------ */
 /* Pools: multiprocessing.Pool                                              */
@@ -758,12 +783,21 @@ typedef struct mp_pipe mp_pipe;
 /*
  * Create a connected pair of ends; each can send and receive (duplex).
  * Messages keep their boundaries: each recv returns exactly one send's
- * bytes, in order. max_msg is the largest message in bytes; 0 means 64 KiB.
- * The kernel bounds it (one message must fit a unix socket's send buffer:
- * about twice net.core.wmem_max); mp_pipe_max_msg() gives the value in use.
+ * bytes, in order. max_msg is the largest message in bytes (at most
+ * INT_MAX / 2); 0 means 64 KiB. A message that fits the socket's send
+ * buffer (which the kernel caps at about twice net.core.wmem_max) goes in
+ * one datagram; a larger one in a sealed memfd attached to one datagram,
+ * so it too arrives whole or not at all: no sender or reader killed at
+ * any instant, and no timeout, can leave part of a message in the pipe or
+ * hand a reader a corrupt one, and a pipe shared by several readers goes
+ * on working when one is killed while receiving (that message is lost
+ * with it, as it would be once received). Large messages are flow-
+ * controlled: at most two wait unread per direction, so a sender cannot
+ * run away with memory; each costs a memfd (an fd and max_msg bytes of
+ * shared memory) while in flight.
  * Returns 0 and sets *a and *b; MP_EINVAL (NULL or identical out-pointers,
- * max_msg over INT_MAX / 2); -EMSGSIZE when the system cannot hold messages
- * of max_msg bytes; -EMFILE / -ENFILE; -ENOMEM. On error nothing is set.
+ * max_msg over INT_MAX / 2); -EMFILE / -ENFILE; -ENOMEM. On error nothing
+ * is set.
  *
  * Typical use: create, start the child, then each side frees the end it
  * does not use (the child frees a, the parent b). Only then does the death
@@ -778,7 +812,8 @@ MP_EXPORT int mp_pipe_create(mp_pipe **a, mp_pipe **b, size_t max_msg);
  * message to the other end, waiting up to timeout seconds for room.
  * The bytes are copied before return. Returns 0; MP_ETIMEDOUT (nothing was
  * sent); MP_EPEERDEAD when the other end is closed (the peer is gone; no
- * SIGPIPE is raised); -EMSGSIZE when len > max_msg; MP_EINVAL.
+ * SIGPIPE is raised); -EMSGSIZE when len > max_msg; MP_EINVAL; for a large
+ * message also -EMFILE or -ENOMEM / -ENOSPC (no memfd could hold it).
  */
 MP_EXPORT int mp_pipe_send(mp_pipe *p, const void *msg, size_t len,
                            double timeout);
@@ -790,7 +825,10 @@ MP_EXPORT int mp_pipe_send(mp_pipe *p, const void *msg, size_t len,
  * the peer died are still delivered first); -EMSGSIZE when the message is
  * longer than cap (it stays queued: receive it with a larger buffer, at most
  * mp_pipe_max_msg() bytes); MP_EPROTO for bytes that are not a message of
- * this library (discarded); MP_EINVAL.
+ * this library (discarded), including a large message whose memfd is not
+ * sealed or not of its stated size (a hostile peer), or whose fd could
+ * not be received (no fd left under RLIMIT_NOFILE: the message is lost);
+ * MP_EINVAL.
  * Several processes may receive on one end; each message goes to one of
  * them. The "stays queued" promise then holds only for a single reader.
  */
@@ -1288,10 +1326,48 @@ typedef struct mp_shm mp_shm;
  * (processes already attached keep their mapping). No fd stays open.
  * Returns 0 and sets *out; MP_EINVAL (NULL out, size 0, bad name);
  * -EEXIST when the name is taken; -EACCES, -ENAMETOOLONG, -ENOMEM, -errno.
- * A process that dies without freeing leaves a named segment behind, as in
- * Python: remove it with shm_unlink(name).
+ * A named segment is tracked, as Python's resource tracker does by
+ * default: see mp_shm_create_opts.
  */
 MP_EXPORT int mp_shm_create(mp_shm **out, const char *name, size_t size);
+
+/* Shared memory options; NULL or { 0 } means defaults. */
+typedef struct mp_shm_opts {
+  /* Non-zero: a named segment outlives its creator's death (Python's
+   * track=False); remove it with shm_unlink(name). 0: tracked. */
+  int untracked;
+} mp_shm_opts;
+
+/*
+ * mp_shm_create with options. A tracked named segment is removed when its
+ * creating process dies, however it dies (SIGKILL included), as promptly
+ * as the kernel closes a dead process's fds: a tracker process, forked at
+ * the first tracked create and reaped at the last free, watches a socket
+ * only the creator holds. Exactly:
+ * - removing the name is all it does: processes that have the segment
+ *   attached keep their mapping; later attaches get -ENOENT;
+ * - it never removes a name its creator did not create, nor one the
+ *   creator freed (and so removed) itself;
+ * - a forked child's copy of the handle is not its creator: the child's
+ *   death removes nothing. A child made by a raw fork() (not the
+ *   library's, which drop the tracker's socket) delays the removal until
+ *   it exits too; an exec does not (close-on-exec);
+ * - a creator killed in the instant between creating the name and telling
+ *   the tracker leaves that name behind, as does a tracker killed first
+ *   (it ignores SIGINT, SIGTERM, SIGHUP, SIGQUIT; SIGKILL ends it);
+ * - the tracker is a forked copy of the creator, as a pool worker is: it
+ *   touches none of the creator's memory, but pages the creator writes
+ *   while it lives are copied by the kernel (copy-on-write). A process
+ *   that writes gigabytes while it holds tracked segments may prefer
+ *   untracked ones. It counts as a child (SIGCHLD when it exits; do not
+ *   reap it with waitpid(-1, ...)), is not an mp_active_children entry,
+ *   and holds no other fd.
+ * Returns as mp_shm_create; also -EAGAIN / -ENOMEM (the tracker could not
+ * be forked) or -EMFILE (its socket), the name then not created.
+ * Anonymous segments (name NULL) ignore opts.
+ */
+MP_EXPORT int mp_shm_create_opts(mp_shm **out, const char *name, size_t size,
+                                 const mp_shm_opts *opts);
 
 /*
  * Map the named segment another process created. The size is the segment's.
@@ -1314,6 +1390,149 @@ MP_EXPORT const char *mp_shm_name(const mp_shm *s);
  */
 MP_EXPORT void mp_shm_free(mp_shm *s);
 /* MPOOL-IPC-END */
+
+/* ---- Listener and Client: multiprocessing.connection ---- */
+
+/*
+ * Connections between processes that are not parent and child, over a unix
+ * socket, as Python's Listener and Client:
+ *
+ *   l = Listener(address, authkey=k)   mp_listener_create(&l, address, &(mp_listener_opts){ .authkey = k, .authkey_len = n })
+ *   c = l.accept()                     mp_listener_accept(l, &c, timeout)
+ *   c = Client(address, authkey=k)     mp_client_connect(&c, address, &(mp_client_opts){ .authkey = k, .authkey_len = n }, timeout)
+ *
+ * A connection is an mp_pipe end: mp_pipe_send, mp_pipe_recv, mp_pipe_poll,
+ * mp_pipe_free, with every promise of mp_pipe (whole messages of any size
+ * up to max_msg, MP_EPEERDEAD when the other side is gone). A child
+ * forked afterwards inherits it as it inherits a pipe end; the listening
+ * socket itself is not kept by children the library forks.
+ *
+ * Addresses: "/path/to/sock" (or any path: a socket file, created by the
+ * listener, removed by mp_listener_free in the creating process if it is
+ * still the one it bound; the directory's permissions say who may
+ * connect), or "@name": Linux's abstract namespace (no file; any process
+ * in the same network namespace may connect, so use an authkey).
+ * Authentication: with an authkey (any bytes) the two sides run Python's
+ * mutual challenge: each sends 32 random bytes that the other must answer
+ * with their HMAC-SHA256 under the key. The key never crosses the socket.
+ * A side whose peer does not know the key gets MP_EAUTH, and the
+ * connection is closed. Both sides must use a key or neither: a client
+ * without one that connects to a listener with one receives its challenge
+ * as its first message, and the listener's accept fails when the client
+ * does not answer (MP_EAUTH or MP_ETIMEDOUT).
+ */
+typedef struct mp_listener mp_listener;
+
+/* Listener options; NULL or { 0 } means defaults. */
+typedef struct mp_listener_opts {
+  /* The key clients must prove they know (copied); NULL: no
+   * authentication. authkey_len may be 0 with a non-NULL key. */
+  const void *authkey;
+  size_t authkey_len;
+  /* The accepted connections' max_msg, as mp_pipe_create's; 0: 64 KiB. */
+  size_t max_msg;
+  /* Connections waiting for accept before clients are held off; 0: 16. */
+  int backlog;
+} mp_listener_opts;
+
+/*
+ * Bind and listen on address ("/path", "@abstract-name"; NULL: a fresh
+ * abstract name, see mp_listener_address). Returns 0 and sets *out;
+ * MP_EINVAL (NULL out, an empty address, a negative backlog, authkey_len
+ * without authkey, max_msg over INT_MAX / 2); -EADDRINUSE when the
+ * address is taken (a socket file left by a dead listener too: remove it);
+ * -ENAMETOOLONG (over 107 bytes); -EACCES, -ENOENT (a path's directory);
+ * -EMFILE; -ENOMEM.
+ */
+MP_EXPORT int mp_listener_create(mp_listener **out, const char *address,
+                                 const mp_listener_opts *opts);
+
+/*
+ * Python's accept(): wait up to timeout seconds for a client, and
+ * authenticate it when the listener has a key (within the same timeout).
+ * Returns 0 and sets *conn to a new mp_pipe end (the caller frees it);
+ * MP_ETIMEDOUT; MP_EAUTH when the client failed the challenge or refused
+ * ours (its connection is closed; accept again for the next); MP_EPEERDEAD
+ * when it left during the challenge; MP_EINVAL; -EMFILE, -ENOMEM.
+ * mp_wait with MP_WAIT_LISTENER says when a client waits.
+ */
+MP_EXPORT int mp_listener_accept(mp_listener *l, mp_pipe **conn,
+                                 double timeout);
+
+/* The address as given, or the one made up for NULL ("@mpool-..."); owned
+ * by the listener. NULL for NULL. */
+MP_EXPORT const char *mp_listener_address(const mp_listener *l);
+
+/*
+ * Stop listening and release the listener; in the creating process, remove
+ * a path's socket file if it is still the one bound. Connections already
+ * accepted stay open. free(NULL) is a no-op.
+ */
+MP_EXPORT void mp_listener_free(mp_listener *l);
+
+/* Client options; NULL or { 0 } means defaults. */
+typedef struct mp_client_opts {
+  /* The listener's key (see mp_listener_opts); NULL: none. */
+  const void *authkey;
+  size_t authkey_len;
+  /* The connection's max_msg, as mp_pipe_create's; 0: 64 KiB. */
+  size_t max_msg;
+} mp_client_opts;
+
+/*
+ * Python's Client(address, authkey): connect to a listener and, with a
+ * key, authenticate, all within timeout seconds. Returns 0 and sets *conn
+ * (an mp_pipe end the caller frees); -ECONNREFUSED (nobody listens
+ * there), -ENOENT (no such path); MP_EAUTH (the listener refused our
+ * answer, or failed our challenge); MP_ETIMEDOUT (the listener's backlog
+ * stayed full, or it did not answer in time); MP_EPEERDEAD (it closed the
+ * connection during the challenge); MP_EINVAL; -ENAMETOOLONG; -EMFILE;
+ * -ENOMEM. On error nothing is left open.
+ */
+MP_EXPORT int mp_client_connect(mp_pipe **conn, const char *address,
+                                const mp_client_opts *opts, double timeout);
+
+/* ---- Waiting on many: multiprocessing.connection.wait ---- */
+
+/* What an mp_waitable waits for. */
+enum {
+  MP_WAIT_PIPE = 1, /* obj: mp_pipe *; ready as mp_pipe_poll says */
+  MP_WAIT_PROCESS,  /* obj: mp_process * (started); ready once it ended */
+  MP_WAIT_RESULT,   /* obj: mp_result *; ready as mp_result_ready says */
+  MP_WAIT_LISTENER, /* obj: mp_listener *; ready when a client waits */
+};
+
+/* One thing to wait for; mp_wait sets ready (1 or 0). */
+typedef struct mp_waitable {
+  int kind;  /* MP_WAIT_* */
+  void *obj; /* the handle */
+  int ready;
+} mp_waitable;
+
+/*
+ * Python's multiprocessing.connection.wait(): wait up to timeout seconds
+ * until at least one of the n entries is ready, then mark each entry's
+ * ready field. Returns how many are ready (0 when the timeout expired
+ * first, as Python returns []); MP_EINVAL (NULL w, n 0, an unknown kind
+ * or NULL obj: nothing is done); MP_ESTATE (a process never started);
+ * -ENOMEM; -errno when waiting itself fails, or a pool's wait fails (as
+ * for mp_pool_map).
+ * A process is ready once it has ended, and is then reaped (join
+ * returns at once). A result is ready once complete, or once its pool
+ * was freed (get then says MP_ECLOSED). Results make progress only inside
+ * calls on their pool: mp_wait drives each pool of the set (it waits on
+ * the pool's own fds and deadlines, and runs a round of its loop after
+ * every wakeup), so their callbacks may run inside it; a callback must not
+ * free any handle of the set.
+ * No busy loop: the call sleeps in one poll() over every fd involved and
+ * wakes when one fires. Where the kernel offers no fd it re-checks in
+ * slices: a process without a pidfd (kernels before 5.3, valgrind) every
+ * 100 ms, as mp_process_join does; so it notices a ready entry at once,
+ * else within that slice.
+ * Threads: the handles follow their own rules (a pool is used from one
+ * thread at a time, this call included).
+ */
+MP_EXPORT int mp_wait(mp_waitable *w, size_t n, double timeout);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,13 @@ int mp__pipe_reg(int fds[2]);
 /* pidfd_open(pid), registered; -1 where there is none (see
  * mp__pidfd_open) or it cannot be had now. */
 int mp__pidfd_reg(pid_t pid);
+/* socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC), both registered.
+ * Returns 0 or -errno. */
+int mp__socketpair_reg(int fds[2]);
+/* Any other fd: make(arg) returns a new fd or -errno, and the fd is
+ * registered in the same step. Returns the fd, -ENOMEM when the registry
+ * cannot grow (make is then not called), or make's -errno. */
+int mp__fd_reg_make(int (*make)(void *arg), void *arg);
 /* Unregister and close *fd, then set it to -1; -1 is ignored. */
 void mp__fd_drop(int *fd);
 
@@ -81,6 +88,14 @@ int mp__child_pidfd(pid_t pid);
  */
 int mp__child_signal(pid_t pid, int pidfd, int sig);
 
+/* For mp_wait: while p runs, its pidfd (readable once it has exited), else
+ * its status pipe (hangs up when it exits, or execs, or later when a
+ * grandchild holds it), else -1; -1 too once it has ended. Only a pidfd
+ * tells exactly: without one, poll p again in slices. */
+int mp__process_fd(const mp_process *p);
+/* Whether p's fd from mp__process_fd is its pidfd. */
+int mp__process_has_pidfd(const mp_process *p);
+
 /* Arm the parent-death signal (SIGKILL) and die now if parent, our parent
  * when we were forked, is gone already. */
 void mp__die_with_parent(pid_t parent);
@@ -113,6 +128,9 @@ void mp__close(int fd);
  * read (less than n only at EOF) or -errno; write_full 0 or -errno. */
 ssize_t mp__read_full(int fd, void *buf, size_t n);
 int mp__write_full(int fd, const void *buf, size_t n);
+/* pread in the same loops, from offset off: bytes read (less than n only at
+ * end of file) or -errno. */
+ssize_t mp__pread_full(int fd, void *buf, size_t n, off_t off);
 int mp__writev_full(int fd, struct iovec *iov, int iovcnt);
 
 /* Non-blocking I/O: bytes moved (>= 0; 0 for read means EOF), -EAGAIN when
@@ -329,6 +347,25 @@ int mp__fnref_check(const mp__fnref *ref);
  * caller's race, as for any function pointer.
  */
 int mp__fnref_resolve(const mp__fnref *ref, mp__fn *fn);
+
+/* ---- sha256.c: SHA-256 and HMAC-SHA256, for the Listener's handshake ---- */
+
+#define MP__SHA256_LEN 32
+typedef struct mp__sha256 {
+  uint32_t h[8];
+  uint64_t len;        /* bytes hashed */
+  unsigned char buf[64];
+  size_t fill;         /* bytes in buf */
+} mp__sha256;
+void mp__sha256_init(mp__sha256 *c);
+void mp__sha256_update(mp__sha256 *c, const void *data, size_t n);
+/* The digest of everything updated; c must be initialised again to reuse. */
+void mp__sha256_final(mp__sha256 *c, unsigned char out[MP__SHA256_LEN]);
+/* HMAC-SHA256 of msg under key (any length). */
+void mp__hmac_sha256(const void *key, size_t key_len, const void *msg,
+                     size_t msg_len, unsigned char out[MP__SHA256_LEN]);
+/* 1 when the n bytes are equal, in time independent of where they differ. */
+int mp__mem_equal_ct(const void *a, const void *b, size_t n);
 
 /* ---- worker.c: the child's side of a pool ---- */
 

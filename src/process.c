@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -65,6 +66,30 @@ int mp__pidfd_reg(pid_t pid) {
   return fd;
 }
 
+int mp__socketpair_reg(int fds[2]) {
+  pthread_mutex_lock(&reg_lock);
+  int rc = reg_reserve(2);
+  if (rc == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
+    rc = -errno;
+  if (rc == 0) {
+    reg_fds[reg_len++] = fds[0];
+    reg_fds[reg_len++] = fds[1];
+  }
+  pthread_mutex_unlock(&reg_lock);
+  return rc;
+}
+
+int mp__fd_reg_make(int (*make)(void *arg), void *arg) {
+  pthread_mutex_lock(&reg_lock);
+  int fd = reg_reserve(1);
+  if (fd == 0)
+    fd = make(arg);
+  if (fd >= 0)
+    reg_fds[reg_len++] = fd;
+  pthread_mutex_unlock(&reg_lock);
+  return fd;
+}
+
 void mp__fd_drop(int *fd) {
   if (*fd < 0)
     return;
@@ -88,6 +113,10 @@ void mp__fd_drop(int *fd) {
 /* ---- names ---- */
 
 static char cur_name[64] = "MainProcess";
+/* The process that forked this one through the library, and its name then;
+ * 0 and "" in a process the library did not fork. */
+static pid_t parent_pid;
+static char parent_name[64];
 static char cur_ident[80];  /* "" in the main process, "3" or "3:1" below */
 static _Atomic unsigned proc_counter;
 
@@ -101,6 +130,23 @@ static void copy_str(char *dst, size_t cap, const char *src) {
 
 void mp__set_process_name(const char *name) {
   copy_str(cur_name, sizeof cur_name, name);
+}
+
+/* ---- started processes, for mp_active_children ----
+ *
+ * Every handle started in this process and not yet freed, linked through
+ * the handle itself. A child forked by the library starts with an empty
+ * list (its parent's children are not its own); one forked by a raw
+ * fork() inherits the list, and each entry's owner pid keeps it out. */
+
+struct mp_process;
+static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mp_process *proc_head;
+
+/* In a child just forked (only its thread runs): forget the parent's. */
+static void proc_list_forget(void) {
+  pthread_mutex_init(&proc_lock, NULL);
+  proc_head = NULL;
 }
 
 /* ---- fork ---- */
@@ -176,6 +222,9 @@ pid_t mp__fork(const mp__fork_req *req) {
 
   if (req->die_with_parent)
     mp__die_with_parent(parent);
+  parent_pid = parent;
+  memcpy(parent_name, cur_name, sizeof parent_name);
+  proc_list_forget();
   if (req->name)
     mp__set_process_name(req->name);
   proc_counter = 0;
@@ -242,6 +291,9 @@ struct mp_process {
   int exitcode;
   char *name;
   char ident[80];
+  pid_t owner;                   /* the process that started it */
+  struct mp_process *prev, *next; /* in the started list, while linked */
+  int linked;
 };
 
 /* In the child: set by on_exit so exit(n) is reported even when the kernel
@@ -405,6 +457,15 @@ int mp_process_start(mp_process *p) {
    * it cannot be had now (no fd left), join falls back to waitpid. */
   p->pidfd = mp__child_pidfd(pid);
   p->state = PROC_RUNNING;
+  p->owner = getpid();
+  pthread_mutex_lock(&proc_lock);
+  p->prev = NULL;
+  p->next = proc_head;
+  if (proc_head)
+    proc_head->prev = p;
+  proc_head = p;
+  p->linked = 1;
+  pthread_mutex_unlock(&proc_lock);
   return 0;
 }
 
@@ -557,6 +618,47 @@ void mp_process_free(mp_process *p) {
     }
     mp_process_join(p, -1);
   }
+  if (p->linked && p->owner == getpid()) {
+    pthread_mutex_lock(&proc_lock);
+    if (p->prev)
+      p->prev->next = p->next;
+    else
+      proc_head = p->next;
+    if (p->next)
+      p->next->prev = p->prev;
+    pthread_mutex_unlock(&proc_lock);
+  }
   free(p->name);
   free(p);
+}
+
+int mp__process_fd(const mp_process *p) {
+  if (p->state != PROC_RUNNING)
+    return -1;
+  return p->pidfd >= 0 ? p->pidfd : p->status_fd;
+}
+
+int mp__process_has_pidfd(const mp_process *p) { return p->pidfd >= 0; }
+
+int mp_active_children(mp_process **out, int max) {
+  if (max < 0 || (!out && max > 0))
+    return MP_EINVAL;
+  pid_t self = getpid();
+  int n = 0;
+  pthread_mutex_lock(&proc_lock);
+  for (mp_process *p = proc_head; p; p = p->next) {
+    if (p->owner != self || !mp_process_is_alive(p))
+      continue;
+    if (n < max)
+      out[n] = p;
+    n++;
+  }
+  pthread_mutex_unlock(&proc_lock);
+  return n;
+}
+
+pid_t mp_parent_process(const char **name) {
+  if (name)
+    *name = parent_pid ? parent_name : NULL;
+  return parent_pid;
 }

@@ -653,6 +653,30 @@ static int fork_wait(void *tp, int64_t deadline) {
   return rc < 0 ? rc : 0;
 }
 
+/* The fds fork_wait would poll now; a worker dead but not yet buried
+ * needs a wait at once. */
+static int fork_pollfds(void *tp, struct pollfd *out, int max,
+                        int64_t *due) {
+  tp_fork *f = tp;
+  int n = 0;
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!w->pid)
+      continue;
+    if (w->dead)
+      *due = 0;
+    if (n < max)
+      out[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
+    n++;
+    if (w->tx && w->task_fd >= 0) {
+      if (n < max)
+        out[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
+      n++;
+    }
+  }
+  return n;
+}
+
 static void fork_destroy(void *tp) {
   tp_fork *f = tp;
   for (int i = 0; i < f->nproc; i++) {
@@ -684,4 +708,5 @@ const mp__tp_ops mp__tp_fork = {
     .ready = fork_ready,
     .ident = fork_ident,
     .destroy = fork_destroy,
+    .pollfds = fork_pollfds,
 };

@@ -88,6 +88,22 @@ ssize_t mp__read_full(int fd, void *buf, size_t n) {
   return (ssize_t)got;
 }
 
+ssize_t mp__pread_full(int fd, void *buf, size_t n, off_t off) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    if (r == 0)
+      break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
 int mp__writev_full(int fd, struct iovec *iov, int iovcnt) {
   while (iovcnt > 0) {
     ssize_t w = writev(fd, iov, iovcnt);

@@ -1,11 +1,12 @@
 # The IPC tests (src/ipc/): one file per source. Included by CMakeLists.txt.
-mpool_test(test_ipc_pipe TIMEOUT 60)
+mpool_test(test_ipc_pipe INTERNAL TIMEOUT 60)
 mpool_test(test_ipc_queue TIMEOUT 60)
 mpool_test(test_ipc_sync TIMEOUT 60)
 mpool_test(test_ipc_cond TIMEOUT 60)
 mpool_test(test_ipc_barrier TIMEOUT 60)
 mpool_test(test_ipc_value TIMEOUT 60)
 mpool_test(test_ipc_shm TIMEOUT 60)
+mpool_test(test_ipc_listener INTERNAL TIMEOUT 60)
 # 4 producers x 4 consumers x 250,000 messages, from the same binary: about
 # 1 s, so it runs in every ctest run (under the wrapper too).
 add_test(NAME test_ipc_queue_stress

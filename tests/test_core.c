@@ -537,6 +537,67 @@ static void test_functions_cross_as_references(void **state) {
   mpt_pool_done(p);
 }
 
+/* ---- waiting on a pool together with other fds (mp_wait) ---- */
+
+static int fk_pollfds(void *tp, struct pollfd *out, int max, int64_t *due) {
+  (void)tp;
+  (void)due;
+  for (int i = 0; i < 3 && i < max; i++)
+    out[i] = (struct pollfd){.fd = 100 + i, .events = POLLIN};
+  return 3;
+}
+
+static int noop_apply(const void *arg, size_t len, mp_buf *res) {
+  (void)arg, (void)len, (void)res;
+  return 0;
+}
+
+static void test_pollfds_entry(void **state) {
+  (void)state;
+  /* A transport without pollfds: no fds, and a round due within a slice. */
+  mp_pool *p = fake_pool(2, run_all, (mp_pool_opts){0}, 0);
+  struct pollfd fds[4];
+  int64_t due = INT64_MAX, t0 = mp__now_ns();
+  assert_int_equal(mp__pool_pollfds(p, fds, 4, &due), 0);
+  assert_true(due >= t0 && due <= mp__now_ns() + MP__POOL_SLICE_NS);
+  /* Work handed out by the first half of the round, finished by a step. */
+  mp_result *r;
+  assert_int_equal(mp_pool_apply_async(p, noop_apply, NULL, 0, NULL, &r), 0);
+  due = INT64_MAX;
+  assert_int_equal(mp__pool_pollfds(p, fds, 4, &due), 0);
+  assert_int_equal(mp__pool_step(p, 0), 0);
+  assert_int_equal(mp_result_ready(r), 1);
+  mp_result_free(r);
+  mpt_pool_done(p);
+
+  /* A transport with pollfds: its fds, counted past max; no deadline
+   * when idle. */
+  static mp__tp_ops ops;
+  ops = fake_ops;
+  ops.pollfds = fk_pollfds;
+  p = fake_pool_with(&ops, 2, run_all, (mp_pool_opts){0}, 0);
+  due = INT64_MAX;
+  assert_int_equal(mp__pool_pollfds(p, fds, 2, &due), 3);
+  assert_int_equal(fds[1].fd, 101);
+  assert_true(due == INT64_MAX);
+  mpt_pool_done(p);
+
+  /* An item past its task_timeout: a round is due now. */
+  setup_items();
+  p = fake_pool(1, hang_12, (mp_pool_opts){.task_timeout = 1}, 0);
+  int out[N];
+  mp_result *m;
+  assert_int_equal(mp_pool_map_async(p, twice, in + 12, 1, sizeof *in, out,
+                                     sizeof *out, NULL, &m), 0);
+  /* Submitting ran a round: the item hangs, started 10 s ago, and its
+   * worker was killed; the round that reports it is due at once. */
+  due = INT64_MAX;
+  (void)mp__pool_pollfds(p, fds, 4, &due);
+  assert_true(due <= mp__now_ns());
+  mp_result_free(m);
+  mpt_pool_done(p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_lost_at_item_k),
@@ -547,6 +608,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_result_for_unknown_task),
       MPT_TEST(test_iterator_order),
       MPT_TEST(test_functions_cross_as_references),
+      MPT_TEST(test_pollfds_entry),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

@@ -12,7 +12,7 @@ static void test_library_codes(void **state) {
       {MP_ESTATE, "ESTATE"},     {MP_EPROTO, "EPROTO"},
       {MP_EOF, "EOF"},           {MP_EPEERDEAD, "EPEERDEAD"},
       {MP_EOWNERDEAD, "EOWNERDEAD"}, {MP_ENOFUNC, "ENOFUNC"},
-      {MP_EBROKEN, "EBROKEN"}};
+      {MP_EBROKEN, "EBROKEN"},   {MP_EAUTH, "EAUTH"}};
   for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
     assert_true(codes[i].code < -1000);
     assert_string_equal(mp_err_name(codes[i].code), codes[i].name);
@@ -20,6 +20,13 @@ static void test_library_codes(void **state) {
     for (size_t k = 0; k < i; k++)
       assert_int_not_equal(codes[i].code, codes[k].code);
   }
+}
+
+static void test_eauth(void **state) {
+  (void)state;
+  assert_int_equal(MP_EAUTH, -1012);
+  assert_string_equal(mp_strerror(MP_EAUTH),
+                      "authentication with the peer failed");
 }
 
 static void test_errno_codes(void **state) {
@@ -47,6 +54,7 @@ static void test_success_and_unknown(void **state) {
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_library_codes),
+      MPT_TEST(test_eauth),
       MPT_TEST(test_errno_codes),
       MPT_TEST(test_success_and_unknown),
   };

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static mp_shm *g_shm;
@@ -165,12 +167,160 @@ static void test_shm_errors(void **state) {
   shm_unlink(name);
 }
 
+/* ---- the tracker: a named segment goes with its creator ---- */
+
+/* Wait up to max_s seconds for name to be gone. Returns 1 if it is. */
+static int gone_within(const char *name, double max_s) {
+  struct stat st;
+  double end = mpt_now() + max_s;
+  for (;;) {
+    if (name_stat(name, &st) == -ENOENT)
+      return 1;
+    if (mpt_now() > end)
+      return 0;
+    struct timespec tick = {0, 1000000}; /* pacing a poll, not a sync */
+    nanosleep(&tick, NULL);
+  }
+}
+
+static int g_ready[2];
+static int g_untracked;
+
+/* Child: create the segment (tracked unless g_untracked), write to it,
+ * say so, then wait to be killed. */
+static int create_and_wait(void *arg) {
+  (void)arg;
+  close(g_ready[0]);
+  mp_shm *s;
+  if (mp_shm_create_opts(&s, g_name, 4096,
+                         &(mp_shm_opts){.untracked = g_untracked}) != 0)
+    return 1;
+  memcpy(mp_shm_ptr(s), "alive", 6);
+  mpt_write(g_ready[1], "r", 1);
+  for (;;)
+    pause();
+}
+
+static void test_shm_creator_killed(void **state) {
+  (void)state;
+  for (g_untracked = 0; g_untracked < 2; g_untracked++) {
+    fresh_name();
+    assert_int_equal(pipe2(g_ready, O_CLOEXEC), 0);
+    mp_process *p = mpt_start(create_and_wait, NULL);
+    close(g_ready[1]);
+    char c;
+    mpt_read(g_ready[0], &c, 1);
+    close(g_ready[0]);
+    mp_shm *att;
+    assert_int_equal(mp_shm_attach(&att, g_name), 0);
+    assert_int_equal(mp_process_kill(p), 0);
+    assert_int_equal(mpt_finish(p), -SIGKILL);
+    if (!g_untracked) {
+      assert_true(gone_within(g_name, 10));
+    } else {
+      struct stat st;
+      assert_int_equal(name_stat(g_name, &st), 0); /* left, as asked */
+      assert_int_equal(shm_unlink(g_name), 0);
+    }
+    /* Either way an attached process keeps its mapping. */
+    assert_string_equal(mp_shm_ptr(att), "alive");
+    mp_shm_free(att);
+  }
+}
+
+/* The tracker holds no fd of the caller's: a pipe made before it still
+ * sees EOF when its writer closes. And it is gone (reaped, its socket
+ * closed) once the last tracked segment is freed: the fixture checks. */
+static void test_shm_tracker_holds_nothing(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  mp_shm *a, *b;
+  assert_int_equal(mp_shm_create(&a, fresh_name(), 100), 0);
+  char n2[64];
+  snprintf(n2, sizeof n2, "%s", g_name);
+  assert_int_equal(mp_shm_create(&b, fresh_name(), 100), 0);
+  close(fds[1]);
+  char c;
+  assert_int_equal(read(fds[0], &c, 1), 0); /* EOF: nobody else holds it */
+  close(fds[0]);
+  mp_shm_free(a);
+  struct stat st;
+  assert_int_equal(name_stat(n2, &st), -ENOENT); /* freed: removed */
+  assert_int_equal(name_stat(g_name, &st), 0);   /* still tracked */
+  mp_shm_free(b);
+  assert_int_equal(name_stat(g_name, &st), -ENOENT);
+}
+
+/* Several creators, some killed at random, some freeing normally: every
+ * name is gone in the end, each within a bound. */
+enum { NCREATORS = 5 };
+static char g_names[NCREATORS][64];
+static int g_go[2];
+
+static int create_two(void *arg) {
+  int i = (int)(intptr_t)arg;
+  close(g_ready[0]);
+  mp_shm *s[2];
+  char n[80];
+  snprintf(n, sizeof n, "%.60s-b", g_names[i]);
+  if (mp_shm_create(&s[0], g_names[i], 4096) != 0 ||
+      mp_shm_create(&s[1], n, 4096) != 0)
+    return 1;
+  mpt_write(g_ready[1], "r", 1);
+  /* Wait for the parent's word (EOF on g_go): then free normally, or be
+   * killed before it comes. */
+  close(g_go[1]);
+  char c;
+  ssize_t r;
+  while ((r = read(g_go[0], &c, 1)) > 0 || (r < 0 && errno == EINTR))
+    ;
+  mp_shm_free(s[0]);
+  mp_shm_free(s[1]);
+  return 0;
+}
+
+static void test_shm_creators_killed_at_random(void **state) {
+  (void)state;
+  assert_int_equal(pipe2(g_ready, O_CLOEXEC), 0);
+  assert_int_equal(pipe2(g_go, O_CLOEXEC), 0);
+  mp_process *p[NCREATORS];
+  for (int i = 0; i < NCREATORS; i++) {
+    snprintf(g_names[i], sizeof g_names[i], "/mpool-test-%ld-r%d",
+             (long)getpid(), i);
+    p[i] = mpt_start(create_two, (void *)(intptr_t)i);
+  }
+  close(g_ready[1]);
+  for (int i = 0; i < NCREATORS; i++) {
+    char c;
+    mpt_read(g_ready[0], &c, 1);
+  }
+  close(g_ready[0]);
+  srand((unsigned)getpid());
+  for (int i = 0; i < NCREATORS; i++)
+    if (rand() % 2)
+      mp_process_kill(p[i]);
+  close(g_go[1]);
+  close(g_go[0]);
+  for (int i = 0; i < NCREATORS; i++) {
+    int code = mpt_finish(p[i]);
+    assert_true(code == 0 || code == -SIGKILL);
+    char n[80];
+    snprintf(n, sizeof n, "%.60s-b", g_names[i]);
+    assert_true(gone_within(g_names[i], 10));
+    assert_true(gone_within(n, 10));
+  }
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_shm_anonymous),
       MPT_TEST(test_shm_named),
       MPT_TEST(test_shm_named_across_processes),
       MPT_TEST(test_shm_errors),
+      MPT_TEST(test_shm_creator_killed),
+      MPT_TEST(test_shm_tracker_holds_nothing),
+      MPT_TEST(test_shm_creators_killed_at_random),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

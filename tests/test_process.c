@@ -1,4 +1,5 @@
-/* test_process.c: mp_process, mp_cpu_count, mp_current_process_name. */
+/* test_process.c: mp_process, mp_cpu_count, mp_current_process_name,
+ * mp_active_children, mp_parent_process. */
 #include "fixture.h"
 
 #include <errno.h>
@@ -512,6 +513,152 @@ static void test_grandchild_holds_status_pipe(void **state) {
   prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 
+/* ---- active_children and parent_process ---- */
+
+/* Block until pid, a child, has exited, without reaping it. */
+static void wait_exited_unreaped(pid_t pid) {
+  siginfo_t si;
+  int r;
+  do
+    r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
+  while (r < 0 && errno == EINTR);
+  assert_int_equal(r, 0);
+}
+
+static int is_reaped(pid_t pid) {
+  siginfo_t si;
+  return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+         errno == ECHILD;
+}
+
+/* Child: reports what it sees as active children (none of its parent's)
+ * and its parent. Exit code: 0 when all is as Python would say. */
+static int report_parent(void *arg) {
+  pid_t want = (pid_t)(intptr_t)arg;
+  const char *name = "x";
+  if (mp_active_children(NULL, 0) != 0)
+    return 1;
+  if (mp_parent_process(&name) != want || getppid() != want)
+    return 2;
+  if (!name || strcmp(name, "MainProcess") != 0)
+    return 3;
+  /* A grandchild's parent is this process, by its name. */
+  mp_process *g;
+  if (mp_process_create(&g, ret_arg, (void *)0, NULL) < 0 ||
+      mp_process_start(g) < 0)
+    return 4;
+  mp_process *list[2];
+  int n = mp_active_children(list, 2);
+  if (n > 1 || (n == 1 && list[0] != g))
+    return 5;
+  mp_process_join(g, -1);
+  int code = -1;
+  mp_process_exitcode(g, &code);
+  mp_process_free(g);
+  return code == 0 && mp_active_children(NULL, 0) == 0 ? 0 : 6;
+}
+
+static void test_parent_process(void **state) {
+  (void)state;
+  const char *name = "x";
+  assert_int_equal(mp_parent_process(&name), 0);
+  assert_null(name);
+  assert_int_equal(mp_parent_process(NULL), 0);
+  assert_int_equal(mpt_finish(mpt_start(report_parent,
+                                        (void *)(intptr_t)getpid())),
+                   0);
+}
+
+static int apply_parent(const void *arg, size_t len, mp_buf *res) {
+  (void)arg;
+  (void)len;
+  const char *name = NULL;
+  pid_t pid = mp_parent_process(&name);
+  if (!name)
+    return 1;
+  mp_buf_append(res, &pid, sizeof pid);
+  return mp_buf_append(res, name, strlen(name) + 1);
+}
+
+static void test_parent_process_in_worker(void **state) {
+  (void)state;
+  mp_pool *pool = mpt_pool((mp_pool_opts){.processes = 1});
+  void *res = NULL;
+  size_t len = 0;
+  assert_int_equal(mp_pool_apply(pool, apply_parent, NULL, 0, &res, &len,
+                                 NULL), 0);
+  pid_t pid;
+  assert_true(len > sizeof pid);
+  memcpy(&pid, res, sizeof pid);
+  assert_int_equal(pid, getpid());
+  assert_string_equal((char *)res + sizeof pid, "MainProcess");
+  free(res);
+  mpt_pool_done(pool);
+  /* Pool workers are the pool's: never active children. */
+  assert_int_equal(mp_active_children(NULL, 0), 0);
+}
+
+enum { NKIDS = 6 };
+
+static void test_active_children(void **state) {
+  (void)state;
+  assert_int_equal(mp_active_children(NULL, 1), MP_EINVAL);
+  assert_int_equal(mp_active_children(NULL, -1), MP_EINVAL);
+  assert_int_equal(mp_active_children(NULL, 0), 0);
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  mp_process *p[NKIDS], *list[NKIDS + 1];
+  for (int i = 0; i < NKIDS; i++)
+    p[i] = mpt_start(wait_on_fd, fds);
+  mp_process *unstarted;
+  assert_int_equal(mp_process_create(&unstarted, ret_arg, NULL, NULL), 0);
+  assert_int_equal(mp_active_children(list, NKIDS + 1), NKIDS);
+  for (int i = 0; i < NKIDS; i++)
+    assert_ptr_equal(list[i], p[NKIDS - 1 - i]); /* newest first */
+  /* Fewer slots than children: the count, and the first ones. */
+  list[1] = NULL;
+  assert_int_equal(mp_active_children(list, 1), NKIDS);
+  assert_ptr_equal(list[0], p[NKIDS - 1]);
+  assert_null(list[1]);
+
+  /* Random kills: each dead child leaves the list, reaped by it. */
+  srand((unsigned)getpid());
+  int alive[NKIDS], left = NKIDS;
+  for (int i = 0; i < NKIDS; i++)
+    alive[i] = 1;
+  for (int round = 0; round < 3; round++) {
+    int k;
+    do
+      k = rand() % NKIDS;
+    while (!alive[k]);
+    pid_t pid = mp_process_pid(p[k]);
+    assert_int_equal(mp_process_kill(p[k]), 0);
+    wait_exited_unreaped(pid);
+    alive[k] = 0;
+    left--;
+    assert_int_equal(mp_active_children(list, NKIDS), left);
+    for (int i = 0; i < left; i++)
+      assert_ptr_not_equal(list[i], p[k]);
+    assert_true(is_reaped(pid));
+    int code;
+    assert_int_equal(mp_process_exitcode(p[k], &code), 0);
+    assert_int_equal(code, -SIGKILL);
+  }
+  /* A freed handle leaves the list at once. */
+  for (int i = 0; i < NKIDS; i++)
+    if (!alive[i]) {
+      mp_process_free(p[i]);
+      p[i] = NULL;
+    }
+  close(fds[1]);
+  close(fds[0]);
+  for (int i = 0; i < NKIDS; i++)
+    if (p[i])
+      assert_int_equal(mpt_finish(p[i]), 5);
+  assert_int_equal(mp_active_children(list, NKIDS), 0);
+  mp_process_free(unstarted);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_exitcode_from_return),
@@ -531,6 +678,9 @@ int main(int argc, char **argv) {
       MPT_TEST(test_no_disposition_changed_and_cloexec),
       MPT_TEST(test_sigchld_ignored),
       MPT_TEST(test_grandchild_holds_status_pipe),
+      MPT_TEST(test_parent_process),
+      MPT_TEST(test_parent_process_in_worker),
+      MPT_TEST(test_active_children),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

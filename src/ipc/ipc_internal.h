@@ -78,4 +78,18 @@ int mp__ipc_mutex_mine(pthread_mutex_t *m);
 /* The robust mutex inside an mp_lock (for mp_cond). */
 pthread_mutex_t *mp__lock_mutex(mp_lock *l);
 
+/* ---- pipe.c: ends made from other sockets (listener.c) ---- */
+
+/*
+ * An mp_pipe end over fd, a connected AF_UNIX SOCK_SEQPACKET socket, for
+ * messages of up to max_msg bytes (0: 64 KiB). Returns 0 and sets *out
+ * (the end owns fd from then on), or -errno (fd is left open).
+ */
+int mp__pipe_adopt(mp_pipe **out, int fd, size_t max_msg);
+/* The end's socket, readable when a message waits or the peer is gone. */
+int mp__pipe_fd(const mp_pipe *p);
+
+/* listener.c: the listening socket, readable when a connection waits. */
+int mp__listener_fd(const mp_listener *l);
+
 #endif /* MPOOL_IPC_INTERNAL_H */

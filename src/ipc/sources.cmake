@@ -7,4 +7,5 @@ set(MPOOL_IPC_SOURCES
   src/ipc/barrier.c
   src/ipc/value.c
   src/ipc/queue.c
-  src/ipc/pipe.c)
+  src/ipc/pipe.c
+  src/ipc/listener.c)

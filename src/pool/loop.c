@@ -127,19 +127,25 @@ static void pool_drop_callbacks(mp_pool *p) {
   }
 }
 
-int mp__pool_step(mp_pool *p, int64_t deadline) {
+/* The first half of a round: work handed out, idle workers retired. Then
+ * the deadline its wait may sleep to, at most deadline: now when a killed
+ * worker waits to be reported or callbacks wait to run, else the earliest
+ * timeout. */
+static int64_t pool_round_begin(mp_pool *p, int64_t deadline) {
   mp__sched_feed(p);
   mp__sched_retire_idle(p);
   int killed = 0;
   for (int i = 0; i < p->nproc; i++)
     killed |= p->w[i].state == W_KILLED;
-  int64_t due = mp__sched_timeouts(p, 0);
   if (killed || (!p->in_callbacks && (!mp__list_empty(&p->cb_queue) ||
                                       !mp__list_empty(&p->prog_queue))))
-    deadline = 0;
-  else if (due < deadline)
-    deadline = due;
-  int rc = p->tp_ops->wait(p->tp, deadline);
+    return 0;
+  int64_t due = mp__sched_timeouts(p, 0);
+  return due < deadline ? due : deadline;
+}
+
+int mp__pool_step(mp_pool *p, int64_t deadline) {
+  int rc = p->tp_ops->wait(p->tp, pool_round_begin(p, deadline));
   /* Only after the wait has read what workers sent: one that died on its
    * own but whose death was not seen yet must not be taken for one that
    * overran. */
@@ -147,6 +153,17 @@ int mp__pool_step(mp_pool *p, int64_t deadline) {
   pool_replace(p);
   pool_run_callbacks(p);
   return rc;
+}
+
+int mp__pool_pollfds(mp_pool *p, struct pollfd *out, int max, int64_t *due) {
+  *due = pool_round_begin(p, *due); /* as mp__pool_step decides */
+  if (!p->tp_ops->pollfds) {
+    int64_t slice = mp__now_ns() + MP__POOL_SLICE_NS;
+    if (slice < *due)
+      *due = slice;
+    return 0;
+  }
+  return p->tp_ops->pollfds(p->tp, out, max, due);
 }
 
 int mp__pool_drive(mp_pool *p, int (*done)(void *), void *arg,

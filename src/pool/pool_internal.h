@@ -161,6 +161,13 @@ typedef struct mp__tp_ops {
   long (*ident)(void *tp, int w);
   /* Kill and reap every worker, free everything. No event is reported. */
   void (*destroy)(void *tp);
+  /* Optional (NULL: the pool is polled in slices, see mp__pool_pollfds):
+   * the fds wait() would poll now, into out[0..max), their events set;
+   * returns how many there are, which may exceed max (call again with
+   * room). Lowers *due (ns, CLOCK_MONOTONIC) to when wait() must run even
+   * if none of them fires (0: now). After a poll of them, a wait(tp, 0)
+   * moves whatever became ready; their revents are not used. */
+  int (*pollfds)(void *tp, struct pollfd *out, int max, int64_t *due);
 } mp__tp_ops;
 
 /* The fork transport (tp_fork.c). */
@@ -417,6 +424,17 @@ int mp__pool_step(mp_pool *p, int64_t deadline);
 int mp__pool_drive(mp_pool *p, int (*done)(void *), void *arg,
                    int64_t deadline);
 void mp__pool_shutdown(mp_pool *p, int code, int detail);
+/*
+ * Wait on a pool together with other fds (mp_wait): the first half of a
+ * round (work handed out, idle workers retired), then the fds the round's
+ * wait would poll into out[0..max), and in *due the latest time a round
+ * must run even if none fires (0: now; a transport without pollfds gets
+ * MP__POOL_SLICE_NS from now). Returns the number of fds, which may exceed
+ * max (call again with room). After polling them, mp__pool_step(p, 0)
+ * completes the round.
+ */
+#define MP__POOL_SLICE_NS ((int64_t)10 * 1000000)
+int mp__pool_pollfds(mp_pool *p, struct pollfd *out, int max, int64_t *due);
 
 /* The transport's two entry points. mp__core_result: the result payload of
  * id, the oldest task worker w holds. Returns 0, or MP_EPROTO when it is
