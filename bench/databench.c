@@ -16,7 +16,7 @@
  *   11 1,000,000 tiny items, chunksize 1, against default chunks
  */
 #define _GNU_SOURCE
-#include "mpool.h"
+#include "bench.h"
 
 #include <errno.h>
 #include <math.h>
@@ -31,38 +31,7 @@
 
 static int quick;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static _Noreturn void die(const char *what, int rc) {
-  fprintf(stderr, "databench: %s: %s\n", what,
-          rc < 0 ? mp_strerror(rc) : strerror(errno));
-  exit(1);
-}
-
-#define CHECK(call)                                                            \
-  do {                                                                         \
-    int rc_ = (call);                                                          \
-    if (rc_ < 0)                                                               \
-      die(#call, rc_);                                                         \
-  } while (0)
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void emit(const char *side, const char *key, double v) {
-  printf("%s %s %.6g\n", side, key, v);
-}
+const char *bench_name = "databench";
 
 static mp_pool *pool2(void) {
   mp_pool *p;

@@ -23,7 +23,7 @@
  *   7 maxtasksperchild=1, per task | raw fork per task          us per task
  */
 #define _GNU_SOURCE
-#include "mpool.h"
+#include "bench.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,25 +38,7 @@
 
 static int quick;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static _Noreturn void die(const char *what, int rc) {
-  fprintf(stderr, "mpbench: %s: %s\n", what,
-          rc < 0 ? mp_strerror(rc) : strerror(errno));
-  exit(1);
-}
-
-/* A libmpool call that must succeed. */
-#define CHECK(call)                                                            \
-  do {                                                                         \
-    int rc_ = (call);                                                          \
-    if (rc_ < 0)                                                               \
-      die(#call, rc_);                                                         \
-  } while (0)
+const char *bench_name = "mpbench";
 
 /* A system call that must succeed (-1 and errno on failure). */
 #define SYS(call)                                                              \
@@ -64,20 +46,6 @@ static _Noreturn void die(const char *what, int rc) {
     if ((call) < 0)                                                            \
       die(#call, 0);                                                           \
   } while (0)
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void emit(const char *side, const char *key, double v) {
-  printf("%s %s %.6g\n", side, key, v);
-}
 
 /* Inner repetitions per round: the round reports their median. */
 static int inner(int full) { return quick ? 1 : full; }

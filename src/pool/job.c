@@ -122,12 +122,17 @@ void mp__job_progress(job *j, size_t count) {
   mp__list_push(&p->prog_queue, &j->prog_link);
 }
 
-void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
-                     const char *outs, int code, int detail) {
+/* Where the outcomes of items [start, start + count) of j go: its arrays
+ * (either may be NULL) or, for an iterator, a new block. Returns 0, or -1
+ * when the job takes no outcome (detached) or a block could not be had. */
+static int job_sink(job *j, size_t start, size_t count, mp_status **st,
+                    char **dst) {
   if (j->state == JOB_DETACHED)
-    return;
-  mp_status *st = j->status ? j->status + start : NULL;
-  char *dst = j->out ? j->out + start * j->out_size : NULL;
+    return -1;
+  *st = j->status ? j->status + start : NULL;
+  *dst = j->out ? j->out + start * j->out_size : NULL;
+  if (j->kind == JOB_BYTES)
+    *dst = j->bout ? (char *)(j->bout + start) : NULL;
   if (j->sink != SINK_ARRAY) {
     block *b = block_new(j, start, count);
     if (!b) {
@@ -135,11 +140,20 @@ void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
        * when reached) and no more input goes out. */
       j->done += count;
       mp__job_fail_rest(j, -ENOMEM, 0);
-      return;
+      return -1;
     }
-    st = b->st;
-    dst = b->outs;
+    *st = b->st;
+    *dst = b->outs;
   }
+  return 0;
+}
+
+void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
+                     const char *outs, int code, int detail) {
+  mp_status *st;
+  char *dst;
+  if (job_sink(j, start, count, &st, &dst) < 0)
+    return;
   if (dst && outs)
     memcpy(dst, outs, count * j->out_size);
   for (size_t i = 0; i < count && (codes || code || st); i++) {
@@ -320,20 +334,11 @@ chunk *mp__bytes_chunk_sub(mp_pool *p, job *j, const chunk *from,
 
 void mp__job_deliver_bytes(job *j, size_t start, size_t count,
                            const char *payload) {
-  if (j->state == JOB_DETACHED)
+  mp_status *st;
+  char *to;
+  if (job_sink(j, start, count, &st, &to) < 0)
     return;
-  mp_status *st = j->status ? j->status + start : NULL;
-  mp_bytes *dst = j->bout ? j->bout + start : NULL;
-  if (j->sink != SINK_ARRAY) {
-    block *b = block_new(j, start, count);
-    if (!b) {
-      j->done += count;
-      mp__job_fail_rest(j, -ENOMEM, 0);
-      return;
-    }
-    st = b->st;
-    dst = (mp_bytes *)(void *)b->outs;
-  }
+  mp_bytes *dst = (mp_bytes *)(void *)to;
   const char *data = payload + count * sizeof(mp__item_res);
   for (size_t i = 0; i < count; i++) {
     mp__item_res r;

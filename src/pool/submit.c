@@ -177,6 +177,17 @@ static int job_wait_blocking(job *j) {
   return rc;
 }
 
+/* Start a blocking map's job, wait for it and drop it: its outcome. */
+static int job_run_map(mp_pool *pool, job *j, const mp_map_opts *opts) {
+  j->blocking = 1;
+  mp__job_start(pool, j, opts);
+  int rc = job_wait_blocking(j);
+  if (rc == 0)
+    rc = job_outcome(j, NULL);
+  mp__job_unref(j);
+  return rc;
+}
+
 int mp_pool_map_async(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
                       size_t in_size, void *out, size_t out_size,
                       const mp_map_async_opts *opts, mp_result **out_result) {
@@ -217,13 +228,7 @@ int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
   if (!j)
     return -ENOMEM;
   j->out = out;
-  j->blocking = 1;
-  mp__job_start(pool, j, opts);
-  rc = job_wait_blocking(j);
-  if (rc == 0)
-    rc = job_outcome(j, NULL);
-  mp__job_unref(j);
-  return rc;
+  return job_run_map(pool, j, opts);
 }
 
 static int apply_submit(mp_pool *pool, mp_apply_fn f, const void *arg,
@@ -398,11 +403,5 @@ int mp_pool_map_bytes(mp_pool *pool, mp_apply_fn f, const mp_bytes *in,
   j->bin = in;
   j->bout = out;
   j->out_size = sizeof(mp_bytes);
-  j->blocking = 1;
-  mp__job_start(pool, j, opts);
-  rc = job_wait_blocking(j);
-  if (rc == 0)
-    rc = job_outcome(j, NULL);
-  mp__job_unref(j);
-  return rc;
+  return job_run_map(pool, j, opts);
 }
