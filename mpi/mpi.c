@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -22,9 +23,15 @@ mpi_state mpi__st;
 const mp__ext *mpi__ext = &mp__ext_table;
 
 enum {
-  SPINS = 64,                /* polls before the first nap */
-  NAP_MIN_NS = 16 * 1000,
-  NAP_MAX_NS = 1000 * 1000,  /* idle ranks wake about 1000 times a second */
+  /* After anything happened, poll without sleeping: first flat out (an
+   * answer within it costs no context switch: a round trip stays within
+   * a few microseconds of a local one), then yielding the CPU to whatever
+   * else is runnable. The whole window outlasts the longest nap, so two
+   * ranks that fell asleep are back in step after one slow round trip. */
+  HOT_NS = 100 * 1000,
+  SPIN_NS = 2 * 1000 * 1000,
+  NAP_MIN_NS = 20 * 1000,
+  NAP_MAX_NS = 1000 * 1000, /* idle ranks wake about 1000 times a second */
 };
 
 int64_t mpi__now_ns(void) {
@@ -40,18 +47,22 @@ int64_t mpi__deadline(double seconds) {
 }
 
 void mpi__backoff_reset(mpi_backoff *b) {
-  b->spins = 0;
+  b->since = mpi__now_ns();
   b->nap_ns = NAP_MIN_NS;
 }
 
-int mpi__backoff_idle(const mpi_backoff *b) { return b->spins >= SPINS; }
+int mpi__backoff_idle(const mpi_backoff *b) {
+  return mpi__now_ns() - b->since >= SPIN_NS;
+}
 
 void mpi__backoff(mpi_backoff *b, int64_t deadline) {
-  if (b->spins < SPINS) {
-    b->spins++;
+  int64_t now = mpi__now_ns();
+  if (now - b->since < SPIN_NS) {
+    if (now - b->since >= HOT_NS)
+      sched_yield();
     return;
   }
-  int64_t left = deadline - mpi__now_ns();
+  int64_t left = deadline - now;
   if (left <= 0)
     return;
   long nap = b->nap_ns < left ? b->nap_ns : (long)left;

@@ -102,10 +102,10 @@ extern const mp__ext *mpi__ext;
 int64_t mpi__now_ns(void);
 int64_t mpi__deadline(double seconds);
 
-/* Polling without burning a core: a short spin, then naps that grow to
- * about 1 ms. reset after anything happened. */
+/* Polling without burning a core: a short spin (200 us, yielding), then
+ * naps that grow to about 1 ms. reset after anything happened. */
 typedef struct mpi_backoff {
-  int spins;
+  int64_t since; /* the last time something happened */
   long nap_ns;
 } mpi_backoff;
 void mpi__backoff_reset(mpi_backoff *b);

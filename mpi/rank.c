@@ -302,8 +302,8 @@ int mpi__serve(void) {
       any |= rank_answer(&r);
     if (any)
       mpi__backoff_reset(&b);
-    else if (mpi__backoff_idle(&b) && r.head && r.head->res)
-      /* Asleep in poll() on the local pool: a result wakes it at once;
+    else if (r.head && r.head->res)
+      /* Asleep in poll() on the local pool: the result wakes it at once;
        * a message from rank 0 waits a millisecond at most. */
       mp_result_wait(r.head->res, 0.001);
     else
