@@ -193,12 +193,11 @@ static void mpi_hello_make(msg_hello *h) {
 /* Rank 0: every rank's HELLO, checked against ours. Returns the verdict:
  * 0, MP_MPI_EBUILD, MP_EINVAL (no build-id here), MP_ETIMEDOUT, or an
  * error receiving; *said[r] is set for each rank that said hello. */
-static int mpi_gather_hellos(const mp_mpi_opts *o, char *said) {
+static int mpi_gather_hellos(char *said) {
   msg_hello mine;
   mpi_hello_make(&mine);
   int verdict = mine.exe_rc < 0 ? MP_EINVAL : 0;
-  double t = o && o->start_timeout > 0 ? o->start_timeout : 60;
-  int64_t deadline = mpi__deadline(t);
+  int64_t deadline = mpi__deadline(mpi__st.start_timeout);
   int left = mpi__st.size - 1;
   mpi_backoff b;
   mpi__backoff_reset(&b);
@@ -307,6 +306,8 @@ int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts) {
     goto error;
   mpi__st.stop_timeout = opts && opts->stop_timeout > 0 ? opts->stop_timeout
                                                         : 10;
+  mpi__st.start_timeout =
+      opts && opts->start_timeout > 0 ? opts->start_timeout : 60;
   if (mpi__st.size < 2) {
     rc = MP_MPI_ENOWORKERS;
     goto error;
@@ -325,29 +326,31 @@ int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts) {
   if (!mpi__st.pids || !said) {
     free(said);
     rc = -ENOMEM;
-    goto error; /* the other ranks wait: the program's exit ends the job */
+    goto unfinalized;
   }
   mpi__st.pids[0] = getpid();
-  rc = mpi_gather_hellos(opts, said);
+  rc = mpi_gather_hellos(said);
   mpi_outbox box = {0};
   for (int r = 1; r < mpi__st.size; r++)
     if (said[r])
       mpi__send_hdr(&box, r, TAG_DOWN, M_WELCOME, 0, 0, rc, 0);
   free(said);
   mpi__outbox_drain(&box, mpi__deadline(mpi__st.stop_timeout));
-  if (rc == MP_ETIMEDOUT) {
-    /* Finalizing would wait for the rank that never came. */
-    MPI_Comm_free(&mpi__st.comm);
-    free(mpi__st.pids);
-    mpi__st = (mpi_state){.comm = MPI_COMM_NULL};
-    return rc;
-  }
+  if (rc == MP_ETIMEDOUT)
+    goto unfinalized;
   if (rc < 0)
     goto error;
   mpi__st.inited = 1;
   return 0;
 error:
   mpi_teardown();
+  return rc;
+unfinalized:
+  /* Some rank is not (or never was) listening: MPI_Finalize would wait
+   * for it. The program's non-zero exit ends the job. */
+  MPI_Comm_free(&mpi__st.comm);
+  free(mpi__st.pids);
+  mpi__st = (mpi_state){.comm = MPI_COMM_NULL};
   return rc;
 }
 

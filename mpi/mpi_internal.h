@@ -88,7 +88,7 @@ typedef struct mpi_state {
   int owned;     /* we called MPI_Init: we call MPI_Finalize */
   int rank, size;
   MPI_Comm comm;
-  double stop_timeout;
+  double start_timeout, stop_timeout;
   int64_t *pids; /* rank 0: each rank's pid, from its HELLO */
   int pool_live; /* rank 0: a pool exists */
   uint64_t gen;  /* rank 0: the last generation given out */

@@ -41,7 +41,8 @@
  *     task on another rank cannot reach rank 0's.
  *   - Callbacks and progress reports run on rank 0, inside library calls.
  *   - opts->processes counts the workers of each rank's local pool (0: the
- *     CPUs that rank may use); mp_pool_processes() gives the worker ranks.
+ *     CPUs that rank may use); mp_pool_processes() gives the worker ranks,
+ *     mp_pool_worker_pids() their process ids (each on its own node).
  *     task_timeout, maxtasksperchild, the initializer and max_result_bytes
  *     apply inside each rank's pool, with the same codes.
  *   - Losing a whole rank (its node fails, it is killed): Open MPI's mpirun
@@ -83,8 +84,8 @@ enum {
 
 /* Options of mp_mpi_init; NULL or { 0 } means defaults. */
 typedef struct mp_mpi_opts {
-  /* Seconds rank 0 waits for every worker rank to report at start-up;
-   * 0: 60. */
+  /* Seconds rank 0 waits for every worker rank to report at start-up,
+   * and mp_mpi_pool_create for every rank to make its local pool; 0: 60. */
   double start_timeout;
   /* Seconds mp_mpi_finalize, and freeing a pool, wait for the worker
    * ranks to acknowledge; 0: 10. */
@@ -125,7 +126,8 @@ typedef struct mp_mpi_pool_opts {
  * MP_EINVAL (bad options, an initializer that cannot be referenced);
  * MP_ESTATE (not rank 0 after mp_mpi_init, or a pool exists); the first
  * error a rank met making its pool (-EAGAIN, MP_ENOFUNC for an initializer
- * it cannot resolve...); MP_ETIMEDOUT; -ENOMEM. On error nothing is left.
+ * it cannot resolve...); MP_ETIMEDOUT (past start_timeout); -ENOMEM. On
+ * error nothing is left.
  */
 MP_EXPORT int mp_mpi_pool_create(mp_pool **out, const mp_pool_opts *opts,
                                  const mp_mpi_pool_opts *mopts);

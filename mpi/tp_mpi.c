@@ -374,7 +374,7 @@ int mp_mpi_pool_create(mp_pool **out, const mp_pool_opts *opts,
   }
   /* Wait until every rank has made its local pool (or failed to). */
   tp_mpi *t = p->tp;
-  int64_t deadline = mpi__deadline(60);
+  int64_t deadline = mpi__deadline(mpi__st.start_timeout);
   mpi_backoff b;
   mpi__backoff_reset(&b);
   for (;;) {
