@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 mpi_state mpi__st;
-const mp__ext *mpi__ext = &mp__ext_table;
+const mp__ext *mpi__ext;
 
 enum {
   /* After anything happened, poll without sleeping: first flat out (an
@@ -281,6 +281,7 @@ static int mpi_say_hello(void) {
 int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts) {
   if (mpi__st.inited)
     return MP_ESTATE;
+  mpi__ext = mp__ext_get();
   if (opts && (!(opts->start_timeout >= 0) || !(opts->stop_timeout >= 0)))
     return MP_EINVAL;
   if (mpi__ext->version != MP__EXT_VERSION ||

@@ -1,7 +1,7 @@
 /* ext.c: the table of core entry points for transport libraries (ext.h). */
 #include "ext.h"
 
-const mp__ext mp__ext_table = {
+static const mp__ext ext_table = {
     .version = MP__EXT_VERSION,
     .size = sizeof(mp__ext),
     .lib_version = MP__VERSION_STRING,
@@ -12,3 +12,5 @@ const mp__ext mp__ext_table = {
     .fnref_check = mp__fnref_check,
     .fnref_resolve = mp__fnref_resolve,
 };
+
+const mp__ext *mp__ext_get(void) { return &ext_table; }

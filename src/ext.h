@@ -1,7 +1,9 @@
 /*
  * ext.h: the core's entry points for transports built outside libmpool
- * (libmpool_mpi). They are reached through one table, mp__ext, the only
- * symbol libmpool exports beyond its API: a transport library links
+ * (libmpool_mpi). They are reached through one table that mp__ext_get()
+ * returns, the only symbol libmpool exports beyond its API (a function,
+ * not the table itself: exported data would gain ASan's ODR indicator
+ * symbols in sanitizer builds). A transport library links
  * against libmpool rather than carrying a copy of the core (two cores in
  * one process would keep two fd registries). Not API: the table's layout
  * follows this source tree, and a transport library checks version and
@@ -28,6 +30,7 @@ typedef struct mp__ext {
   int (*fnref_resolve)(const mp__fnref *ref, mp__fn *fn);
 } mp__ext;
 
-MP_EXPORT extern const mp__ext mp__ext_table;
+/* The table; static storage, never NULL. */
+MP_EXPORT const mp__ext *mp__ext_get(void);
 
 #endif /* MPOOL_EXT_H */
