@@ -54,7 +54,8 @@
  * initializes nor finalizes it, and works on a duplicate of
  * MPI_COMM_WORLD; otherwise mp_mpi_init initializes MPI and
  * mp_mpi_finalize (or MP_MPI_WORKER's return) finalizes it.
- * Idle worker ranks sleep in naps of at most 1 ms; they do not spin.
+ * Idle worker ranks do not burn a core: after each message they poll for
+ * 2 ms, then nap in steps growing to 1 ms.
  * Calls are made from the thread that called mp_mpi_init.
  */
 #ifndef MPOOL_MPI_H
