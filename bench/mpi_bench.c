@@ -145,8 +145,8 @@ int main(int argc, char **argv) {
            map_time(local, sq, in, n, sizeof *in, out, sizeof *out));
     printf("map_cheap mpi %.6f\n",
            map_time(mpi, sq, in, n, sizeof *in, out, sizeof *out));
-    printf("cpu local %.6f\n",
-           map_time(local, cpu_item, cin, NCPU, sizeof *cin, cout, sizeof *cout));
+    printf("cpu local %.6f\n", map_time(local, cpu_item, cin, NCPU, sizeof *cin,
+                                        cout, sizeof *cout));
     printf("cpu mpi %.6f\n",
            map_time(mpi, cpu_item, cin, NCPU, sizeof *cin, cout, sizeof *cout));
     int na = quick ? 200 : 2000;

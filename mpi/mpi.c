@@ -94,8 +94,8 @@ int mpi__send(mpi_outbox *box, void *msg, size_t len, int dst, int tag) {
   return 0;
 }
 
-int mpi__send_hdr(mpi_outbox *o, int dst, int tag, uint32_t type,
-                  uint64_t gen, uint64_t id, int32_t code, int32_t detail) {
+int mpi__send_hdr(mpi_outbox *o, int dst, int tag, uint32_t type, uint64_t gen,
+                  uint64_t id, int32_t code, int32_t detail) {
   msg_hdr *h = mpi__msg_alloc(sizeof *h);
   if (!h)
     return -ENOMEM;
@@ -284,8 +284,7 @@ int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts) {
   mpi__ext = mp__ext_get();
   if (opts && (!(opts->start_timeout >= 0) || !(opts->stop_timeout >= 0)))
     return MP_EINVAL;
-  if (mpi__ext->version != MP__EXT_VERSION ||
-      mpi__ext->size != sizeof(mp__ext))
+  if (mpi__ext->version != MP__EXT_VERSION || mpi__ext->size != sizeof(mp__ext))
     return MP_MPI_EBUILD;
   mpi__st = (mpi_state){.comm = MPI_COMM_NULL};
   int flag = 0;
@@ -305,8 +304,8 @@ int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts) {
   if (MPI_Comm_rank(mpi__st.comm, &mpi__st.rank) != MPI_SUCCESS ||
       MPI_Comm_size(mpi__st.comm, &mpi__st.size) != MPI_SUCCESS)
     goto error;
-  mpi__st.stop_timeout = opts && opts->stop_timeout > 0 ? opts->stop_timeout
-                                                        : 10;
+  mpi__st.stop_timeout =
+      opts && opts->stop_timeout > 0 ? opts->stop_timeout : 10;
   mpi__st.start_timeout =
       opts && opts->start_timeout > 0 ? opts->start_timeout : 60;
   if (mpi__st.size < 2) {

@@ -40,26 +40,35 @@ enum { MPI__PROTO = 1 };
 enum { TAG_DOWN = 0x4d50, TAG_UP = 0x4d51 };
 
 enum msg_type {
-  M_HELLO = 1, M_WELCOME, M_OPEN, M_OPENED, M_TASK, M_RESULT,
-  M_TERM, M_CLOSE, M_DONE, M_STOP, M_STOPPED,
+  M_HELLO = 1,
+  M_WELCOME,
+  M_OPEN,
+  M_OPENED,
+  M_TASK,
+  M_RESULT,
+  M_TERM,
+  M_CLOSE,
+  M_DONE,
+  M_STOP,
+  M_STOPPED,
 };
 
 typedef struct msg_hdr {
   uint32_t magic;
   uint32_t type;
-  uint64_t gen;   /* the local pool's generation (OPEN..DONE) */
-  uint64_t id;    /* task id (TASK, RESULT) */
-  int32_t code;   /* WELCOME, OPENED, DONE */
+  uint64_t gen; /* the local pool's generation (OPEN..DONE) */
+  uint64_t id;  /* task id (TASK, RESULT) */
+  int32_t code; /* WELCOME, OPENED, DONE */
   int32_t detail;
 } msg_hdr;
 _Static_assert(sizeof(msg_hdr) == 32, "msg_hdr is 32 bytes");
 
 typedef struct msg_hello {
-  uint32_t proto;    /* MPI__PROTO */
-  int32_t exe_rc;    /* 0, or why the executable has no reference */
+  uint32_t proto; /* MPI__PROTO */
+  int32_t exe_rc; /* 0, or why the executable has no reference */
   int64_t pid;
-  char version[16];  /* libmpool's */
-  mp__fnref exe;     /* the executable's entry point */
+  char version[16]; /* libmpool's */
+  mp__fnref exe;    /* the executable's entry point */
 } msg_hello;
 
 typedef struct msg_open {
@@ -84,8 +93,8 @@ _Static_assert((sizeof(msg_hdr) + sizeof(msg_task)) % 16 == 0, "aligned");
 /* ---- the library's state (mpi.c) ---- */
 
 typedef struct mpi_state {
-  int inited;    /* mp_mpi_init succeeded */
-  int owned;     /* we called MPI_Init: we call MPI_Finalize */
+  int inited; /* mp_mpi_init succeeded */
+  int owned;  /* we called MPI_Init: we call MPI_Finalize */
   int rank, size;
   MPI_Comm comm;
   double start_timeout, stop_timeout;
@@ -130,8 +139,8 @@ void *mpi__msg_alloc(size_t len);
  * rank dst on tag; never blocks. Returns 0 or MP_MPI_EMPI (msg freed). */
 int mpi__send(mpi_outbox *o, void *msg, size_t len, int dst, int tag);
 /* Send a bare header. */
-int mpi__send_hdr(mpi_outbox *o, int dst, int tag, uint32_t type,
-                  uint64_t gen, uint64_t id, int32_t code, int32_t detail);
+int mpi__send_hdr(mpi_outbox *o, int dst, int tag, uint32_t type, uint64_t gen,
+                  uint64_t id, int32_t code, int32_t detail);
 /* Free what MPI has sent. Returns 1 when something completed. */
 int mpi__outbox_progress(mpi_outbox *o);
 /* Wait until every send is done or the deadline; what is left is handed

@@ -22,16 +22,16 @@ typedef struct rtask {
   char *msg;      /* the TASK message: its input */
   char *reply;    /* map: the RESULT being filled (outputs first) */
   size_t reply_len;
-  mp_status *st;  /* map: the items' statuses */
+  mp_status *st; /* map: the items' statuses */
 } rtask;
 
 typedef struct rank {
   mpi_outbox out;
-  uint64_t gen;      /* of the local pool; 0: none */
-  mp_pool *pool;     /* NULL with gen set: making it failed (open_err) */
+  uint64_t gen;  /* of the local pool; 0: none */
+  mp_pool *pool; /* NULL with gen set: making it failed (open_err) */
   int open_err;
-  int closing;       /* CLOSE came: DONE once every task is answered */
-  void *initarg;     /* the initializer's copy of its argument */
+  int closing;   /* CLOSE came: DONE once every task is answered */
+  void *initarg; /* the initializer's copy of its argument */
   rtask *head, **tail;
 } rank;
 
@@ -141,9 +141,9 @@ static void rank_task_start(rank *r, rtask *t, const msg_task *mt,
   }
   if (t->kind == MP__TASK_MAP) {
     mp_map_async_opts o = {.map = {.status = t->st}};
-    rc = mp_pool_map_async(r->pool, (mp_map_fn)fn, in, t->count,
-                           mt->in_size, t->reply + sizeof(msg_hdr),
-                           t->out_size, &o, &t->res);
+    rc =
+        mp_pool_map_async(r->pool, (mp_map_fn)fn, in, t->count, mt->in_size,
+                          t->reply + sizeof(msg_hdr), t->out_size, &o, &t->res);
   } else {
     rc = mp_pool_apply_async(r->pool, (mp_apply_fn)fn, in, in_len, NULL,
                              &t->res);

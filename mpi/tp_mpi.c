@@ -21,25 +21,25 @@
 #include <string.h>
 
 enum slot_state {
-  S_EMPTY,    /* no local pool on its rank (or one being ended) */
+  S_EMPTY, /* no local pool on its rank (or one being ended) */
   S_RUNNING,
   S_RETIRING, /* CLOSE sent: DONE ends it */
 };
 
 typedef struct slot {
   enum slot_state state;
-  uint64_t gen;     /* the current generation, while not S_EMPTY */
-  int ending;       /* TERM or CLOSE sent, DONE not yet back */
-  int opened;       /* OPENED came back (code in open_rc) */
+  uint64_t gen; /* the current generation, while not S_EMPTY */
+  int ending;   /* TERM or CLOSE sent, DONE not yet back */
+  int opened;   /* OPENED came back (code in open_rc) */
   int open_rc, open_procs;
-  int lost;         /* a loss to report in wait() */
+  int lost; /* a loss to report in wait() */
   mp__loss loss;
 } slot;
 
 typedef struct tp_mpi {
   mp_pool *core;
-  int nproc;        /* worker ranks: slot w is rank w + 1 */
-  mp_pool_opts user;   /* as the caller gave them: for the local pools */
+  int nproc;         /* worker ranks: slot w is rank w + 1 */
+  mp_pool_opts user; /* as the caller gave them: for the local pools */
   size_t initarg_size;
   slot *s;
   mpi_outbox out;
@@ -137,8 +137,8 @@ static int mpi_cancel(void *tp, int w, uint64_t id) {
 static void slot_lose(slot *s, int why, int detail) {
   s->state = S_EMPTY;
   s->lost = 1;
-  s->loss = (mp__loss){.why = why, .detail = detail, .status_known = 1,
-                       .init_done = 1};
+  s->loss = (mp__loss){
+      .why = why, .detail = detail, .status_known = 1, .init_done = 1};
 }
 
 static void mpi_kill(void *tp, int w, int drain) {
@@ -198,8 +198,8 @@ static int mpi_handle(tp_mpi *t, int from, char *m, size_t len) {
   case M_RESULT:
     if (h.gen != s->gen || s->state == S_EMPTY)
       return 0; /* of a pool terminated since */
-    if (mpi__ext->core_result(t->core, w, h.id, m + sizeof h,
-                              len - sizeof h) < 0) {
+    if (mpi__ext->core_result(t->core, w, h.id, m + sizeof h, len - sizeof h) <
+        0) {
       mpi_kill(t, w, 0);
       s->loss.why = MP__LOST_PROTO;
       s->loss.detail = 0;

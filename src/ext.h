@@ -17,8 +17,8 @@
 enum { MP__EXT_VERSION = 1 };
 
 typedef struct mp__ext {
-  uint32_t version; /* MP__EXT_VERSION */
-  uint32_t size;    /* sizeof(mp__ext) */
+  uint32_t version;        /* MP__EXT_VERSION */
+  uint32_t size;           /* sizeof(mp__ext) */
   const char *lib_version; /* MP__VERSION_STRING */
   int (*pool_create_with)(mp_pool **out, const mp_pool_opts *opts,
                           const mp__tp_ops *ops, void *arg);

@@ -29,7 +29,8 @@ int main(int argc, char **argv) {
       in[i] = i;
     bad |= rc != 0;
     bad |= mp_mpi_pool_create(&p, NULL, NULL) != 0;
-    bad |= mp_pool_map(p, twice, in, 50, sizeof *in, out, sizeof *out, NULL) != 0;
+    bad |=
+        mp_pool_map(p, twice, in, 50, sizeof *in, out, sizeof *out, NULL) != 0;
     for (int i = 0; i < 50; i++)
       bad |= out[i] != 2 * i;
     mp_pool_free(p);

@@ -58,11 +58,18 @@ static int square(const void *in, void *out) {
 static int faulty(const void *in, void *out) {
   int v = *(const int *)in;
   switch (v) {
-  case 10: raise(SIGSEGV); break;
-  case 20: abort();
-  case 30: _exit(7);
-  case 40: sleep(30); break; /* past task_timeout */
-  case 50: return 3;
+  case 10:
+    raise(SIGSEGV);
+    break;
+  case 20:
+    abort();
+  case 30:
+    _exit(7);
+  case 40:
+    sleep(30);
+    break; /* past task_timeout */
+  case 50:
+    return 3;
   }
   *(int *)out = v + 1;
   return 0;
@@ -119,8 +126,10 @@ static int case_results(void) {
       memset(a, 0, (n + 1) * sizeof *a);
       memset(b, 1, (n + 1) * sizeof *b);
       mp_map_opts o = {.chunksize = chunks[c], .status = st};
-      CHECK_RC(mp_pool_map(mpi, square, in, n, sizeof *in, a, sizeof *a, &o), 0);
-      CHECK_RC(mp_pool_map(local, square, in, n, sizeof *in, b, sizeof *b, NULL), 0);
+      CHECK_RC(mp_pool_map(mpi, square, in, n, sizeof *in, a, sizeof *a, &o),
+               0);
+      CHECK_RC(
+          mp_pool_map(local, square, in, n, sizeof *in, b, sizeof *b, NULL), 0);
       CHECK(n == 0 || memcmp(a, b, n * sizeof *a) == 0);
       for (size_t i = 0; i < n; i++)
         if (st[i].code) {
@@ -140,7 +149,8 @@ static int case_results(void) {
     mp_iter *it;
     CHECK_RC((unordered ? mp_pool_imap_unordered : mp_pool_imap)(
                  mpi, square, in, M, sizeof *in, sizeof(int64_t),
-                 &(mp_map_opts){.chunksize = 1}, &it), 0);
+                 &(mp_map_opts){.chunksize = 1}, &it),
+             0);
     static char seen[M];
     memset(seen, 0, sizeof seen);
     int bad = 0;
@@ -164,7 +174,8 @@ static int case_results(void) {
   CHECK_RC(mp_pool_map_async(mpi, square, in, 7, sizeof *in, out, sizeof *out,
                              &(mp_map_async_opts){.async = {.callback = on_done,
                                                             .arg = &called}},
-                             &r), 0);
+                             &r),
+           0);
   CHECK_RC(mp_result_get(r, 30, NULL, NULL, NULL), 0);
   CHECK(out[6] == 37);
   CHECK(called == 1);
@@ -179,9 +190,10 @@ static int case_results(void) {
 
 static int case_apply(void) {
   mp_pool *p;
-  CHECK_RC(mp_mpi_pool_create(&p, &(mp_pool_opts){.processes = 1,
-                                                  .max_result_bytes = 3 << 20},
-                              NULL), 0);
+  CHECK_RC(mp_mpi_pool_create(
+               &p, &(mp_pool_opts){.processes = 1, .max_result_bytes = 3 << 20},
+               NULL),
+           0);
   void *res;
   size_t len;
   CHECK_RC(mp_pool_apply(p, echo, NULL, 0, &res, &len, NULL), 0);
@@ -205,7 +217,9 @@ static int case_apply(void) {
   int vals[16];
   for (int i = 0; i < 16; i++) {
     vals[i] = i;
-    CHECK_RC(mp_pool_apply_async(p, echo, &vals[i], sizeof vals[i], NULL, &rs[i]), 0);
+    CHECK_RC(
+        mp_pool_apply_async(p, echo, &vals[i], sizeof vals[i], NULL, &rs[i]),
+        0);
   }
   for (int i = 0; i < 16; i++) {
     const void *d;
@@ -221,9 +235,9 @@ static int case_apply(void) {
 /* Each fault fails its item alone, with a local pool's code. */
 static int case_faults(void) {
   mp_pool *p;
-  CHECK_RC(mp_mpi_pool_create(&p, &(mp_pool_opts){.processes = 2,
-                                                  .task_timeout = 1},
-                              NULL), 0);
+  CHECK_RC(mp_mpi_pool_create(
+               &p, &(mp_pool_opts){.processes = 2, .task_timeout = 1}, NULL),
+           0);
   enum { N = 60 };
   int in[N], out[N];
   mp_status st[N];
@@ -235,15 +249,26 @@ static int case_faults(void) {
   for (int i = 0; i < N; i++) {
     mp_status want = {0, 0};
     switch (i) {
-    case 10: want = (mp_status){MP_ECRASHED, -SIGSEGV}; break;
-    case 20: want = (mp_status){MP_ECRASHED, -SIGABRT}; break;
-    case 30: want = (mp_status){MP_ECRASHED, 7}; break;
-    case 40: want = (mp_status){MP_ETIMEDOUT, 0}; break;
-    case 50: want = (mp_status){MP_ETASK, 3}; break;
+    case 10:
+      want = (mp_status){MP_ECRASHED, -SIGSEGV};
+      break;
+    case 20:
+      want = (mp_status){MP_ECRASHED, -SIGABRT};
+      break;
+    case 30:
+      want = (mp_status){MP_ECRASHED, 7};
+      break;
+    case 40:
+      want = (mp_status){MP_ETIMEDOUT, 0};
+      break;
+    case 50:
+      want = (mp_status){MP_ETASK, 3};
+      break;
     }
     if (st[i].code != want.code || st[i].detail != want.detail) {
-      fprintf(stderr, "item %d: %s %d, want %s %d\n", i, mp_err_name(st[i].code),
-              st[i].detail, mp_err_name(want.code), want.detail);
+      fprintf(stderr, "item %d: %s %d, want %s %d\n", i,
+              mp_err_name(st[i].code), st[i].detail, mp_err_name(want.code),
+              want.detail);
       failures++;
     } else if (!want.code && out[i] != i + 1) {
       fprintf(stderr, "item %d: out %d\n", i, out[i]);
@@ -276,9 +301,10 @@ static int case_nofunc(const char *module) {
     return 1;
   int64_t off = 1000;
   mp_pool *p;
-  CHECK_RC(mp_mpi_pool_create(&p, &(mp_pool_opts){.processes = 1,
-                                                  .initializer = init_offset,
-                                                  .initarg = &off},
+  CHECK_RC(mp_mpi_pool_create(&p,
+                              &(mp_pool_opts){.processes = 1,
+                                              .initializer = init_offset,
+                                              .initarg = &off},
                               &(mp_mpi_pool_opts){.initarg_size = sizeof off}),
            0);
   enum { N = 9 };
@@ -287,11 +313,13 @@ static int case_nofunc(const char *module) {
   for (int i = 0; i < N; i++)
     in[i] = i;
   CHECK_RC(mp_pool_map(p, cube, in, N, sizeof *in, out, sizeof *out,
-                       &(mp_map_opts){.status = st}), MP_ENOFUNC);
+                       &(mp_map_opts){.status = st}),
+           MP_ENOFUNC);
   for (int i = 0; i < N; i++)
     CHECK_RC(st[i].code, MP_ENOFUNC);
   CHECK_RC(mp_pool_map(p, add_offset, in, N, sizeof *in, out, sizeof *out,
-                       &(mp_map_opts){.status = st}), 0);
+                       &(mp_map_opts){.status = st}),
+           0);
   for (int i = 0; i < N; i++)
     CHECK(out[i] == i + 1000);
   /* rank 0 itself resolves it (the module is loaded here) */
@@ -316,13 +344,15 @@ static int case_close(void) {
     int64_t in[100], out[100];
     for (int i = 0; i < 100; i++)
       in[i] = i;
-    CHECK_RC(mp_pool_map(p, square, in, 100, sizeof *in, out, sizeof *out, NULL), 0);
+    CHECK_RC(
+        mp_pool_map(p, square, in, 100, sizeof *in, out, sizeof *out, NULL), 0);
     double t0 = now();
     CHECK_RC(mp_pool_close(p), 0);
     CHECK_RC(mp_pool_join(p), 0);
     CHECK(now() - t0 < 5);
-    CHECK_RC(mp_pool_map(p, square, in, 100, sizeof *in, out, sizeof *out, NULL),
-             MP_ECLOSED);
+    CHECK_RC(
+        mp_pool_map(p, square, in, 100, sizeof *in, out, sizeof *out, NULL),
+        MP_ECLOSED);
     mp_pool_free(p);
   }
   return 0;
@@ -337,10 +367,10 @@ static int case_terminate(void) {
   int in[N] = {0}, out[N];
   mp_status st[N];
   mp_result *r;
-  CHECK_RC(mp_pool_map_async(p, sleepy, in, N, sizeof *in, out, sizeof *out,
-                             &(mp_map_async_opts){.map = {.chunksize = 1,
-                                                          .status = st}},
-                             &r), 0);
+  CHECK_RC(mp_pool_map_async(
+               p, sleepy, in, N, sizeof *in, out, sizeof *out,
+               &(mp_map_async_opts){.map = {.chunksize = 1, .status = st}}, &r),
+           0);
   CHECK_RC(mp_result_wait(r, 0.5), MP_ETIMEDOUT);
   double t0 = now();
   CHECK_RC(mp_pool_terminate(p), 0);

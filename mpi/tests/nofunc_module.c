@@ -4,7 +4,7 @@
 
 int module_cube(const void *in, void *out);
 __attribute__((visibility("default"))) int module_cube(const void *in,
-                                                    void *out) {
+                                                       void *out) {
   int64_t v = *(const int64_t *)in;
   *(int64_t *)out = v * v * v;
   return 0;
