@@ -10,9 +10,11 @@
 # multiarch lib/<triplet>, builds, runs cpack -G DEB); the .deb files land
 # in build-deb/packages/. .ci/deb installs, uses, lints and removes them.
 #
-# The MPI transport, once it exists, gets its own pair the same way:
-# components mpi and mpi-dev, packages libmpool-mpi0 (depending on the MPI
-# runtime through shlibdeps) and libmpool-mpi-dev.
+# When libmpool_mpi is built (MPI found), the MPI transport gets its own
+# pair the same way: components mpi and mpi-dev, packages libmpool-mpi0
+# (libmpool_mpi.so.0; depending on libmpool0 and on the MPI runtime it was
+# built with, through shlibdeps) and libmpool-mpi-dev (mpool_mpi.h,
+# libmpool_mpi.a, its CMake targets and pkg-config file, mp_mpi(3)).
 
 set(MPOOL_DEB_MAINTAINER "libmpool maintainers <maintainers@libmpool.invalid>"
   CACHE STRING "Maintainer field of the Debian packages: Name <address>")
@@ -42,7 +44,13 @@ execute_process(COMMAND ${MPOOL_GZIP} -9nf ${deb_gen}/changelog.Debian
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "gzip changelog.Debian: ${rc}")
 endif()
-foreach(c IN ITEMS lib dev)
+set(deb_components lib dev)
+if(MPOOL_HAVE_MPI)
+  set(deb_mpi libmpool-mpi${PROJECT_VERSION_MAJOR})
+  set(deb_mpi-dev libmpool-mpi-dev)
+  list(APPEND deb_components mpi mpi-dev)
+endif()
+foreach(c IN LISTS deb_components)
   install(FILES ${deb_gen}/copyright ${deb_gen}/changelog.Debian.gz
     DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${deb_${c}}
     COMPONENT ${c} EXCLUDE_FROM_ALL)
@@ -57,7 +65,7 @@ set(CPACK_PACKAGE_VENDOR "The libmpool authors")
 set(CPACK_PACKAGE_DIRECTORY ${PROJECT_BINARY_DIR}/packages)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
-set(CPACK_COMPONENTS_ALL lib dev)
+set(CPACK_COMPONENTS_ALL ${deb_components})
 # Empty: CPack would put the project's summary above each package's own.
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "")
 
@@ -99,5 +107,35 @@ queues, locks, semaphores, events and shared memory between processes.
 This package contains the header, the static library, the CMake package
 and pkg-config file, the manual pages (libmpool(7) and one page per
 function) and the examples.")
+
+if(MPOOL_HAVE_MPI)
+  # libmpool_mpi.so.0 needs libmpool.so.0, which the build tree has but no
+  # installed package yet: shlibdeps finds it there, through the shlibs
+  # file of libmpool0 that CPack writes beside it.
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${PROJECT_BINARY_DIR})
+  set(CPACK_DEBIAN_MPI_PACKAGE_NAME ${deb_mpi})
+  set(CPACK_DEBIAN_MPI_PACKAGE_SECTION libs)
+  set(CPACK_DEBIAN_MPI_PACKAGE_DEPENDS "${deb_lib} (= ${MPOOL_DEB_VERSION})")
+  set(CPACK_DEBIAN_MPI_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/cmake/deb/triggers)
+  set(CPACK_DEBIAN_MPI_DESCRIPTION "process pools for C over the ranks of an MPI job
+libmpool_mpi runs libmpool's pools over the ranks of an MPI job (Open MPI
+or MPICH): rank 0 maps and applies with the ordinary pool calls, every
+other rank runs its items in a local pool, so a task that crashes or runs
+past its timeout fails alone, with the codes of a local pool.
+
+This package contains the shared library.")
+  set(CPACK_DEBIAN_MPI-DEV_PACKAGE_NAME ${deb_mpi-dev})
+  set(CPACK_DEBIAN_MPI-DEV_PACKAGE_SECTION libdevel)
+  set(CPACK_DEBIAN_MPI-DEV_PACKAGE_DEPENDS
+    "${deb_mpi} (= ${MPOOL_DEB_VERSION}), ${deb_dev} (= ${MPOOL_DEB_VERSION})")
+  set(CPACK_DEBIAN_MPI-DEV_DESCRIPTION "process pools for C over the ranks of an MPI job (development files)
+libmpool_mpi runs libmpool's pools over the ranks of an MPI job (Open MPI
+or MPICH): rank 0 maps and applies with the ordinary pool calls, every
+other rank runs its items in a local pool, so a task that crashes or runs
+past its timeout fails alone, with the codes of a local pool.
+
+This package contains the header, the static library, the CMake targets,
+the pkg-config file and the manual page mp_mpi(3).")
+endif()
 
 include(CPack)

@@ -102,3 +102,47 @@ int mp__bytes_res_check(const void *payload, uint32_t len, uint32_t count,
   }
   return sum == len - head ? 0 : MP_EPROTO;
 }
+
+int mp__status_check(int32_t code, int32_t detail) {
+  switch (code) {
+  case 0:
+    return detail == 0 ? 0 : MP_EPROTO;
+  case MP_ETASK:
+    return detail != 0 ? 0 : MP_EPROTO;
+  case MP_ECRASHED:
+  case MP_ETIMEDOUT:
+  case MP_EPROTO:
+  case MP_ECLOSED:
+  case MP_ENOFUNC:
+    return 0;
+  default:
+    return code < 0 && code > -4096 ? 0 : MP_EPROTO;
+  }
+}
+
+int mp__map_res_st_check(const void *payload, uint32_t len, uint32_t count,
+                         uint32_t out_size) {
+  uint64_t outs = (uint64_t)count * out_size;
+  if (len != outs + (uint64_t)count * sizeof(mp__item_st))
+    return MP_EPROTO;
+  const char *st = (const char *)payload + outs;
+  for (uint32_t i = 0; i < count; i++) {
+    mp__item_st s;
+    memcpy(&s, st + (size_t)i * sizeof s, sizeof s);
+    if (mp__status_check(s.code, s.detail) < 0)
+      return MP_EPROTO;
+  }
+  return 0;
+}
+
+int mp__apply_res_st_check(const void *payload, uint32_t len,
+                           uint32_t max_res) {
+  mp__apply_res h;
+  if (len < sizeof h)
+    return MP_EPROTO;
+  memcpy(&h, payload, sizeof h);
+  uint32_t body = len - (uint32_t)sizeof h;
+  if (body > max_res || (h.code != 0 && body != 0))
+    return MP_EPROTO;
+  return mp__status_check(h.code, h.detail);
+}

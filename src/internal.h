@@ -287,6 +287,29 @@ int mp__map_task_check(const void *payload, uint32_t len, mp__map_task *t);
 /* Validate an apply result payload. Returns 0 or MP_EPROTO. */
 int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res);
 
+/* One item's whole outcome, as a pool on the far side of a transport
+ * reported it (mp_status on the wire). */
+typedef struct mp__item_st {
+  int32_t code;
+  int32_t detail;
+} mp__item_st;
+/*
+ * Whether (code, detail) can be an item's outcome: 0 with detail 0,
+ * MP_ETASK with a non-zero detail, MP_ECRASHED, MP_ETIMEDOUT, MP_EPROTO,
+ * MP_ECLOSED, MP_ENOFUNC, or -errno. Returns 0 or MP_EPROTO.
+ */
+int mp__status_check(int32_t code, int32_t detail);
+/*
+ * Validate a map result with statuses: count * out_size output bytes, then
+ * count mp__item_st, each passing mp__status_check. Returns 0 or MP_EPROTO.
+ */
+int mp__map_res_st_check(const void *payload, uint32_t len, uint32_t count,
+                         uint32_t out_size);
+/* Validate an apply result whose code may be any outcome (mp__status_check);
+ * result bytes only with code 0. Returns 0 or MP_EPROTO. */
+int mp__apply_res_st_check(const void *payload, uint32_t len,
+                           uint32_t max_res);
+
 /* ---- fnref.c: portable function references ---- */
 
 /*

@@ -1,14 +1,17 @@
 #!/bin/sh
-# The manual against the header: every function mpool.h exports (an
+# The manual against the headers: every function they export (an
 # MP_EXPORT declaration) is named in the NAME section of exactly one
 # section 3 page, whose SYNOPSIS gives its prototype exactly as the header
 # does; no page names a function the header lacks; the built tree has a
 # page under every function's name (the page itself or a .so link to a page
 # that exists); every .Xr to a page of the project resolves; every error
 # code of the header is in mp_error(3).
-# Usage: check_manpages.sh HEADER MAN_SOURCE_DIR MAN_BUILT_TREE
+# HEADER may be several, separated by colons (mpool.h:mpool_mpi.h): the
+# pages then document the functions of them all.
+# Usage: check_manpages.sh HEADER[:HEADER...] MAN_SOURCE_DIR MAN_BUILT_TREE
 set -eu
 header=$1 src=$2 tree=$3
+headers=$(printf '%s' "$header" | tr ':' ' ')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -24,8 +27,8 @@ awk '
     gsub(/[ \t]+/, " ", s); gsub(/\* /, "*", s); gsub(/\( /, "(", s)
     name = s; sub(/\(.*/, "", name); sub(/.*[ *]/, "", name)
     print name "\t" s
-  }' "$header" | sort >"$work/header"
-test -s "$work/header" || { echo "no MP_EXPORT declaration in $header"; exit 1; }
+  }' $headers | sort >"$work/header"
+test -s "$work/header" || { echo "no MP_EXPORT declaration in $headers"; exit 1; }
 
 # From each page: "page<TAB>name" for NAME's .Nm lines (names.txt), and
 # "page<TAB>name<TAB>prototype" for SYNOPSIS's .Ft/.Fo/.Fa/.Fc (synopsis.txt).
@@ -78,10 +81,10 @@ done <"$work/header"
 # Names and prototypes the header does not have.
 cut -f1 "$work/header" >"$work/declared"
 cut -f2 "$work/names" | sort -u | grep -vxFf "$work/declared" |
-  while read -r name; do echo "man: $name: named in a page, not declared in mpool.h"; done |
+  while read -r name; do echo "man: $name: named in a page, declared in no header"; done |
   tee "$work/extra"
 cut -f2 "$work/synopsis" | sort -u | grep -vxFf "$work/declared" |
-  while read -r name; do echo "man: $name: in a SYNOPSIS, not declared in mpool.h"; done |
+  while read -r name; do echo "man: $name: in a SYNOPSIS, declared in no header"; done |
   tee -a "$work/extra"
 [ ! -s "$work/extra" ] || fail=1
 
@@ -96,7 +99,7 @@ done | tee "$work/xr"
 [ ! -s "$work/xr" ] || fail=1
 
 # Every error code, under its C name, in mp_error(3).
-codes=$(sed -n 's/^ *XX(\([A-Z]*\),.*/MP_\1/p' "$header")
+codes=$(sed -n 's/^ *XX(\([A-Z]*\),.*/MP_\1/p' $headers)
 [ -n "$codes" ] || bad "no MP_ERRNO_MAP entries found in $header"
 for code in $codes MP_EINVAL; do
   grep -q "^\.\(It \)\{0,1\}Dv $code\b" "$src/mp_error.3" || bad "mp_error.3 does not describe $code"
@@ -104,4 +107,4 @@ done
 test -f "$src/libmpool.7" || bad "no libmpool.7"
 
 [ "$fail" -eq 0 ] || exit 1
-echo "man: $n functions of mpool.h, each with its page and prototype: ok"
+echo "man: $n functions of $(for h in $headers; do basename "$h"; done | tr '\n' ' ')each with its page and prototype: ok"

@@ -14,3 +14,8 @@ add_test(NAME check_core
 set_tests_properties(check_core PROPERTIES LABELS script TIMEOUT 60)
 # An installed sanitizer build needs instrumented consumers: not that run.
 set_tests_properties(consumer_install PROPERTIES LABELS "script;nosan" TIMEOUT 300)
+# libmpool.so has no MPI symbol and needs no MPI library, whether or not
+# libmpool_mpi is built beside it.
+add_test(NAME check_no_mpi
+  COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_SOURCE_DIR}/check_no_mpi.sh $<TARGET_FILE:mpool>)
+set_tests_properties(check_no_mpi PROPERTIES LABELS "script;mpi" TIMEOUT 60)

@@ -3,7 +3,8 @@
 # when no formatter is installed).
 add_test(NAME man_pages
   COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_LIST_DIR}/check_manpages.sh
-          ${PROJECT_SOURCE_DIR}/include/mpool.h ${PROJECT_SOURCE_DIR}/man
+          ${PROJECT_SOURCE_DIR}/include/mpool.h:${PROJECT_SOURCE_DIR}/mpi/mpool_mpi.h
+          ${PROJECT_SOURCE_DIR}/man
           ${MPOOL_MAN_TREE})
 add_test(NAME man_lint
   COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_LIST_DIR}/lint_manpages.sh

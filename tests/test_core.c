@@ -44,6 +44,7 @@ struct fake {
   int init_deaths;  /* workers still to die in their initializer */
   int starts, bad_results, rounds;
   int refs_ok, refs_bad; /* references resolved to the task's function */
+  int item_status;       /* answer with whole statuses (item_status ops) */
 };
 
 static fake F;
@@ -121,6 +122,30 @@ static size_t fk_run(const mp__task *t, uint32_t upto, char *buf) {
   return (size_t)t->count * t->out_size + (any ? t->count * sizeof(int32_t) : 0);
 }
 
+/* The outcome a pool on the far side gives item value v (item_status
+ * transports): a few items fail in ways only such a pool reports. */
+static mp__item_st fk_item_st(int v) {
+  switch (v) {
+  case 3: return (mp__item_st){MP_ECRASHED, -SIGSEGV};
+  case 5: return (mp__item_st){MP_ENOFUNC, 0};
+  case 7: return (mp__item_st){MP_ETIMEDOUT, 0};
+  case 9: return (mp__item_st){MP_ETASK, 42};
+  default: return (mp__item_st){0, 0};
+  }
+}
+
+/* Run map task t whole; its payload with statuses into buf. */
+static size_t fk_run_st(const mp__task *t, char *buf) {
+  size_t len = fk_run(t, t->count, buf);
+  (void)len;
+  char *st = buf + (size_t)t->count * t->out_size;
+  for (uint32_t k = 0; k < t->count; k++) {
+    mp__item_st s = fk_item_st(*(const int *)(const void *)(t->in + (size_t)k * t->in_size));
+    memcpy(st + k * sizeof s, &s, sizeof s);
+  }
+  return (size_t)t->count * (t->out_size + sizeof(mp__item_st));
+}
+
 static int fk_wait(void *tp, int64_t deadline) {
   (void)deadline;
   fake *f = tp;
@@ -153,8 +178,14 @@ static int fk_wait(void *tp, int64_t deadline) {
     switch (a) {
     case RUN: {
       size_t len;
-      if (t->kind == MP__TASK_MAP) {
+      if (t->kind == MP__TASK_MAP && f->item_status) {
+        len = fk_run_st(t, buf);
+      } else if (t->kind == MP__TASK_MAP) {
         len = fk_run(t, t->count, buf);
+      } else if (f->item_status) {
+        mp__apply_res res = {MP_ETIMEDOUT, 0, 0};
+        memcpy(buf, &res, sizeof res);
+        len = sizeof res;
       } else {
         mp__apply_res res = {0, 0, 0};
         memcpy(buf, &res, sizeof res);
@@ -598,6 +629,103 @@ static void test_pollfds_entry(void **state) {
   mpt_pool_done(p);
 }
 
+/* A transport whose workers run tasks in pools of their own (MPI ranks)
+ * hands the core each item's whole outcome; the core delivers it exactly,
+ * to arrays and iterators alike, and an apply's too. Outcomes no pool
+ * gives are refused. */
+static void test_item_statuses(void **state) {
+  (void)state;
+  setup_items();
+  mp__tp_ops ops = fake_ops;
+  ops.item_status = 1;
+  mp_pool *p = fake_pool_with(&ops, 2, run_all, (mp_pool_opts){0}, 0);
+  F.item_status = 1;
+  int out[N];
+  mp_status st[N];
+  assert_int_equal(mp_pool_map(p, twice, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.chunksize = 4, .status = st}),
+                   MP_ECRASHED);
+  for (int i = 0; i < N; i++) {
+    mp__item_st want = fk_item_st(i);
+    assert_int_equal(st[i].code, want.code);
+    assert_int_equal(st[i].detail, want.detail);
+    if (!want.code)
+      assert_int_equal(out[i], 2 * i);
+  }
+  mp_iter *it;
+  assert_int_equal(mp_pool_imap(p, twice, in, N, sizeof *in, sizeof(int),
+                                &(mp_map_opts){.chunksize = 3}, &it), 0);
+  for (int i = 0; i < N; i++) {
+    int v;
+    mp_status s;
+    assert_int_equal(mp_iter_next(it, &v, NULL, &s, -1), fk_item_st(i).code);
+    assert_int_equal(s.detail, fk_item_st(i).detail);
+  }
+  mp_iter_free(it);
+  void *r;
+  size_t rlen;
+  mp_status ast;
+  assert_int_equal(mp_pool_apply(p, echo_apply, NULL, 0, &r, &rlen, &ast),
+                   MP_ETIMEDOUT);
+  assert_null(r);
+  mpt_pool_done(p);
+
+  /* What no pool reports. */
+  assert_int_equal(mp__status_check(0, 1), MP_EPROTO);
+  assert_int_equal(mp__status_check(MP_ETASK, 0), MP_EPROTO);
+  assert_int_equal(mp__status_check(5, 0), MP_EPROTO);
+  assert_int_equal(mp__status_check(-5000, 0), MP_EPROTO);
+  assert_int_equal(mp__status_check(-ENOMEM, 0), 0);
+  char buf[3 * (sizeof(int) + sizeof(mp__item_st))] = {0};
+  uint32_t len = (uint32_t)sizeof buf;
+  assert_int_equal(mp__map_res_st_check(buf, len, 3, sizeof(int)), 0);
+  assert_int_equal(mp__map_res_st_check(buf, len - 1, 3, sizeof(int)), MP_EPROTO);
+  mp__item_st bad = {MP_ETASK, 0};
+  memcpy(buf + 3 * sizeof(int) + sizeof bad, &bad, sizeof bad);
+  assert_int_equal(mp__map_res_st_check(buf, len, 3, sizeof(int)), MP_EPROTO);
+  mp__apply_res ar = {MP_ECRASHED, -SIGKILL, 0};
+  char abuf[sizeof ar + 4] = {0};
+  memcpy(abuf, &ar, sizeof ar);
+  assert_int_equal(mp__apply_res_st_check(abuf, sizeof ar, 16), 0);
+  assert_int_equal(mp__apply_res_st_check(abuf, sizeof abuf, 16), MP_EPROTO);
+  /* The fork transport's check still refuses such outcomes. */
+  assert_int_equal(mp__apply_res_check(abuf, sizeof ar, 16), MP_EPROTO);
+}
+
+/* A transport that carries only fixed-size calls (MPI ranks): the calls it
+ * cannot carry as asked are refused at submit, not run without their
+ * context or timeout. */
+static int bytes_echo(const void *arg, size_t len, mp_buf *res) {
+  return mp_buf_append(res, arg, len);
+}
+
+static void test_fixed_calls_only(void **state) {
+  (void)state;
+  setup_items();
+  mp__tp_ops ops = fake_ops;
+  ops.fixed_calls_only = 1;
+  mp_pool *p = fake_pool_with(&ops, 2, run_all, (mp_pool_opts){0}, 0);
+  int k = 3, out[N];
+  assert_int_equal(mp_pool_map(p, twice, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.context = &k, .context_len = sizeof k}),
+                   MP_EINVAL);
+  assert_int_equal(mp_pool_map(p, twice, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.task_timeout = 2}),
+                   MP_EINVAL);
+  mp_bytes b = {"x", 1}, r;
+  assert_int_equal(mp_pool_map_bytes(p, bytes_echo, &b, 1, &r, NULL), MP_EINVAL);
+  mp_iter *it = NULL;
+  assert_int_equal(mp_pool_imap_bytes(p, bytes_echo, &b, 1, NULL, &it), MP_EINVAL);
+  mp_result *res = NULL;
+  assert_int_equal(mp_pool_apply_async(p, echo_apply, NULL, 0,
+                                       &(mp_async_opts){.task_timeout = 1}, &res),
+                   MP_EINVAL);
+  assert_null(res);
+  assert_null(it);
+  check_map(p, 0, -1, 0, 0); /* plain calls go on */
+  mpt_pool_done(p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_lost_at_item_k),
@@ -609,6 +737,8 @@ int main(int argc, char **argv) {
       MPT_TEST(test_iterator_order),
       MPT_TEST(test_functions_cross_as_references),
       MPT_TEST(test_pollfds_entry),
+      MPT_TEST(test_item_statuses),
+      MPT_TEST(test_fixed_calls_only),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

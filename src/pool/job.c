@@ -148,8 +148,10 @@ static int job_sink(job *j, size_t start, size_t count, mp_status **st,
   return 0;
 }
 
-void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
-                     const char *outs, int code, int detail) {
+/* Outcomes for items [start, start + count): codes holds either the task
+ * functions' int32 returns (full 0) or whole mp__item_st (full 1). */
+static void job_deliver(job *j, size_t start, size_t count, const char *codes,
+                        int full, const char *outs, int code, int detail) {
   mp_status *st;
   char *dst;
   if (job_sink(j, start, count, &st, &dst) < 0)
@@ -158,7 +160,12 @@ void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
     memcpy(dst, outs, count * j->out_size);
   for (size_t i = 0; i < count && (codes || code || st); i++) {
     int c = code, d = detail;
-    if (codes) {
+    if (codes && full) {
+      mp__item_st s;
+      memcpy(&s, codes + i * sizeof s, sizeof s);
+      c = s.code;
+      d = s.detail;
+    } else if (codes) {
       int32_t rc;
       memcpy(&rc, codes + i * sizeof rc, sizeof rc);
       c = rc ? MP_ETASK : 0;
@@ -172,6 +179,16 @@ void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
       job_note_fail(j, start + i, c, d);
   }
   mp__job_progress(j, count);
+}
+
+void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
+                     const char *outs, int code, int detail) {
+  job_deliver(j, start, count, codes, 0, outs, code, detail);
+}
+
+void mp__job_deliver_st(job *j, size_t start, size_t count, const char *st,
+                        const char *outs) {
+  job_deliver(j, start, count, st, 1, outs, 0, 0);
 }
 
 void mp__apply_deliver(job *j, int code, int detail, const char *data,

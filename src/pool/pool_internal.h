@@ -131,6 +131,17 @@ typedef struct mp__tp_ops {
    * with MP_EINVAL a function no process could resolve, and hands it with
    * each task. */
   int by_reference;
+  /* Non-zero: its workers run tasks in pools of their own (MPI ranks), so
+   * a result carries each item's outcome as that pool reported it: a map
+   * result holds the outputs, then one mp__item_st per item (codec.c), and
+   * an apply result may carry any outcome (MP_ECRASHED, MP_ETIMEDOUT,
+   * MP_ENOFUNC...). Each outcome is validated before the core uses it. */
+  int item_status;
+  /* Non-zero: it carries only fixed-size maps and applies, without a
+   * call's context or timeout (its workers' own pools take the pool's
+   * options); the core refuses the rest at submit with MP_EINVAL rather
+   * than let them run without what they asked for. */
+  int fixed_calls_only;
   /* Make the transport for cfg's pool; no worker is started yet. Returns 0
    * and sets *tp, or -errno. */
   int (*create)(const mp__tp_cfg *cfg, void *arg, void **tp);
@@ -360,6 +371,10 @@ void mp__job_check_done(job *j);
  * outs their outputs (NULL: none). */
 void mp__job_deliver(job *j, size_t start, size_t count, const char *codes,
                      const char *outs, int code, int detail);
+/* The same, each item's outcome given whole: st holds count mp__item_st,
+ * unaligned (for transports with item_status). */
+void mp__job_deliver_st(job *j, size_t start, size_t count, const char *st,
+                        const char *outs);
 /* The apply's outcome, its result bytes copied. */
 void mp__apply_deliver(job *j, int code, int detail, const char *data,
                        size_t len);

@@ -345,7 +345,14 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
   job *j = c->j;
   if (c->t.id != id)
     return MP_EPROTO;
-  if (j->kind == JOB_MAP) {
+  if (p->tp_ops->item_status && j->kind == JOB_MAP) {
+    if (mp__map_res_st_check(payload, (uint32_t)len, c->t.count,
+                             (uint32_t)j->out_size) < 0)
+      return MP_EPROTO;
+    const char *outs = payload;
+    mp__job_deliver_st(j, c->start, c->t.count,
+                       outs + (size_t)c->t.count * j->out_size, outs);
+  } else if (j->kind == JOB_MAP) {
     int codes = mp__map_res_check((uint32_t)len, c->t.count,
                                   (uint32_t)j->out_size);
     if (codes < 0)
@@ -360,7 +367,12 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
       return MP_EPROTO;
     mp__job_deliver_bytes(j, c->start, c->t.count, payload);
   } else {
-    if (mp__apply_res_check(payload, (uint32_t)len, (uint32_t)p->max_res) < 0)
+    int bad = p->tp_ops->item_status
+                  ? mp__apply_res_st_check(payload, (uint32_t)len,
+                                           (uint32_t)p->max_res)
+                  : mp__apply_res_check(payload, (uint32_t)len,
+                                        (uint32_t)p->max_res);
+    if (bad < 0)
       return MP_EPROTO;
     mp__apply_res res;
     memcpy(&res, payload, sizeof res);

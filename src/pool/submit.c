@@ -29,6 +29,16 @@ job *mp__job_new(mp_pool *p, enum job_kind kind, enum job_sink sink) {
   return j;
 }
 
+/* MP_EINVAL for a call the pool's transport cannot carry as asked: items
+ * of their own lengths, a context or a call's timeout over a transport
+ * that carries none (fixed_calls_only). */
+static int call_ok(const mp_pool *p, int bytes, const void *ctx,
+                   double timeout) {
+  if (p->tp_ops->fixed_calls_only && (bytes || ctx || timeout != 0))
+    return MP_EINVAL;
+  return 0;
+}
+
 /* f as a reference, when the pool's transport needs one. */
 static int fn_ref(const mp_pool *p, mp__fn f, mp__fnref *ref) {
   return p->tp_ops->by_reference ? mp__fnref_make(f, ref) : 0;
@@ -46,6 +56,8 @@ int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
   size_t cs = mo ? mo->chunksize : 0;
   if (cs && (cs > MAX_ELEM / in_size ||
              cs > MAX_ELEM / (out_size + sizeof(int32_t))))
+    return MP_EINVAL;
+  if (mo && call_ok(p, 0, mo->context, mo->task_timeout) < 0)
     return MP_EINVAL;
   if (p->closed)
     return MP_ECLOSED;
@@ -235,6 +247,8 @@ static int apply_submit(mp_pool *pool, mp_apply_fn f, const void *arg,
                         size_t len, const mp_async_opts *opts, job **out) {
   if (!pool || !f || (len && !arg) || len > MAX_ARG)
     return MP_EINVAL;
+  if (opts && call_ok(pool, 0, opts->context, opts->task_timeout) < 0)
+    return MP_EINVAL;
   if (pool->closed)
     return MP_ECLOSED;
   mp__fnref ref = {0};
@@ -381,6 +395,8 @@ int mp__bytes_args_ok(mp_pool *p, mp_apply_fn f, const mp_bytes *in,
   for (size_t i = 0; i < n; i++)
     if (in[i].len > MAX_ELEM || (in[i].len && !in[i].data))
       return MP_EINVAL;
+  if (call_ok(p, 1, NULL, 0) < 0)
+    return MP_EINVAL;
   if (p->closed)
     return MP_ECLOSED;
   return fn_ref(p, (mp__fn)f, ref);
