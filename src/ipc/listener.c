@@ -106,7 +106,10 @@ int mp_listener_create(mp_listener **out, const char *address,
   if (!address) {
     static _Atomic unsigned counter;
     unsigned rnd = 0;
-    (void)getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
+    /* Only to make the name unlikely to be taken: pid and counter already
+     * make it unique here, so a short read leaves rnd 0 and no harm. */
+    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
+      rnd = 0;
     snprintf(made, sizeof made, "@mpool-%ld-%u-%08x", (long)getpid(), ++counter,
              rnd);
     address = made;
