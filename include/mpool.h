@@ -203,12 +203,24 @@ typedef struct mp_process_opts {
    * disarms that signal if the target changes its credentials), and
    * mp_process_free() terminates it instead of waiting for it. */
   int daemon;
+  /* How the child starts (see "Start methods" below): MP_START_FORK, a
+   * copy of the caller; MP_START_FORKSERVER, the program's own image
+   * started afresh, which runs the target (a portable reference) on a copy
+   * of arg_len bytes at arg. 0: the process-wide default
+   * (mp_get_start_method()). */
+  int start_method;
+  /* Forkserver: the bytes at arg the child gets a copy of; the target's
+   * arg then points to that copy (16-byte aligned). 0: arg is handed over
+   * as an opaque value (its bits, e.g. an integer cast to a pointer): it
+   * points to nothing in the child. Ignored by fork. */
+  size_t arg_len;
 } mp_process_opts;
 
 /*
  * Create a process that will run target(arg); nothing is forked yet.
- * arg is not copied: the child sees the parent's memory as it was at start.
- * Returns 0 and sets *out, MP_EINVAL if out or target is NULL, -ENOMEM.
+ * Fork: arg is not copied: the child sees the parent's memory as it was at
+ * start. Forkserver: see opts->arg_len. Returns 0 and sets *out, MP_EINVAL
+ * if out or target is NULL, or for an unknown start_method; -ENOMEM.
  * On error *out is left unchanged.
  */
 MP_EXPORT int mp_process_create(mp_process **out, mp_target_fn target,
@@ -217,6 +229,10 @@ MP_EXPORT int mp_process_create(mp_process **out, mp_target_fn target,
 /*
  * Fork the child and run the target in it. Returns 0, MP_ESTATE if already
  * started, -EAGAIN / -ENOMEM (fork), -EMFILE / -ENFILE (its status pipe).
+ * Forkserver also: MP_EINVAL when the target cannot be made a portable
+ * reference (see "Functions cross as references"), -ENOENT and other
+ * errors of exec when /proc/self/exe cannot be run. A child that cannot
+ * resolve the reference exits with status 127.
  * A failed start leaves the process unstarted; it may be started again.
  */
 MP_EXPORT int mp_process_start(mp_process *p);
@@ -281,6 +297,60 @@ MP_EXPORT int mp_cpu_count(void);
  * in an mp_process child; "PoolWorker-N" in a pool worker. Static storage.
  */
 MP_EXPORT const char *mp_current_process_name(void);
+
+/* ------------------------------------------------------------------------ */
+/* Start methods: multiprocessing.set_start_method                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * How a pool's workers and an mp_process child start.
+ *
+ * MP_START_FORK (the default): fork() of the caller. Fast; a child sees the
+ * caller's memory as it is at that moment, pointers included. Unsafe when
+ * other threads run: the child is a copy of the forking thread alone, and
+ * a lock another thread held at that instant (inside malloc, stdio,
+ * localtime_r, setenv, any library) stays held forever in the child.
+ *
+ * MP_START_FORKSERVER: a fork server, one per pool, started from the
+ * program's own image (/proc/self/exe, exec'd with posix_spawn, so nothing
+ * of the caller's threads is copied; the library's constructor takes
+ * control of that process before main and never returns to main), forks
+ * the workers. Safe in threaded programs, from any thread, while other
+ * threads hold locks. Workers then see the program's memory as it is at
+ * start-up (its static initializers; the constructors of libraries loaded
+ * before libmpool), not the caller's later state, as with Python's
+ * forkserver: tasks get all they need in their input; functions (task,
+ * initializer) cross as portable references; the initializer's argument
+ * crosses as bytes (initarg_len). The server and its workers end when the
+ * creating process ends, whichever thread created the pool (the pool's
+ * socket to its server reaches EOF); a pool created on a thread that exits
+ * keeps working. Workers are the server's children: they die with it
+ * (parent-death signal), their exit statuses reach the pool through it,
+ * and signals reach them through pidfds it passes back (Linux 5.3 and
+ * later; else through the server). An mp_process child under forkserver is
+ * the program's image started directly, without a server: it runs the
+ * target before main and exits. Costs: a pool create execs the program
+ * once (about a millisecond); the rest runs as fork does. Needs
+ * /proc/self/exe and glibc (the constructor's arguments).
+ */
+enum {
+  MP_START_FORK = 1,
+  MP_START_FORKSERVER = 2,
+};
+
+/*
+ * Python's set_start_method: the method of pools and processes created
+ * from now on whose options leave start_method 0. method: MP_START_FORK,
+ * MP_START_FORKSERVER, or 0 to go back to the initial default. The initial
+ * default is MP_START_FORK, or what the environment variable
+ * MPOOL_START_METHOD ("fork" or "forkserver") said when the program
+ * started. Thread-safe. Returns 0, MP_EINVAL for an unknown method.
+ */
+MP_EXPORT int mp_set_start_method(int method);
+
+/* The method a pool or process created now with start_method 0 gets:
+ * MP_START_FORK or MP_START_FORKSERVER. Thread-safe. */
+MP_EXPORT int mp_get_start_method(void);
 
 /* ------------------------------------------------------------------------ */
 /* Pools: multiprocessing.Pool                                              */
@@ -349,11 +419,25 @@ typedef struct mp_pool_opts {
   /* Largest apply result in bytes; 0: 256 MiB. A task that writes more fails
    * with -EMSGSIZE instead of exhausting memory. At most 2 GiB - 4 KiB. */
   size_t max_result_bytes;
+  /* How workers start (see "Start methods" below): MP_START_FORK or
+   * MP_START_FORKSERVER; 0: the process-wide default, mp_get_start_method().
+   * With forkserver the initializer crosses as a portable reference (one
+   * that cannot be made is MP_EINVAL at create). */
+  int start_method;
+  /* Forkserver: the bytes at initarg each worker gets a copy of; the
+   * initializer's arg then points to that copy (16-byte aligned). 0:
+   * initarg is handed over as an opaque value (its bits: NULL, or an
+   * integer cast to a pointer), pointing to nothing in the worker.
+   * Ignored by fork, whose workers see initarg itself. */
+  size_t initarg_len;
 } mp_pool_opts;
 
 /*
- * Fork the workers. Returns 0 and sets *out; MP_EINVAL for a NULL out or a
- * negative count or timeout; -EAGAIN (fork: e.g. RLIMIT_NPROC), -EMFILE /
+ * Start the workers. Returns 0 and sets *out; MP_EINVAL for a NULL out or a
+ * negative count or timeout, an unknown start_method, an initializer that
+ * cannot be made a portable reference (forkserver); MP_ENOFUNC when the
+ * fork server cannot resolve the initializer; -ENOENT (or another error of
+ * exec) when the fork server cannot be started from /proc/self/exe; -EAGAIN (fork: e.g. RLIMIT_NPROC), -EMFILE /
  * -ENFILE (pipes: e.g. RLIMIT_NOFILE), -ENOMEM. On failure every worker
  * already forked is killed and reaped and every fd closed.
  */
@@ -363,8 +447,10 @@ MP_EXPORT int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
 MP_EXPORT int mp_pool_processes(const mp_pool *pool);
 
 /*
- * Fill pids[0..n) with the current workers' pids (a worker being replaced may
- * show as 0). Returns the number of workers written, MP_EINVAL for NULL.
+ * Fill pids[0..n) with the current workers' pids; a worker known to be gone
+ * (dead and not yet replaced, or being replaced) shows as 0. Under
+ * forkserver they are the server's children, not the caller's. Returns the
+ * number of workers written, MP_EINVAL for NULL.
  */
 MP_EXPORT int mp_pool_worker_pids(const mp_pool *pool, pid_t *pids, int n);
 

@@ -45,3 +45,14 @@ int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res) {
     return MP_EPROTO;
   }
 }
+
+int mp__task_fail_check(const void *payload, uint32_t len, int *code) {
+  mp__apply_res h;
+  if (len != sizeof h)
+    return MP_EPROTO;
+  memcpy(&h, payload, sizeof h);
+  if (h.code != MP_ENOFUNC || h.detail != 0 || h.reserved != 0)
+    return MP_EPROTO;
+  *code = h.code;
+  return 0;
+}

@@ -41,6 +41,14 @@ int mp__pipe_reg(int fds[2]);
 /* pidfd_open(pid), registered; -1 where there is none (see
  * mp__pidfd_open) or it cannot be had now. */
 int mp__pidfd_reg(pid_t pid);
+/* socketpair (mp__socketpair), both ends registered. Returns 0 or -errno. */
+int mp__socketpair_reg(int fds[2]);
+/* memfd_create(name, MFD_CLOEXEC), registered. Returns the fd or -errno. */
+int mp__memfd_reg(const char *name);
+/* Wait (poll, no deadline) for a message on fd, then mp__recv_msg it with
+ * its fds registered: received and registered in one step with respect to
+ * every fork the library makes. Returns as mp__recv_msg. */
+ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds);
 /* Unregister and close *fd, then set it to -1; -1 is ignored. */
 void mp__fd_drop(int *fd);
 
@@ -88,6 +96,12 @@ void mp__die_with_parent(pid_t parent);
 /* Exit code from a wait status: the exit status, or -N for signal N. */
 int mp__exitcode(int wstatus);
 
+/* ---- tp_forkserver.c: start methods ---- */
+
+/* The method asked for (0: the process-wide default) as MP_START_FORK or
+ * MP_START_FORKSERVER, or MP_EINVAL for an unknown one. */
+int mp__start_method(int asked);
+
 /* ---- ipc/shm.c: memory shared with the children forked after it ---- */
 
 /*
@@ -102,6 +116,22 @@ void mp__ipc_unmap(void *p, size_t len);
 
 /* pipe2(O_CLOEXEC); returns 0 or -errno. */
 int mp__pipe(int fds[2]);
+/* socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC); returns 0 or -errno. */
+int mp__socketpair(int fds[2]);
+/* The most fds one message carries. */
+#define MP__MSG_MAX_FDS 4
+/* Send len bytes as one message on a SOCK_SEQPACKET socket, with nfds fds
+ * (SCM_RIGHTS; at most MP__MSG_MAX_FDS). Blocks; never raises SIGPIPE.
+ * Returns 0 or -errno (-EPIPE: the peer is gone). */
+int mp__send_msg(int fd, const void *buf, size_t len, const int *fds,
+                 int nfds);
+/* Receive one message into buf (cap bytes) and the fds it carries, up to
+ * MP__MSG_MAX_FDS, close-on-exec (others are closed), into fds and *nfds.
+ * flags: 0 (block) or MSG_DONTWAIT. Returns the bytes (0: the peer is
+ * gone), -EAGAIN, -EPROTO for a cut message, -EMFILE when the fds it
+ * carried found no room here (those received are closed), or -errno. */
+ssize_t mp__recv_msg(int fd, void *buf, size_t cap, int *fds, int *nfds,
+                     int flags);
 /* Set O_NONBLOCK; returns 0 or -errno. */
 int mp__set_nonblock(int fd);
 /* Raise a pipe's capacity toward bytes where the OS allows; never fails. */
@@ -141,6 +171,12 @@ enum {
   MP__FR_STOP = 3,       /* parent -> worker: exit */
   MP__FR_MAP_RES = 4,    /* worker -> parent: map chunk results */
   MP__FR_APPLY_RES = 5,  /* worker -> parent: apply result */
+  /* Transports whose workers are not forked copies (by_reference): */
+  MP__FR_MAP_REF = 6,    /* parent -> worker: mp__fnref, then a map task */
+  MP__FR_APPLY_REF = 7,  /* parent -> worker: mp__fnref, then an apply task */
+  MP__FR_TASK_FAIL = 8,  /* worker -> parent: the whole task failed (an
+                          * mp__apply_res header, no body): MP_ENOFUNC */
+  MP__FR_LAST = MP__FR_TASK_FAIL
 };
 
 /* Every frame is padded to a multiple of MP__ALIGN bytes on the wire, and
@@ -214,6 +250,17 @@ int mp__map_res_check(uint32_t len, uint32_t count, uint32_t out_size);
 int mp__map_task_check(const void *payload, uint32_t len, mp__map_task *t);
 /* Validate an apply result payload. Returns 0 or MP_EPROTO. */
 int mp__apply_res_check(const void *payload, uint32_t len, uint32_t max_res);
+
+/*
+ * A task sent by reference (MP__FR_MAP_REF, MP__FR_APPLY_REF) is the
+ * mp__fnref of its function, then the payload of the same task sent by
+ * pointer (whose fn field is then 0). The worker resolves the reference;
+ * when it cannot, the whole task fails with MP_ENOFUNC in an
+ * MP__FR_TASK_FAIL frame: an mp__apply_res header with that code, detail 0
+ * and no body.
+ */
+/* Validate a task failure payload. Returns 0 and sets *code, or MP_EPROTO. */
+int mp__task_fail_check(const void *payload, uint32_t len, int *code);
 
 /* ---- fnref.c: portable function references ---- */
 

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -54,6 +56,51 @@ int mp__pipe_reg(int fds[2]) {
   }
   pthread_mutex_unlock(&reg_lock);
   return rc;
+}
+
+int mp__socketpair_reg(int fds[2]) {
+  pthread_mutex_lock(&reg_lock);
+  int rc = reg_reserve(2);
+  if (rc == 0)
+    rc = mp__socketpair(fds);
+  if (rc == 0) {
+    reg_fds[reg_len++] = fds[0];
+    reg_fds[reg_len++] = fds[1];
+  }
+  pthread_mutex_unlock(&reg_lock);
+  return rc;
+}
+
+int mp__memfd_reg(const char *name) {
+  pthread_mutex_lock(&reg_lock);
+  int fd = reg_reserve(1);
+  if (fd == 0) {
+    fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0)
+      fd = -errno;
+    else
+      reg_fds[reg_len++] = fd;
+  }
+  pthread_mutex_unlock(&reg_lock);
+  return fd;
+}
+
+ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds) {
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int rc = mp__poll(&p, 1, INT64_MAX);
+    if (rc < 0)
+      return rc;
+    pthread_mutex_lock(&reg_lock);
+    ssize_t r = reg_reserve(MP__MSG_MAX_FDS);
+    if (r == 0)
+      r = mp__recv_msg(fd, buf, cap, fds, nfds, MSG_DONTWAIT);
+    for (int i = 0; r >= 0 && i < *nfds; i++)
+      reg_fds[reg_len++] = fds[i];
+    pthread_mutex_unlock(&reg_lock);
+    if (r != -EAGAIN)
+      return r;
+  }
 }
 
 int mp__pidfd_reg(pid_t pid) {

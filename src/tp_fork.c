@@ -1,21 +1,27 @@
 /*
- * tp_fork.c: the fork transport. Each worker is a forked copy of the
- * caller with its own task pipe (parent to worker) and result pipe (worker
- * to parent), all close-on-exec and registered so other children drop them.
- * One poll() both feeds tasks and drains results, so a large task and a
- * large result never deadlock each other. EOF on a worker's result pipe is
- * how its death is seen; its status comes from waitpid, what it was running
- * from a slot of memory shared with it (worker.c writes it before each
- * item). Signals go through pidfds, never to a pid the kernel may have
- * given to another process.
+ * tp_fork.c: the pipes transport. Each worker has its own task pipe
+ * (parent to worker) and result pipe (worker to parent), all close-on-exec
+ * and registered so other children drop them. One poll() both feeds tasks
+ * and drains results, so a large task and a large result never deadlock
+ * each other. EOF on a worker's result pipe is how its death is seen; its
+ * status comes from its spawner, what it was running from a slot of memory
+ * shared with it (worker.c writes it before each item). Signals go through
+ * pidfds, never to a pid the kernel may have given to another process.
+ *
+ * Where the workers come from is a spawner's business (spawner.h): the fork
+ * start method forks them from the caller here (mp__spawn_fork, and tasks
+ * cross as pointers); the forkserver method has a server process fork them
+ * (tp_forkserver.c, and tasks cross as portable references).
  */
 #include "pool/pool_internal.h"
+#include "spawner.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum {
@@ -34,10 +40,19 @@ typedef struct fw {
                     * result, in this order */
   mp__task *tx;    /* the first not yet wholly written, NULL: none */
   mp__frame_hdr tx_hdr;
-  union {
+  union {             /* the payload's header, written after tx_hdr */
     mp__map_task map;
     mp__apply_task apply;
+    struct {          /* by reference: the function, then the header */
+      mp__fnref ref;
+      mp__map_task map;
+    } map_ref;
+    struct {
+      mp__fnref ref;
+      mp__apply_task apply;
+    } apply_ref;
   } tx_meta;
+  size_t tx_meta_len;
   char *rbuf;
   size_t rcap, rlen;
   int dead;        /* EOF seen, or killed: to be buried */
@@ -53,9 +68,10 @@ typedef struct tp_fork {
   const mp_pool_opts *opts;
   size_t max_res;
   unsigned spawned;
+  const mp__spawn_ops *sp_ops;
+  void *sp;           /* the spawner */
   fw *w;
   mp__slot *slots;    /* shared with the workers: what each one runs */
-  size_t slots_len;
   struct pollfd *pfd; /* the poll set: 2 per worker */
   int *pfd_map;       /* what each entry is: 2 * worker (+ 1: task pipe) */
 } tp_fork;
@@ -83,8 +99,8 @@ static mp__task *fw_next(fw *w, mp__task *t) {
   return t->tp_link.next == &w->tasks ? NULL : task_of(t->tp_link.next);
 }
 
-static int fork_create(const mp__tp_cfg *cfg, void *arg, void **out) {
-  (void)arg;
+static int pipes_create(const mp__tp_cfg *cfg, const mp__spawn_ops *sp_ops,
+                        void **out) {
   tp_fork *f = calloc(1, sizeof *f);
   if (!f)
     return -ENOMEM;
@@ -92,25 +108,34 @@ static int fork_create(const mp__tp_cfg *cfg, void *arg, void **out) {
   f->nproc = cfg->nproc;
   f->opts = cfg->opts;
   f->max_res = cfg->max_res;
+  f->sp_ops = sp_ops;
   f->w = calloc((size_t)f->nproc, sizeof *f->w);
   f->pfd = calloc(2 * (size_t)f->nproc, sizeof *f->pfd);
   f->pfd_map = calloc(2 * (size_t)f->nproc, sizeof *f->pfd_map);
-  f->slots_len = (size_t)f->nproc * sizeof(mp__slot);
-  void *m = NULL;
-  int err = mp__ipc_map(&m, f->slots_len);
-  if (!f->w || !f->pfd || !f->pfd_map || err < 0) {
-    mp__ipc_unmap(m, f->slots_len);
+  int err = -ENOMEM;
+  if (f->w && f->pfd && f->pfd_map)
+    err = sp_ops->create(cfg, &f->sp, &f->slots);
+  if (err < 0) {
     free(f->w);
     free(f->pfd);
     free(f->pfd_map);
     free(f);
-    return err < 0 ? err : -ENOMEM;
+    return err;
   }
-  f->slots = m;
   for (int i = 0; i < f->nproc; i++)
     fw_clear(&f->w[i]);
   *out = f;
   return 0;
+}
+
+static int fork_create(const mp__tp_cfg *cfg, void *arg, void **out) {
+  (void)arg;
+  return pipes_create(cfg, &mp__spawn_fork, out);
+}
+
+static int server_create(const mp__tp_cfg *cfg, void *arg, void **out) {
+  (void)arg;
+  return pipes_create(cfg, &mp__spawn_server, out);
 }
 
 static int fork_start(void *tp, int idx) {
@@ -131,30 +156,11 @@ static int fork_start(void *tp, int idx) {
   atomic_store(&slot->ready, 0);
   char name[32];
   snprintf(name, sizeof name, "PoolWorker-%u", ++f->spawned);
-  int keep[2] = {tfd[0], rfd[1]};
-  mp__fork_req req = {.keep = keep, .nkeep = 2, .die_with_parent = 1,
-                      .name = name};
-  pid_t parent = getpid();
-  pid_t pid = mp__fork(&req);
-  if (pid == 0) {
-    mp__worker_cfg cfg = {
-        .task_fd = tfd[0],
-        .res_fd = rfd[1],
-        .slot = slot,
-        .parent = parent,
-        .initializer = f->opts->initializer,
-        .initarg = f->opts->initarg,
-        .maxtasks = f->opts->maxtasksperchild,
-        .timed = f->opts->task_timeout > 0,
-        .max_res = (uint32_t)f->max_res,
-        .max_task = UINT32_MAX,
-    };
-    mp__worker_main(&cfg);
-  }
-  if (pid < 0) {
-    rc = pid;
+  pid_t pid;
+  int pidfd;
+  if ((rc = f->sp_ops->spawn(f->sp, idx, name, tfd[0], rfd[1], &pid,
+                             &pidfd)) < 0)
     goto error;
-  }
   /* The parent keeps its copy of the task pipe's read end: a pipe with a
    * reader never raises SIGPIPE, so a worker that dies while the parent
    * writes to it costs a full pipe at worst, and no signal (and no signal
@@ -162,7 +168,7 @@ static int fork_start(void *tp, int idx) {
   mp__fd_drop(&rfd[1]);
   fw_clear(w);
   w->pid = pid;
-  w->pidfd = mp__child_pidfd(pid);
+  w->pidfd = pidfd;
   w->task_fd = tfd[1];
   w->task_rd = tfd[0];
   w->res_fd = rfd[0];
@@ -179,21 +185,38 @@ error:
 /* The frame header and payload header of w->tx, to be written next. */
 static void tx_prepare(fw *w) {
   mp__task *t = w->tx;
-  uint32_t len;
+  mp__map_task map;
+  mp__apply_task apply;
+  const void *meta;
+  size_t meta_len;
+  unsigned type;
   if (t->kind == MP__TASK_MAP) {
-    w->tx_meta.map = (mp__map_task){
-        .fn = (uint64_t)(uintptr_t)t->fn,
+    map = (mp__map_task){
+        .fn = t->ref ? 0 : (uint64_t)(uintptr_t)t->fn,
         .in_size = t->in_size,
         .out_size = t->out_size,
         .count = t->count,
     };
-    len = (uint32_t)(sizeof(mp__map_task) + t->in_len);
-    mp__frame_init(&w->tx_hdr, MP__FR_MAP, t->id, len);
+    meta = &map;
+    meta_len = sizeof map;
+    type = t->ref ? MP__FR_MAP_REF : MP__FR_MAP;
   } else {
-    w->tx_meta.apply = (mp__apply_task){.fn = (uint64_t)(uintptr_t)t->fn};
-    len = (uint32_t)(sizeof(mp__apply_task) + t->in_len);
-    mp__frame_init(&w->tx_hdr, MP__FR_APPLY, t->id, len);
+    apply = (mp__apply_task){.fn = t->ref ? 0 : (uint64_t)(uintptr_t)t->fn};
+    meta = &apply;
+    meta_len = sizeof apply;
+    type = t->ref ? MP__FR_APPLY_REF : MP__FR_APPLY;
   }
+  /* By reference, the function's reference goes first (codec.c). */
+  char *dst = (char *)&w->tx_meta;
+  w->tx_meta_len = meta_len;
+  if (t->ref) {
+    memcpy(dst, t->ref, sizeof *t->ref);
+    dst += sizeof *t->ref;
+    w->tx_meta_len += sizeof *t->ref;
+  }
+  memcpy(dst, meta, meta_len);
+  mp__frame_init(&w->tx_hdr, type, t->id,
+                 (uint32_t)(w->tx_meta_len + t->in_len));
 }
 
 /* Write as much of w's pending tasks as the pipe takes. */
@@ -203,9 +226,7 @@ static void fw_write(fw *w) {
     mp__task *t = w->tx;
     struct iovec iov[4];
     iov[0] = (struct iovec){&w->tx_hdr, sizeof w->tx_hdr};
-    iov[1] = (struct iovec){&w->tx_meta, t->kind == MP__TASK_MAP
-                                             ? sizeof(mp__map_task)
-                                             : sizeof(mp__apply_task)};
+    iov[1] = (struct iovec){&w->tx_meta, w->tx_meta_len};
     iov[2] = (struct iovec){(void *)t->in, t->in_len};
     iov[3] = (struct iovec){(void *)zeros,
                             mp__padded(w->tx_hdr.len) - w->tx_hdr.len};
@@ -294,18 +315,18 @@ static int fork_cancel(void *tp, int idx, uint64_t id) {
   return 0;
 }
 
-/* Kill w once. Signalled through its pidfd: see mp__child_signal. */
-static void fw_kill(fw *w, int drain) {
+/* Kill w once. Signalled through its pidfd where there is one. */
+static void fw_kill(tp_fork *f, fw *w, int drain) {
   if (w->dead)
     return;
-  (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
+  f->sp_ops->signal(f->sp, w->pid, w->pidfd, SIGKILL);
   w->dead = 1;
   w->drain = drain;
 }
 
 static void fork_kill(void *tp, int idx, int drain) {
   tp_fork *f = tp;
-  fw_kill(&f->w[idx], drain);
+  fw_kill(f, &f->w[idx], drain);
 }
 
 static void fork_retire(void *tp, int idx) {
@@ -345,9 +366,26 @@ static int fork_ready(void *tp, int idx) {
   return (int)atomic_load_explicit(&f->slots[idx].ready, memory_order_acquire);
 }
 
+/* A worker known to be gone (its death seen, or its pidfd readable: it
+ * exited and waits to be buried) shows as 0: its pid may not be its own
+ * much longer. */
 static long fork_ident(void *tp, int idx) {
   tp_fork *f = tp;
-  return f->w[idx].pid;
+  fw *w = &f->w[idx];
+  if (w->dead)
+    return 0;
+  if (w->pidfd >= 0) {
+    struct pollfd p = {.fd = w->pidfd, .events = POLLIN};
+    if (poll(&p, 1, 0) > 0)
+      return 0;
+  } else if (f->sp_ops == &mp__spawn_fork) {
+    siginfo_t si;
+    si.si_pid = 0;
+    if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        si.si_pid == w->pid)
+      return 0;
+  }
+  return w->pid;
 }
 
 /* w broke the protocol (why: MP__LOST_PROTO) or its result cannot be
@@ -358,7 +396,7 @@ static void fw_fail(tp_fork *f, int idx, int why) {
   if (!fork_running(f, idx, &w->why_task, &w->why_item, &since))
     w->why_task = 0;
   w->why = why;
-  fw_kill(w, 0);
+  fw_kill(f, w, 0);
 }
 
 /* A header from w must answer the oldest task it holds, wholly sent, with
@@ -371,6 +409,8 @@ static int fw_check_hdr(fw *w, const mp__frame_hdr *h) {
   if (!t || t == w->tx || h->id != t->id)
     return MP_EPROTO;
   int type = (int)(h->magic_type & ~MP__FRAME_MAGIC_MASK);
+  if (type == MP__FR_TASK_FAIL)
+    return t->ref && h->len == sizeof(mp__apply_res) ? 0 : MP_EPROTO;
   if (t->kind == MP__TASK_MAP)
     return type == MP__FR_MAP_RES &&
                    mp__map_res_check(h->len, t->count, t->out_size) >= 0
@@ -387,7 +427,11 @@ static uint32_t fw_rx_max(const tp_fork *f, fw *w) {
   const mp__task *t = task_of(n);
   if (t->kind == MP__TASK_APPLY)
     return (uint32_t)(sizeof(mp__apply_res) + f->max_res);
-  return (uint32_t)((size_t)t->count * (sizeof(int32_t) + t->out_size));
+  size_t max = (size_t)t->count * (sizeof(int32_t) + t->out_size);
+  /* A task sent by reference may come back as a task failure. */
+  if (t->ref && max < sizeof(mp__apply_res))
+    max = sizeof(mp__apply_res);
+  return (uint32_t)max;
 }
 
 /* Hand every complete frame buffered from w to the core. Returns 0, or -1
@@ -423,8 +467,12 @@ static int fw_parse(tp_fork *f, int idx) {
     }
     /* The task leaves our list first: the core frees it. */
     mp__list_remove(mp__list_first(&w->tasks));
-    if (mp__core_result(f->core, idx, h.id, w->rbuf + off + sizeof h,
-                        h.len) < 0) {
+    const char *payload = w->rbuf + off + sizeof h;
+    int code;
+    if ((h.magic_type & ~MP__FRAME_MAGIC_MASK) == MP__FR_TASK_FAIL
+            ? mp__task_fail_check(payload, h.len, &code) < 0 ||
+                  mp__core_failed(f->core, idx, h.id, code, 0) < 0
+            : mp__core_result(f->core, idx, h.id, payload, h.len) < 0) {
       rc = MP__LOST_PROTO;
       break;
     }
@@ -489,13 +537,9 @@ static void fw_bury(tp_fork *f, int idx) {
   /* EOF can also come from a live worker whose task closed its fds or
    * exec'd: it is useless now. A worker already dead keeps its own status;
    * one reaped by the kernel (SIGCHLD ignored) is not signalled. */
-  (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
-  int ws;
+  f->sp_ops->signal(f->sp, w->pid, w->pidfd, SIGKILL);
   mp__loss loss = {.why = w->why ? w->why : MP__LOST_EXIT};
-  if (mp__waitpid(w->pid, &ws, 0) == w->pid) {
-    loss.detail = mp__exitcode(ws);
-    loss.status_known = 1;
-  }
+  loss.status_known = f->sp_ops->reap(f->sp, w->pid, &loss.detail);
   loss.init_done = fork_ready(f, idx);
   if (w->why) {
     loss.task = w->why_task;
@@ -562,13 +606,13 @@ static void fork_destroy(void *tp) {
     fw *w = &f->w[i];
     if (!w->pid)
       continue;
-    (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
-    int ws;
-    (void)mp__waitpid(w->pid, &ws, 0);
+    f->sp_ops->signal(f->sp, w->pid, w->pidfd, SIGKILL);
+    int code;
+    (void)f->sp_ops->reap(f->sp, w->pid, &code);
     fw_close_fds(w);
     free(w->rbuf);
   }
-  mp__ipc_unmap(f->slots, f->slots_len);
+  f->sp_ops->destroy(f->sp);
   free(f->w);
   free(f->pfd);
   free(f->pfd_map);
@@ -587,4 +631,107 @@ const mp__tp_ops mp__tp_fork = {
     .ready = fork_ready,
     .ident = fork_ident,
     .destroy = fork_destroy,
+};
+
+/* The same transport, its workers forked by a fork server: functions cross
+ * as references. */
+const mp__tp_ops mp__tp_forkserver = {
+    .by_reference = 1,
+    .create = server_create,
+    .start = fork_start,
+    .send = fork_send,
+    .cancel = fork_cancel,
+    .kill = fork_kill,
+    .retire = fork_retire,
+    .wait = fork_wait,
+    .running = fork_running,
+    .ready = fork_ready,
+    .ident = fork_ident,
+    .destroy = fork_destroy,
+};
+
+/* ---- the fork spawner: workers forked from the caller ---- */
+
+typedef struct spawn_fork {
+  const mp_pool_opts *opts;
+  size_t max_res;
+  mp__slot *slots;
+  size_t slots_len;
+} spawn_fork;
+
+static int sf_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
+  spawn_fork *s = calloc(1, sizeof *s);
+  if (!s)
+    return -ENOMEM;
+  s->opts = cfg->opts;
+  s->max_res = cfg->max_res;
+  s->slots_len = (size_t)cfg->nproc * sizeof(mp__slot);
+  void *m = NULL;
+  int err = mp__ipc_map(&m, s->slots_len);
+  if (err < 0) {
+    free(s);
+    return err;
+  }
+  s->slots = m;
+  *slots = m;
+  *out = s;
+  return 0;
+}
+
+static int sf_spawn(void *sp, int idx, const char *name, int task_rd,
+                    int res_wr, pid_t *pid_out, int *pidfd) {
+  spawn_fork *s = sp;
+  int keep[2] = {task_rd, res_wr};
+  mp__fork_req req = {.keep = keep, .nkeep = 2, .die_with_parent = 1,
+                      .name = name};
+  pid_t parent = getpid();
+  pid_t pid = mp__fork(&req);
+  if (pid == 0) {
+    mp__worker_cfg cfg = {
+        .task_fd = task_rd,
+        .res_fd = res_wr,
+        .slot = &s->slots[idx],
+        .parent = parent,
+        .initializer = s->opts->initializer,
+        .initarg = s->opts->initarg,
+        .maxtasks = s->opts->maxtasksperchild,
+        .timed = s->opts->task_timeout > 0,
+        .max_res = (uint32_t)s->max_res,
+        .max_task = UINT32_MAX,
+    };
+    mp__worker_main(&cfg);
+  }
+  if (pid < 0)
+    return pid;
+  *pid_out = pid;
+  *pidfd = mp__child_pidfd(pid);
+  return 0;
+}
+
+static void sf_signal(void *sp, pid_t pid, int pidfd, int sig) {
+  (void)sp;
+  (void)mp__child_signal(pid, pidfd, sig);
+}
+
+static int sf_reap(void *sp, pid_t pid, int *code) {
+  (void)sp;
+  int ws;
+  if (mp__waitpid(pid, &ws, 0) != pid)
+    return 0;
+  *code = mp__exitcode(ws);
+  return 1;
+}
+
+static void sf_destroy(void *sp) {
+  spawn_fork *s = sp;
+  mp__ipc_unmap(s->slots, s->slots_len);
+  free(s);
+}
+
+const mp__spawn_ops mp__spawn_fork = {
+    .create = sf_create,
+    .spawn = sf_spawn,
+    .signal = sf_signal,
+    .reap = sf_reap,
+    .destroy = sf_destroy,
 };

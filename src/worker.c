@@ -196,6 +196,40 @@ static int run_apply(const mp__worker_cfg *cfg, uint64_t id, const char *p,
   return w;
 }
 
+/*
+ * A task sent by reference (MP__FR_MAP_REF, MP__FR_APPLY_REF): resolve its
+ * function in this process, write the pointer into the task's own header
+ * (its fn field, the first of both, sent as 0) and run it as a task sent by
+ * pointer. A reference no module here holds fails the whole task with
+ * MP_ENOFUNC. Returns 0, or -1 (malformed bytes, or the parent is gone).
+ */
+static int run_by_ref(const mp__worker_cfg *cfg, uint64_t id, int type,
+                      char *p, uint32_t len, char **out, size_t *out_cap,
+                      mp_buf *keep) {
+  mp__fnref ref;
+  uint64_t fn_field;
+  size_t hdr = type == MP__FR_MAP_REF ? sizeof(mp__map_task)
+                                      : sizeof(mp__apply_task);
+  if (len < sizeof ref + hdr)
+    return -1;
+  memcpy(&ref, p, sizeof ref);
+  memcpy(&fn_field, p + sizeof ref, sizeof fn_field);
+  mp__fn fn;
+  int rc = fn_field ? MP_EPROTO : mp__fnref_resolve(&ref, &fn);
+  if (rc == MP_ENOFUNC) {
+    mp__apply_res res = {MP_ENOFUNC, 0, 0};
+    return send_frame(cfg, MP__FR_TASK_FAIL, id, &res, sizeof res);
+  }
+  if (rc < 0)
+    return -1;
+  char *task = p + sizeof ref;
+  fn_field = (uint64_t)(uintptr_t)fn;
+  memcpy(task, &fn_field, sizeof fn_field);
+  len -= (uint32_t)sizeof ref;
+  return type == MP__FR_MAP_REF ? run_map(cfg, id, task, len, out, out_cap)
+                                : run_apply(cfg, id, task, len, keep);
+}
+
 static int current_res_fd = -1, current_task_fd = -1;
 
 int mp__worker_res_fd(void) { return current_res_fd; }
@@ -241,12 +275,14 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
     size_t framelen = sizeof h + mp__padded(h.len);
     if (rx_need(&r, framelen) < 0)
       break;
-    const char *payload = r.buf + r.start + sizeof h;
+    char *payload = r.buf + r.start + sizeof h;
     int rc;
     if (type == MP__FR_MAP)
       rc = run_map(cfg, h.id, payload, h.len, &out, &out_cap);
     else if (type == MP__FR_APPLY)
       rc = run_apply(cfg, h.id, payload, h.len, &keep);
+    else if (type == MP__FR_MAP_REF || type == MP__FR_APPLY_REF)
+      rc = run_by_ref(cfg, h.id, type, payload, h.len, &out, &out_cap, &keep);
     else
       rc = -1;
     if (rc < 0)

@@ -155,8 +155,10 @@ typedef struct mp__tp_ops {
   void (*destroy)(void *tp);
 } mp__tp_ops;
 
-/* The fork transport (tp_fork.c). */
+/* The pipes transport (tp_fork.c), its workers forked from the caller
+ * (fork) or by a fork server (forkserver, tp_forkserver.c). */
 extern const mp__tp_ops mp__tp_fork;
+extern const mp__tp_ops mp__tp_forkserver;
 
 /* ---- the core's records ---- */
 
@@ -371,5 +373,9 @@ void mp__pool_shutdown(mp_pool *p, int code, int detail);
 int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
                     size_t len);
 void mp__core_lost(mp_pool *p, int w, const mp__loss *loss);
+/* The whole of task id, the oldest worker w holds, failed in the worker
+ * before it ran (MP_ENOFUNC: its function cannot be resolved there): every
+ * item fails with code, detail. Returns 0, or MP_EPROTO as mp__core_result. */
+int mp__core_failed(mp_pool *p, int w, uint64_t id, int code, int detail);
 
 #endif /* MPOOL_POOL_INTERNAL_H */
