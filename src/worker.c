@@ -243,6 +243,9 @@ int mp__worker_res_fd(void) { return current_res_fd; }
 static void worker_forked_child(void) {
   close(current_task_fd);
   close(current_res_fd);
+  /* Not the grandchild's: a fork of its own must not close them again
+   * (the numbers may be reused by then), nor may it write to them. */
+  current_task_fd = current_res_fd = -1;
 }
 
 _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
