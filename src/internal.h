@@ -96,7 +96,25 @@ void mp__die_with_parent(pid_t parent);
 /* Exit code from a wait status: the exit status, or -N for signal N. */
 int mp__exitcode(int wstatus);
 
+/* In a process child (forked, or the image started afresh): name its
+ * ident, report through status_fd (-1: none), run target(arg), exit. */
+_Noreturn void mp__process_child(mp_target_fn target, void *arg,
+                                 const char *ident, int status_fd);
+
 /* ---- tp_forkserver.c: start methods ---- */
+
+/* An mp_process started by forkserver: the program's image, exec'd. */
+typedef struct mp__proc_spec {
+  mp_target_fn target; /* crosses as a portable reference */
+  void *arg;
+  size_t arg_len;      /* bytes at arg copied; 0: arg crosses as a value */
+  int daemon;          /* armed with the parent-death signal */
+  const char *name, *ident;
+  int status_fd;       /* the status pipe's write end, or -1 */
+} mp__proc_spec;
+/* Start it. Returns its pid (a child of the caller), MP_EINVAL when the
+ * target cannot be made a reference, or -errno. */
+pid_t mp__exec_process(const mp__proc_spec *spec);
 
 /* The method asked for (0: the process-wide default) as MP_START_FORK or
  * MP_START_FORKSERVER, or MP_EINVAL for an unknown one. */

@@ -80,6 +80,13 @@ int mp__start_method(int asked) {
  * valgrind runs natively (--trace-children=no). Set by the constructor. */
 static char image_path[PATH_MAX] = "/proc/self/exe";
 
+/* The environment the program started with, its array copied by the
+ * constructor (the strings are the kernel's, on the initial stack, never
+ * freed): the server and a process get it, not the caller's present one.
+ * Reading environ while another thread runs setenv could see an array
+ * being freed; this copy is never written. */
+static char **start_env;
+
 /*
  * posix_spawn the program's image with argv {name, mark, fds...}: each of
  * fds (at most 2) stays open in it at the same number, its number in argv.
@@ -121,7 +128,8 @@ static int fs_exec_image(const char *name, const char *mark, const int *fds,
   if (!rc)
     rc = posix_spawnattr_setsigdefault(&at, &all);
   if (!rc)
-    rc = posix_spawn(pid, image_path, &fa, &at, argv, environ);
+    rc = posix_spawn(pid, image_path, &fa, &at, argv,
+                     start_env ? start_env : environ);
   posix_spawnattr_destroy(&at);
   posix_spawn_file_actions_destroy(&fa);
   return -rc;
@@ -553,6 +561,102 @@ const mp__spawn_ops mp__spawn_server = {
     .destroy = fc_destroy,
 };
 
+/* ---- an mp_process started by forkserver ---- */
+
+/* The memfd the process reads at start: this, then the arg bytes. */
+typedef struct fs_proc {
+  mp__fnref target;
+  uint64_t arg_len;
+  uint64_t arg_val; /* arg itself when arg_len is 0 */
+  int32_t daemon;
+  int32_t parent;
+  char name[64];
+  char ident[80];
+} fs_proc;
+
+enum { FS_PROC_ARG_OFF = (sizeof(fs_proc) + 15) & ~(size_t)15 };
+
+pid_t mp__exec_process(const mp__proc_spec *spec) {
+  fs_proc h = {.arg_len = spec->arg_len,
+               .arg_val = spec->arg_len ? 0 : (uint64_t)(uintptr_t)spec->arg,
+               .daemon = spec->daemon,
+               .parent = (int32_t)getpid()};
+  if (mp__fnref_make((mp__fn)spec->target, &h.target) < 0)
+    return MP_EINVAL;
+  snprintf(h.name, sizeof h.name, "%s", spec->name);
+  snprintf(h.ident, sizeof h.ident, "%s", spec->ident);
+  size_t len = FS_PROC_ARG_OFF + spec->arg_len;
+  int memfd = mp__memfd_reg("mpool-process");
+  if (memfd < 0)
+    return memfd;
+  int rc = ftruncate(memfd, (off_t)len) < 0 ? -errno : 0;
+  char *m = rc ? MAP_FAILED
+               : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+  if (!rc && m == MAP_FAILED)
+    rc = -errno;
+  if (!rc) {
+    memcpy(m, &h, sizeof h);
+    if (spec->arg_len)
+      memcpy(m + FS_PROC_ARG_OFF, spec->arg, spec->arg_len);
+    munmap(m, len);
+  }
+  pid_t pid = 0;
+  if (!rc) {
+    int fds[2] = {memfd, spec->status_fd};
+    if (spec->status_fd >= 0 && spec->status_fd < memfd) {
+      fds[0] = spec->status_fd; /* ascending, as the child closes others */
+      fds[1] = memfd;
+    }
+    rc = fs_exec_image("mpool-process", FS_MARK_PROCESS, fds,
+                       spec->status_fd >= 0 ? 2 : 1, &pid);
+  }
+  mp__fd_drop(&memfd);
+  return rc < 0 ? rc : pid;
+}
+
+/* In the image started with FS_MARK_PROCESS: fds (ascending) hold the
+ * spec's memfd and the status pipe, told apart by fstat. */
+static _Noreturn void process_main(const int *fds, int nfds) {
+  fs_close_others(fds, nfds);
+  int memfd = -1, status_fd = -1;
+  for (int i = 0; i < nfds; i++) {
+    struct stat st;
+    if (fstat(fds[i], &st) < 0)
+      _exit(127);
+    if (S_ISFIFO(st.st_mode))
+      status_fd = fds[i];
+    else
+      memfd = fds[i];
+  }
+  struct stat st;
+  fs_proc h;
+  if (memfd < 0 || fstat(memfd, &st) < 0 ||
+      (size_t)st.st_size < FS_PROC_ARG_OFF)
+    _exit(127);
+  char *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, memfd, 0);
+  if (m == MAP_FAILED)
+    _exit(127);
+  memcpy(&h, m, sizeof h);
+  h.name[sizeof h.name - 1] = h.ident[sizeof h.ident - 1] = 0;
+  void *arg = (void *)(uintptr_t)h.arg_val;
+  if ((uint64_t)st.st_size != FS_PROC_ARG_OFF + h.arg_len)
+    _exit(127);
+  if (h.arg_len) {
+    if (!(arg = malloc((size_t)h.arg_len)))
+      _exit(127);
+    memcpy(arg, m + FS_PROC_ARG_OFF, (size_t)h.arg_len);
+  }
+  munmap(m, (size_t)st.st_size);
+  close(memfd);
+  mp__fn target;
+  if (mp__fnref_resolve(&h.target, &target) < 0)
+    _exit(127);
+  if (h.daemon)
+    mp__die_with_parent((pid_t)h.parent);
+  mp__set_process_name(h.name);
+  mp__process_child((mp_target_fn)target, arg, h.ident, status_fd);
+}
+
 /* ---- taking control before main ---- */
 
 /*
@@ -566,15 +670,19 @@ const mp__spawn_ops mp__spawn_server = {
  */
 __attribute__((constructor)) static void fs_ctor(int argc, char **argv,
                                                  char **envp) {
-  (void)envp;
+  size_t n = 0;
+  while (envp && envp[n])
+    n++;
+  if (envp && (start_env = malloc((n + 1) * sizeof *start_env)))
+    memcpy(start_env, envp, (n + 1) * sizeof *start_env);
   const char *m = getenv("MPOOL_START_METHOD");
   if (m && strcmp(m, "forkserver") == 0)
     initial_method = MP_START_FORKSERVER;
   const char *pre = getenv("LD_PRELOAD");
   if (pre && strstr(pre, "vgpreload")) {
-    ssize_t n = readlink("/proc/self/exe", image_path, sizeof image_path - 1);
-    image_path[n > 0 ? n : 0] = 0;
-    if (n <= 0)
+    ssize_t len = readlink("/proc/self/exe", image_path, sizeof image_path - 1);
+    image_path[len > 0 ? len : 0] = 0;
+    if (len <= 0)
       snprintf(image_path, sizeof image_path, "/proc/self/exe");
   }
   if (argc < 3 || !argv || !argv[1] || argv[1][0] != '\001')
@@ -584,5 +692,11 @@ __attribute__((constructor)) static void fs_ctor(int argc, char **argv,
     if (fd < 0)
       _exit(127);
     server_main(fd);
+  }
+  if (strcmp(argv[1], FS_MARK_PROCESS) == 0 && argc <= 4) {
+    int fds[2] = {fs_parse_fd(argv[2]), argc == 4 ? fs_parse_fd(argv[3]) : 0};
+    if (fds[0] < 0 || fds[1] < 0)
+      _exit(127);
+    process_main(fds, argc - 2);
   }
 }
