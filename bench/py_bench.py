@@ -2,6 +2,7 @@
 """py_bench: Python's side of libmpool's benchmarks (issue 7).
 
     python3 py_bench.py [-q] ROW [same|split]   one round of row ROW
+    python3 py_bench.py [-q] 8 create|apply|replace   row 8: forkserver
     python3 py_bench.py info                    python version, start method
 
 Standard library only (multiprocessing). Prints "py key value" lines, the
@@ -159,6 +160,54 @@ def row_replace():
     emit("us", statistics.median(v))
 
 
+# ---- row 8: Python's forkserver (Python 3.14's default on Linux) ----
+
+def fs_ctx():
+    return mp.get_context("forkserver")
+
+
+def row_forkserver(part):
+    c = fs_ctx()
+    # The server is started once per program, by its first pool: start it
+    # before timing, so each pool below costs only its own workers.
+    with c.Pool(1) as pool:
+        pool.apply(noop)
+    if part == "create":
+        n = 2 if QUICK else 10
+        v = []
+        for _ in range(inner(3)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                pool = c.Pool(2)
+                pool.close()
+                pool.join()
+            v.append((time.perf_counter() - t0) / n * 1e3)
+        emit("ms", statistics.median(v))
+    elif part == "apply":
+        n = 100 if QUICK else 1000
+        pin_process(two_cpus()[0])
+        with c.Pool(2) as pool:
+            for _ in range(100):
+                pool.apply(echo, (42,))
+            v = []
+            for _ in range(inner(3)):
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    pool.apply(echo, (42,))
+                v.append((time.perf_counter() - t0) / n * 1e6)
+        emit("us", statistics.median(v))
+    else:
+        n = 5 if QUICK else 30
+        v = []
+        for _ in range(inner(3)):
+            with c.Pool(1, maxtasksperchild=1) as pool:
+                t0 = time.perf_counter()
+                out = pool.map(sq, range(n), chunksize=1)
+                v.append((time.perf_counter() - t0) / n * 1e6)
+                assert out[n - 1] == (n - 1) * (n - 1)
+        emit("us", statistics.median(v))
+
+
 def info():
     print("python", sys.version.split()[0])
     print("start_method", ctx().get_start_method())
@@ -171,7 +220,8 @@ def main(argv):
         QUICK = True
         args = args[1:]
     if not args:
-        print("usage: py_bench.py [-q] {1,2,3,5,6,7,info} [same|split]",
+        print("usage: py_bench.py [-q] {1,2,3,5,6,7,8,info} "
+              "[same|split|create|apply|replace]",
               file=sys.stderr)
         return 2
     row, mode = args[0], (args[1] if len(args) > 1 else None)
@@ -179,6 +229,8 @@ def main(argv):
             "6": row_pool_life, "7": row_replace, "info": info}
     if row == "2":
         row_apply(mode)
+    elif row == "8":
+        row_forkserver(mode)
     elif row in rows:
         rows[row]()
     else:

@@ -220,9 +220,32 @@ END {
        x(r1) " floor" (py == "ok" ? "; " x(r2) " faster than Python" : ""),
        "<= 1.5x floor", verdict(r1, "<=", 1.5))
 
+  # 8a-8c: the forkserver start method ("lib" forkserver, "floor" fork)
+  l = vmed("8a", "lib", "ms"); f = vmed("8a", "floor", "ms"); p = vmed("8a", "py", "ms")
+  r1 = rmed("8a", "lib", "ms", "floor", "ms", "8a: forkserver / fork")
+  r2 = rmed("8a", "py", "ms", "lib", "ms", "8a: Python forkserver / libmpool forkserver")
+  line("8a", "forkserver: pool create + close + join, 2 workers, no tasks",
+       fmt(l, "ms"), fmt(f, "ms") " (libmpool, fork)", pycell(p, "ms") " (forkserver)",
+       x(r1) " fork; " (py == "ok" && r2 != "" ? "1/" sprintf("%.1f", r2) " of Python's time" : "—"),
+       "<= 1/4 of Python forkserver's time", pyverdict(r2, ">=", 4))
+  l = vmed("8b", "lib", "us"); f = vmed("8b", "floor", "us"); p = vmed("8b", "py", "us")
+  r1 = rmed("8b", "lib", "us", "floor", "us", "8b: forkserver / fork")
+  r2 = rmed("8b", "py", "us", "lib", "us", "8b: Python forkserver / libmpool forkserver")
+  line("8b", "forkserver: apply round trip, 8-byte echo, 2 workers, one CPU",
+       fmt(l, "us"), fmt(f, "us") " (libmpool, fork)", pycell(p, "us") " (forkserver)",
+       x(r1) " fork" (py == "ok" ? "; " x(r2) " faster than Python" : ""),
+       "<= 1.1x fork", verdict(r1, "<=", 1.1))
+  l = vmed("8c", "lib", "us"); f = vmed("8c", "floor", "us"); p = vmed("8c", "py", "us")
+  r1 = rmed("8c", "lib", "us", "floor", "us", "8c: forkserver / fork")
+  r2 = rmed("8c", "py", "us", "lib", "us", "8c: Python forkserver / libmpool forkserver")
+  line("8c", "forkserver: maxtasksperchild=1, 1 worker, per task",
+       fmt(l, "us"), fmt(f, "us") " (libmpool, fork)", pycell(p, "us") " (forkserver)",
+       x(r1) " fork" (py == "ok" ? "; " x(r2) " faster than Python" : ""),
+       "<= 1.5x fork", verdict(r1, "<=", 1.5))
+
   # Others' load per row: the noise each row ran under.
-  for (i = 1; i <= 8; i++) {
-    row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i - 1
+  for (i = 1; i <= 11; i++) {
+    row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i <= 8 ? i - 1 : "8" substr("abc", i - 8, 1)
     lc = ""; lp = ""
     for (rr = 1; rr <= rounds; rr++) {
       if ((row, rr, "info", "other_c") in V)
@@ -241,7 +264,7 @@ END {
   print ""
   print "## Others' load: CPUs' worth of other processes' work during each call, per round"
   print ""
-  for (i = 1; i <= 8; i++)
+  for (i = 1; i <= 11; i++)
     print LOADS[i]
   print "VERDICT " npass " " nmiss
 }
