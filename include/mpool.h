@@ -25,8 +25,14 @@
  *
  * Processes and signals
  *   Every fork flushes stdio first (so buffered output is not printed twice),
- *   and every child leaves with _exit() after flushing its own stdio, so the
- *   parent's atexit handlers never run in it. That flush never kills the
+ *   and a child discards what its stdout and stderr buffers hold at birth
+ *   (output other threads wrote after that flush, which the parent prints;
+ *   glibc's __fpurge; the program's own FILEs are its own). Every child
+ *   leaves with _exit() after flushing its own stdio, also when a target or
+ *   task calls exit(): an exit hook registered right after fork runs after
+ *   the child's own handlers and before any it inherited, so the parent's
+ *   atexit handlers never run in it (glibc; Python clears them likewise).
+ *   That flush never kills the
  *   caller: a stream whose reader has gone keeps its error (the caller's own
  *   next write to it sees EPIPE or SIGPIPE, as it would have), and the
  *   SIGPIPE the flush raised is consumed. The library installs no signal
@@ -51,18 +57,19 @@
  *   fd the library keeps is created and closed atomically with respect to
  *   every fork it makes, so no worker ever holds another pool's pipes.
  *   Progress is made only inside library calls: there are no
- *   hidden threads. fork() copies only the calling thread: a program that runs
- *   other threads should create its pools and processes before starting them,
- *   or make sure the task functions touch nothing those threads may hold
- *   (locks inside malloc and stdio are the usual trap). Daemon processes and
- *   pool workers die when the *thread* that created them exits (this is how
- *   the kernel's parent-death signal works): create them from a thread that
- *   outlives them, typically the main thread. (A template process that
- *   forks the replacements would lift the first caveat; it is not built.)
+ *   hidden threads. Under the fork start method (the default), fork()
+ *   copies only the calling thread: a program that runs other threads
+ *   should create its pools and processes before starting them, or make
+ *   sure the task functions touch nothing those threads may hold (locks
+ *   inside malloc and stdio are the usual trap). Daemon processes and pool
+ *   workers forked so die when the *thread* that created them exits (this
+ *   is how the kernel's parent-death signal works): create them from a
+ *   thread that outlives them, typically the main thread. The forkserver
+ *   start method lifts both caveats: see "Start methods" below.
  *
  * Functions cross as references
- *   A child is a forked copy of its parent, so a function pointer means the
- *   same code in both. A function from a library loaded (dlopen) after a pool
+ *   Under fork, a child is a forked copy of its parent, so a function
+ *   pointer means the same code in both (forkserver: see below). A function from a library loaded (dlopen) after a pool
  *   was created is not mapped in that pool's workers: do not send it.
  *   Handles created in a parent (processes, pools) must not be used in its
  *   children; the IPC objects below are the exception and say so.
@@ -88,8 +95,9 @@
  *
  * Grandchildren
  *   A task may fork: in a pool worker a fork handler closes the worker's
- *   pipes in the new child, so the worker's death is still seen at once.
- *   A process target that forks is watched through a pidfd where the kernel
+ *   pipes in the new child, so the worker's death is still seen at once;
+ *   in a process child it closes the status pipe and disarms its exit hook,
+ *   so a grandchild's exit() never reports as the target's. A process target that forks is watched through a pidfd where the kernel
  *   has them. fork+exec (system, popen, posix_spawn) is fine either way:
  *   every library fd is close-on-exec. (A raw clone() bypasses the fork
  *   handler; its child then delays the news of its worker's death until it
