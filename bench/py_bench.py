@@ -92,14 +92,19 @@ def row_apply(mode):
     with ctx().Pool(2) as pool:
         if mode == "split":
             pin_process(a)  # the workers stay on b
-        for _ in range(100):
+        apply_rounds(pool, n)
+
+
+def apply_rounds(pool, n):
+    """Warm pool up, then emit the median microseconds per apply."""
+    for _ in range(100):
+        pool.apply(echo, (42,))
+    v = []
+    for _ in range(inner(3)):
+        t0 = time.perf_counter()
+        for _ in range(n):
             pool.apply(echo, (42,))
-        v = []
-        for _ in range(inner(3)):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                pool.apply(echo, (42,))
-            v.append((time.perf_counter() - t0) / n * 1e6)
+        v.append((time.perf_counter() - t0) / n * 1e6)
     emit("us", statistics.median(v))
 
 
@@ -134,9 +139,9 @@ def row_stream():
     emit("mb_per_s", statistics.median(v))
 
 
-def row_pool_life():
+def row_pool_life(c=None):
     n = 2 if QUICK else 10
-    c = ctx()
+    c = c or ctx()
     v = []
     for _ in range(inner(3)):
         t0 = time.perf_counter()
@@ -148,11 +153,12 @@ def row_pool_life():
     emit("ms", statistics.median(v))
 
 
-def row_replace():
+def row_replace(c=None):
     n = 5 if QUICK else 30
+    c = c or ctx()
     v = []
     for _ in range(inner(3)):
-        with ctx().Pool(1, maxtasksperchild=1) as pool:
+        with c.Pool(1, maxtasksperchild=1) as pool:
             t0 = time.perf_counter()
             out = pool.map(sq, range(n), chunksize=1)
             v.append((time.perf_counter() - t0) / n * 1e6)
@@ -173,39 +179,13 @@ def row_forkserver(part):
     with c.Pool(1) as pool:
         pool.apply(noop)
     if part == "create":
-        n = 2 if QUICK else 10
-        v = []
-        for _ in range(inner(3)):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                pool = c.Pool(2)
-                pool.close()
-                pool.join()
-            v.append((time.perf_counter() - t0) / n * 1e3)
-        emit("ms", statistics.median(v))
+        row_pool_life(c)
     elif part == "apply":
-        n = 100 if QUICK else 1000
         pin_process(two_cpus()[0])
         with c.Pool(2) as pool:
-            for _ in range(100):
-                pool.apply(echo, (42,))
-            v = []
-            for _ in range(inner(3)):
-                t0 = time.perf_counter()
-                for _ in range(n):
-                    pool.apply(echo, (42,))
-                v.append((time.perf_counter() - t0) / n * 1e6)
-        emit("us", statistics.median(v))
+            apply_rounds(pool, 100 if QUICK else 1000)
     else:
-        n = 5 if QUICK else 30
-        v = []
-        for _ in range(inner(3)):
-            with c.Pool(1, maxtasksperchild=1) as pool:
-                t0 = time.perf_counter()
-                out = pool.map(sq, range(n), chunksize=1)
-                v.append((time.perf_counter() - t0) / n * 1e6)
-                assert out[n - 1] == (n - 1) * (n - 1)
-        emit("us", statistics.median(v))
+        row_replace(c)
 
 
 def info():

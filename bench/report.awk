@@ -105,7 +105,15 @@ function line(num, what, lib, floor, pyv, ratio, target, result) {
     pyv, ratio, target, result
 }
 
-BEGIN { QUIET = 0.15 }
+BEGIN {
+  QUIET = 0.15
+  FS_WHAT[1] = "pool create + close + join, 2 workers, no tasks"
+  FS_WHAT[2] = "apply round trip, 8-byte echo, 2 workers, one CPU"
+  FS_WHAT[3] = "maxtasksperchild=1, 1 worker, per task"
+  FS_GOAL[1] = "<= 1/4 of Python forkserver's time"
+  FS_GOAL[2] = "<= 1.1x fork"
+  FS_GOAL[3] = "<= 1.5x fork"
+}
 
 { V[$1, $2, $3, $4] = $5 }
 
@@ -221,27 +229,20 @@ END {
        "<= 1.5x floor", verdict(r1, "<=", 1.5))
 
   # 8a-8c: the forkserver start method ("lib" forkserver, "floor" fork)
-  l = vmed("8a", "lib", "ms"); f = vmed("8a", "floor", "ms"); p = vmed("8a", "py", "ms")
-  r1 = rmed("8a", "lib", "ms", "floor", "ms", "8a: forkserver / fork")
-  r2 = rmed("8a", "py", "ms", "lib", "ms", "8a: Python forkserver / libmpool forkserver")
-  line("8a", "forkserver: pool create + close + join, 2 workers, no tasks",
-       fmt(l, "ms"), fmt(f, "ms") " (libmpool, fork)", pycell(p, "ms") " (forkserver)",
-       x(r1) " fork; " (py == "ok" && r2 != "" ? "1/" sprintf("%.1f", r2) " of Python's time" : "—"),
-       "<= 1/4 of Python forkserver's time", pyverdict(r2, ">=", 4))
-  l = vmed("8b", "lib", "us"); f = vmed("8b", "floor", "us"); p = vmed("8b", "py", "us")
-  r1 = rmed("8b", "lib", "us", "floor", "us", "8b: forkserver / fork")
-  r2 = rmed("8b", "py", "us", "lib", "us", "8b: Python forkserver / libmpool forkserver")
-  line("8b", "forkserver: apply round trip, 8-byte echo, 2 workers, one CPU",
-       fmt(l, "us"), fmt(f, "us") " (libmpool, fork)", pycell(p, "us") " (forkserver)",
-       x(r1) " fork" (py == "ok" ? "; " x(r2) " faster than Python" : ""),
-       "<= 1.1x fork", verdict(r1, "<=", 1.1))
-  l = vmed("8c", "lib", "us"); f = vmed("8c", "floor", "us"); p = vmed("8c", "py", "us")
-  r1 = rmed("8c", "lib", "us", "floor", "us", "8c: forkserver / fork")
-  r2 = rmed("8c", "py", "us", "lib", "us", "8c: Python forkserver / libmpool forkserver")
-  line("8c", "forkserver: maxtasksperchild=1, 1 worker, per task",
-       fmt(l, "us"), fmt(f, "us") " (libmpool, fork)", pycell(p, "us") " (forkserver)",
-       x(r1) " fork" (py == "ok" ? "; " x(r2) " faster than Python" : ""),
-       "<= 1.5x fork", verdict(r1, "<=", 1.5))
+  for (i = 1; i <= 3; i++) {
+    row = "8" substr("abc", i, 1)
+    k = i == 1 ? "ms" : "us"
+    l = vmed(row, "lib", k); f = vmed(row, "floor", k); p = vmed(row, "py", k)
+    r1 = rmed(row, "lib", k, "floor", k, row ": forkserver / fork")
+    r2 = rmed(row, "py", k, "lib", k, row ": Python forkserver / libmpool forkserver")
+    if (i == 1)
+      cmp = x(r1) " fork; " (py == "ok" && r2 != "" ? "1/" sprintf("%.1f", r2) " of Python's time" : "—")
+    else
+      cmp = x(r1) " fork" (py == "ok" ? "; " x(r2) " faster than Python" : "")
+    line(row, "forkserver: " FS_WHAT[i], fmt(l, k), fmt(f, k) " (libmpool, fork)",
+         pycell(p, k) " (forkserver)", cmp, FS_GOAL[i],
+         i == 1 ? pyverdict(r2, ">=", 4) : verdict(r1, "<=", i == 2 ? 1.1 : 1.5))
+  }
 
   # Others' load per row: the noise each row ran under.
   for (i = 1; i <= 11; i++) {

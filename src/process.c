@@ -46,11 +46,12 @@ static int reg_reserve(size_t n) {
   return 0;
 }
 
-int mp__pipe_reg(int fds[2]) {
+/* make(fds), both ends registered in one step. */
+static int reg_pair(int (*make)(int fds[2]), int fds[2]) {
   pthread_mutex_lock(&reg_lock);
   int rc = reg_reserve(2);
   if (rc == 0)
-    rc = mp__pipe(fds);
+    rc = make(fds);
   if (rc == 0) {
     reg_fds[reg_len++] = fds[0];
     reg_fds[reg_len++] = fds[1];
@@ -59,18 +60,9 @@ int mp__pipe_reg(int fds[2]) {
   return rc;
 }
 
-int mp__socketpair_reg(int fds[2]) {
-  pthread_mutex_lock(&reg_lock);
-  int rc = reg_reserve(2);
-  if (rc == 0)
-    rc = mp__socketpair(fds);
-  if (rc == 0) {
-    reg_fds[reg_len++] = fds[0];
-    reg_fds[reg_len++] = fds[1];
-  }
-  pthread_mutex_unlock(&reg_lock);
-  return rc;
-}
+int mp__pipe_reg(int fds[2]) { return reg_pair(mp__pipe, fds); }
+
+int mp__socketpair_reg(int fds[2]) { return reg_pair(mp__socketpair, fds); }
 
 int mp__memfd_reg(const char *name) {
   pthread_mutex_lock(&reg_lock);

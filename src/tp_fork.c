@@ -619,36 +619,19 @@ static void fork_destroy(void *tp) {
   free(f);
 }
 
-const mp__tp_ops mp__tp_fork = {
-    .create = fork_create,
-    .start = fork_start,
-    .send = fork_send,
-    .cancel = fork_cancel,
-    .kill = fork_kill,
-    .retire = fork_retire,
-    .wait = fork_wait,
-    .running = fork_running,
-    .ready = fork_ready,
-    .ident = fork_ident,
-    .destroy = fork_destroy,
-};
+/* The transport's operations, with the spawner its create picks and
+ * whether functions cross as references (they must when the workers are
+ * not forked copies of the caller). */
+#define PIPES_OPS(create_fn, by_ref)                                           \
+  {                                                                            \
+    .by_reference = (by_ref), .create = (create_fn), .start = fork_start,      \
+    .send = fork_send, .cancel = fork_cancel, .kill = fork_kill,               \
+    .retire = fork_retire, .wait = fork_wait, .running = fork_running,         \
+    .ready = fork_ready, .ident = fork_ident, .destroy = fork_destroy,         \
+  }
 
-/* The same transport, its workers forked by a fork server: functions cross
- * as references. */
-const mp__tp_ops mp__tp_forkserver = {
-    .by_reference = 1,
-    .create = server_create,
-    .start = fork_start,
-    .send = fork_send,
-    .cancel = fork_cancel,
-    .kill = fork_kill,
-    .retire = fork_retire,
-    .wait = fork_wait,
-    .running = fork_running,
-    .ready = fork_ready,
-    .ident = fork_ident,
-    .destroy = fork_destroy,
-};
+const mp__tp_ops mp__tp_fork = PIPES_OPS(fork_create, 0);
+const mp__tp_ops mp__tp_forkserver = PIPES_OPS(server_create, 1);
 
 /* ---- the fork spawner: workers forked from the caller ---- */
 
