@@ -335,9 +335,11 @@ MP_EXPORT const char *mp_current_process_name(void);
  * keeps working. Workers are the server's children: they die with it
  * (parent-death signal), their exit statuses reach the pool through it,
  * and signals reach them through pidfds it passes back (Linux 5.3 and
- * later; else through the server). An mp_process child under forkserver is
- * the program's image started directly, without a server: it runs the
- * target before main and exits. Costs: a pool create execs the program
+ * later; else through the server). A server that is killed takes its
+ * workers with it: the items they held fail with MP_ECRASHED, and work
+ * that needs a new worker fails with -EPIPE. An mp_process child under
+ * forkserver is the program's image started directly, without a server:
+ * it runs the target before main and exits. Costs: a pool create execs the program
  * once (about a millisecond); the rest runs as fork does. Needs
  * /proc/self/exe and glibc (the constructor's arguments).
  */

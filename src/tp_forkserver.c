@@ -121,8 +121,8 @@ static int fs_exec_image(const char *name, const char *mark, const int *fds,
     if (s != SIGKILL && s != SIGSTOP)
       (void)sigaddset(&all, s);
   if (!rc)
-    rc = posix_spawnattr_setflags(&at,
-                                  POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+                                           POSIX_SPAWN_SETSIGDEF);
   if (!rc)
     rc = posix_spawnattr_setsigmask(&at, &none);
   if (!rc)
@@ -157,8 +157,15 @@ static int fs_parse_fd(const char *s) {
 
 /* ---- the protocol ---- */
 
-enum { FS_HELLO = 1, FS_SPAWN, FS_KILL, FS_QUIT, FS_READY, FS_SPAWNED,
-       FS_STATUS };
+enum {
+  FS_HELLO = 1,
+  FS_SPAWN,
+  FS_KILL,
+  FS_QUIT,
+  FS_READY,
+  FS_SPAWNED,
+  FS_STATUS
+};
 
 typedef struct fs_msg {
   uint32_t type;
@@ -246,8 +253,7 @@ static int server_hello(server *s, const fs_hello *h, int memfd) {
   return 0;
 }
 
-static void server_spawn(server *s, const fs_msg *m, const int *fds,
-                         int nfds) {
+static void server_spawn(server *s, const fs_msg *m, const int *fds, int nfds) {
   fs_msg r = {.type = FS_SPAWNED};
   int pidfd = -1;
   char name[sizeof m->name + 1];
@@ -372,9 +378,9 @@ typedef struct fs_status {
 } fs_status;
 
 typedef struct fs_client {
-  int ctl;          /* the pool's end of the socket */
+  int ctl; /* the pool's end of the socket */
   pid_t server;
-  char *map;        /* the memfd: slots, then the initializer's argument */
+  char *map; /* the memfd: slots, then the initializer's argument */
   size_t map_len;
   fs_status *early; /* statuses read while waiting for something else */
   size_t nearly, cap;
@@ -455,8 +461,7 @@ static int fc_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
     rc = -errno;
     goto error;
   }
-  c->map = mmap(NULL, c->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd,
-                0);
+  c->map = mmap(NULL, c->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
   if (c->map == MAP_FAILED) {
     c->map = NULL;
     rc = -errno;

@@ -31,8 +31,9 @@ static void assert_squares(mp_pool *p, int n) {
   assert_true(n <= 64);
   for (int i = 0; i < n; i++)
     in[i] = i;
-  assert_int_equal(mp_pool_map(p, square, in, (size_t)n, sizeof *in, out,
-                               sizeof *out, NULL), 0);
+  assert_int_equal(
+      mp_pool_map(p, square, in, (size_t)n, sizeof *in, out, sizeof *out, NULL),
+      0);
   for (int i = 0; i < n; i++)
     assert_int_equal(out[i], i * i);
 }
@@ -206,9 +207,10 @@ static void test_forkserver_beside_locking_threads(void **state) {
   for (int round = 0; round < 20; round++) {
     mp_pool *p = NULL;
     /* A worker stuck on a lock is killed at the timeout: the map says so. */
-    int rc = mp_pool_create(&p, &(mp_pool_opts){
-                                    .processes = 2, .task_timeout = 5,
-                                    .start_method = MP_START_FORKSERVER});
+    int rc = mp_pool_create(
+        &p, &(mp_pool_opts){.processes = 2,
+                            .task_timeout = 5,
+                            .start_method = MP_START_FORKSERVER});
     int in[8] = {0}, out[8];
     if (rc == 0)
       rc = mp_pool_map(p, use_libc_locks, in, 8, sizeof *in, out, sizeof *out,
@@ -265,7 +267,6 @@ static void test_pool_outlives_creating_thread(void **state) {
   assert_int_equal(mp_pool_worker_pids(p, after, 2), 2);
   assert_memory_equal(before, after, sizeof before); /* none replaced */
   mpt_pool_done(p);
-
 }
 
 /* A worker killed from outside shows as 0 until it is replaced (it used to
@@ -273,8 +274,8 @@ static void test_pool_outlives_creating_thread(void **state) {
 static void test_gone_worker_shows_as_zero(void **state) {
   (void)state;
   for (int m = 0; m < NMETHODS; m++) {
-    mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2,
-                                         .start_method = methods[m]});
+    mp_pool *p =
+        mpt_pool((mp_pool_opts){.processes = 2, .start_method = methods[m]});
     pid_t w[2];
     assert_int_equal(mp_pool_worker_pids(p, w, 2), 2);
     assert_int_equal(kill(w[0], SIGKILL), 0);
@@ -335,16 +336,16 @@ static void test_no_parent_atexit_in_children(void **state) {
   own_fd = pc[1];
   for (int m = 0; m < NMETHODS; m++) {
     mp_process *pr;
-    assert_int_equal(mp_process_create(&pr, target_exits, NULL,
-                                       &(mp_process_opts){.start_method =
-                                                              methods[m]}),
-                     0);
+    assert_int_equal(
+        mp_process_create(&pr, target_exits, NULL,
+                          &(mp_process_opts){.start_method = methods[m]}),
+        0);
     assert_int_equal(mp_process_start(pr), 0);
     int code = mpt_finish(pr);
     assert_int_equal(code, 3);
 
-    mp_pool *p = mpt_pool((mp_pool_opts){.processes = 1,
-                                         .start_method = methods[m]});
+    mp_pool *p =
+        mpt_pool((mp_pool_opts){.processes = 1, .start_method = methods[m]});
     int in = 0, out;
     mp_status st;
     assert_int_equal(mp_pool_map(p, task_exits, &in, 1, sizeof in, &out,
@@ -408,11 +409,12 @@ static int task_forks(const void *in, void *out) {
 static void test_grandchild_holds_no_worker_state(void **state) {
   (void)state;
   for (int m = 0; m < NMETHODS; m++) {
-    mp_pool *p = mpt_pool((mp_pool_opts){.processes = 1,
-                                         .start_method = methods[m]});
+    mp_pool *p =
+        mpt_pool((mp_pool_opts){.processes = 1, .start_method = methods[m]});
     int in = 0, out = -1;
-    assert_int_equal(mp_pool_map(p, task_forks, &in, 1, sizeof in, &out,
-                                 sizeof out, NULL), 0);
+    assert_int_equal(
+        mp_pool_map(p, task_forks, &in, 1, sizeof in, &out, sizeof out, NULL),
+        0);
     assert_int_equal(out, 0);
     mpt_pool_done(p);
   }
@@ -449,8 +451,8 @@ static void test_forkserver_crossings(void **state) {
   int in[16], out[16];
   for (int i = 0; i < 16; i++)
     in[i] = i;
-  assert_int_equal(mp_pool_map(p, add_base, in, 16, sizeof *in, out,
-                               sizeof *out, NULL), 0);
+  assert_int_equal(
+      mp_pool_map(p, add_base, in, 16, sizeof *in, out, sizeof *out, NULL), 0);
   for (int i = 0; i < 16; i++)
     assert_int_equal(out[i], 1000 + i);
   void *res;
@@ -461,27 +463,28 @@ static void test_forkserver_crossings(void **state) {
   free(res);
   /* Code made at run time has no reference: refused at submit. */
   mp_map_fn heap = (mp_map_fn)(uintptr_t)in;
-  assert_int_equal(mp_pool_map(p, heap, in, 1, sizeof *in, out, sizeof *out,
-                               NULL), MP_EINVAL);
+  assert_int_equal(
+      mp_pool_map(p, heap, in, 1, sizeof *in, out, sizeof *out, NULL),
+      MP_EINVAL);
   mpt_pool_done(p);
 
   /* An initializer with no reference: refused at create. */
   mp_pool *bad = NULL;
-  assert_int_equal(mp_pool_create(&bad, &(mp_pool_opts){
-                                            .processes = 1,
-                                            .start_method = MP_START_FORKSERVER,
-                                            .initializer = (void (*)(void *))(
-                                                uintptr_t)in}),
-                   MP_EINVAL);
+  assert_int_equal(
+      mp_pool_create(&bad, &(mp_pool_opts){.processes = 1,
+                                           .start_method = MP_START_FORKSERVER,
+                                           .initializer = (void (*)(void *))(
+                                               uintptr_t)in}),
+      MP_EINVAL);
   assert_null(bad);
 
   /* A process: its argument's bytes cross. */
   mp_process *pr;
-  assert_int_equal(mp_process_create(&pr, target_checks_arg, "hello",
-                                     &(mp_process_opts){
-                                         .start_method = MP_START_FORKSERVER,
-                                         .arg_len = 6}),
-                   0);
+  assert_int_equal(
+      mp_process_create(&pr, target_checks_arg, "hello",
+                        &(mp_process_opts){.start_method = MP_START_FORKSERVER,
+                                           .arg_len = 6}),
+      0);
   assert_int_equal(mp_process_start(pr), 0);
   assert_int_equal(mpt_finish(pr), 42);
 }
@@ -494,8 +497,8 @@ static void test_forkserver_enofunc(void **state) {
   assert_non_null(h);
   mp_map_fn fn = (mp_map_fn)(uintptr_t)dlsym(h, "fnref_module_fn");
   assert_non_null(fn);
-  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2,
-                                       .start_method = MP_START_FORKSERVER});
+  mp_pool *p = mpt_pool(
+      (mp_pool_opts){.processes = 2, .start_method = MP_START_FORKSERVER});
   int in[10] = {0}, out[10];
   mp_status st[10];
   assert_int_equal(mp_pool_map(p, fn, in, 10, sizeof *in, out, sizeof *out,
@@ -506,9 +509,9 @@ static void test_forkserver_enofunc(void **state) {
   void *res = NULL;
   size_t len = 1;
   mp_status ast;
-  assert_int_equal(mp_pool_apply(p, (mp_apply_fn)(uintptr_t)fn, "x", 1, &res,
-                                 &len, &ast),
-                   MP_ENOFUNC);
+  assert_int_equal(
+      mp_pool_apply(p, (mp_apply_fn)(uintptr_t)fn, "x", 1, &res, &len, &ast),
+      MP_ENOFUNC);
   assert_null(res);
   assert_int_equal(ast.code, MP_ENOFUNC);
   assert_squares(p, 20);
