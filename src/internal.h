@@ -89,6 +89,10 @@ int mp__child_pidfd(pid_t pid);
  */
 int mp__child_signal(pid_t pid, int pidfd, int sig);
 
+/* pidfd_send_signal(2): 0 (also when the process is gone), -ENOSYS where
+ * the kernel (or valgrind) has none, or -errno. */
+int mp__pidfd_signal(int pidfd, int sig);
+
 /* Arm the parent-death signal (SIGKILL) and die now if parent, our parent
  * when we were forked, is gone already. */
 void mp__die_with_parent(pid_t parent);

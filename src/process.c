@@ -382,18 +382,24 @@ int mp__pidfd_open(pid_t pid) {
 #endif
 }
 
-int mp__child_signal(pid_t pid, int pidfd, int sig) {
+int mp__pidfd_signal(int pidfd, int sig) {
 #ifdef SYS_pidfd_send_signal
-  if (pidfd >= 0) {
-    if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 ||
-        errno == ESRCH)
-      return 0;
-    if (errno != ENOSYS)
-      return -errno;
-  }
+  if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0)
+    return 0;
+  return errno == ESRCH ? 0 : -errno;
 #else
   (void)pidfd;
+  (void)sig;
+  return -ENOSYS;
 #endif
+}
+
+int mp__child_signal(pid_t pid, int pidfd, int sig) {
+  if (pidfd >= 0) {
+    int rc = mp__pidfd_signal(pidfd, sig);
+    if (rc != -ENOSYS)
+      return rc;
+  }
   /* No pidfd: signal only a child that waitid says is still ours, not yet
    * reaped (a zombie keeps its pid). ECHILD: reaped, by us or by the kernel
    * (SIGCHLD ignored), and the pid may be another process's by now. */

@@ -518,10 +518,10 @@ static int fc_spawn(void *sp, int idx, const char *name, int task_rd,
 
 static void fc_signal(void *sp, pid_t pid, int pidfd, int sig) {
   fs_client *c = sp;
-  if (pidfd >= 0) {
-    (void)mp__child_signal(pid, pidfd, sig);
+  /* Not our child: no waitid check to fall back on; without pidfd
+   * signals (old kernels, valgrind) the server, its parent, sends it. */
+  if (pidfd >= 0 && mp__pidfd_signal(pidfd, sig) != -ENOSYS)
     return;
-  }
   fs_msg m = {.type = FS_KILL, .code = sig, .pid = pid};
   (void)mp__send_msg(c->ctl, &m, sizeof m, NULL, 0);
 }

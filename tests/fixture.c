@@ -546,6 +546,13 @@ int mpt_kill_parent_of(pid_t mid, const pid_t *workers, int n) {
         syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0);
       close(fds[i]);
       (void)waitpid(workers[i], &st, 0); /* if it became ours */
+    } else if (waitid(P_PID, (id_t)workers[i], &(siginfo_t){0},
+                      WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD) {
+      /* Not ours and no pidfd (valgrind): gone once kill finds no one. */
+      double end = mpt_now() + 1;
+      while (kill(workers[i], 0) == 0 && mpt_now() < end)
+        usleep(1000);
+      gone += kill(workers[i], 0) < 0 && errno == ESRCH;
     } else {
       gone += mpt_reap_within(workers[i], 1000, &st);
     }
