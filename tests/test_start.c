@@ -440,6 +440,12 @@ static int target_checks_arg(void *arg) {
   return strcmp(s, "hello") == 0 ? 42 : 1;
 }
 
+/* g_base as this process sees it: a forkserver child sees start-up's. */
+static int target_returns_base(void *arg) {
+  (void)arg;
+  return g_base;
+}
+
 static void test_forkserver_crossings(void **state) {
   (void)state;
   int base = 1000;
@@ -487,6 +493,18 @@ static void test_forkserver_crossings(void **state) {
       0);
   assert_int_equal(mp_process_start(pr), 0);
   assert_int_equal(mpt_finish(pr), 42);
+
+  /* Memory as at start-up, not as the caller has it now. */
+  g_base = 5;
+  for (int m = 0; m < NMETHODS; m++) {
+    assert_int_equal(
+        mp_process_create(&pr, target_returns_base, NULL,
+                          &(mp_process_opts){.start_method = methods[m]}),
+        0);
+    assert_int_equal(mp_process_start(pr), 0);
+    assert_int_equal(mpt_finish(pr), methods[m] == MP_START_FORK ? 5 : 0);
+  }
+  g_base = 0;
 }
 
 /* A function from a library only this process loaded: every item of the
@@ -516,6 +534,25 @@ static void test_forkserver_enofunc(void **state) {
   assert_int_equal(ast.code, MP_ENOFUNC);
   assert_squares(p, 20);
   mpt_pool_done(p);
+
+  /* An initializer there: the server cannot resolve it, create says so. */
+  mp_pool *bad = NULL;
+  assert_int_equal(
+      mp_pool_create(&bad,
+                     &(mp_pool_opts){.processes = 1,
+                                     .start_method = MP_START_FORKSERVER,
+                                     .initializer = (void (*)(void *))(
+                                         uintptr_t)fn}),
+      MP_ENOFUNC);
+  assert_null(bad);
+  /* A process target there: the child cannot resolve it, exits 127. */
+  mp_process *pr;
+  assert_int_equal(
+      mp_process_create(&pr, (mp_target_fn)(uintptr_t)fn, NULL,
+                        &(mp_process_opts){.start_method = MP_START_FORKSERVER}),
+      0);
+  assert_int_equal(mp_process_start(pr), 0);
+  assert_int_equal(mpt_finish(pr), 127);
   dlclose(h);
 }
 
