@@ -382,38 +382,46 @@ typedef struct fs_client {
   pid_t server;
   char *map; /* the memfd: slots, then the initializer's argument */
   size_t map_len;
-  fs_status *early; /* statuses read while waiting for something else */
-  size_t nearly, cap;
+  int nproc;
+  pid_t *live;      /* each slot's worker, until reaped; 0: none */
+  fs_status *early; /* statuses read ahead of their reap: at most one */
+  size_t nearly;    /* per live worker, so nproc entries suffice */
 } fs_client;
 
-/* Read the next message from the server: the pidfd it carries, if any,
- * into *pidfd (registered). Statuses go to the early list unless want is
- * FS_STATUS. Returns 1, 0 when the server is gone, or -errno. */
+/* Keep a status read ahead of its reap; one for a pid no slot holds (a
+ * worker whose SPAWNED could not be received) goes. */
+static void fc_note(fs_client *c, const fs_msg *m) {
+  for (int i = 0; i < c->nproc; i++) {
+    if (c->live[i] == (pid_t)m->pid && (size_t)c->nproc > c->nearly) {
+      c->early[c->nearly++] = (fs_status){(pid_t)m->pid, m->code};
+      return;
+    }
+  }
+}
+
+/* Read messages from the server until one of type want: the pidfd a
+ * SPAWNED carries, if any, into *pidfd (registered). Statuses met on the
+ * way are kept (fc_note). Returns 1, 0 when the server is gone, or
+ * -errno. */
 static int fc_next(fs_client *c, uint32_t want, fs_msg *m, int *pidfd) {
   for (;;) {
     int fds[MP__MSG_MAX_FDS], nfds;
     ssize_t n = mp__recv_msg_reg(c->ctl, m, sizeof *m, fds, &nfds);
-    for (int i = (want == FS_SPAWNED); i < nfds; i++)
+    int keep = n == (ssize_t)sizeof *m && m->type == FS_SPAWNED &&
+               want == FS_SPAWNED && nfds > 0;
+    for (int i = keep; i < nfds; i++)
       mp__fd_drop(&fds[i]);
+    if (pidfd)
+      *pidfd = keep ? fds[0] : -1;
     if (n <= 0)
       return n == 0 || n == -ECONNRESET ? 0 : (int)n;
-    if (pidfd)
-      *pidfd = nfds ? fds[0] : -1;
     if (n != (ssize_t)sizeof *m)
       return MP_EPROTO;
     if (m->type == want)
       return 1;
     if (m->type != FS_STATUS)
       return MP_EPROTO;
-    if (c->nearly == c->cap) {
-      size_t cap = c->cap * 2 + 8;
-      fs_status *e = realloc(c->early, cap * sizeof *e);
-      if (!e)
-        return -ENOMEM;
-      c->early = e;
-      c->cap = cap;
-    }
-    c->early[c->nearly++] = (fs_status){(pid_t)m->pid, m->code};
+    fc_note(c, m);
   }
 }
 
@@ -430,6 +438,7 @@ static void fc_free(fs_client *c) {
   if (c->map)
     munmap(c->map, c->map_len);
   free(c->early);
+  free(c->live);
   free(c);
 }
 
@@ -452,6 +461,13 @@ static int fc_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
   if (!c)
     return -ENOMEM;
   c->ctl = -1;
+  c->nproc = cfg->nproc;
+  c->live = calloc((size_t)cfg->nproc, sizeof *c->live);
+  c->early = calloc((size_t)cfg->nproc, sizeof *c->early);
+  if (!c->live || !c->early) {
+    fc_free(c);
+    return -ENOMEM;
+  }
   int sv[2] = {-1, -1}, memfd = -1, rc;
   size_t off = fs_arg_off(h.nslots);
   c->map_len = off + o->initarg_len;
@@ -513,6 +529,7 @@ static int fc_spawn(void *sp, int idx, const char *name, int task_rd,
     return m.code < 0 ? m.code : MP_EPROTO;
   }
   *pid = (pid_t)m.pid;
+  c->live[idx] = *pid;
   return 0;
 }
 
@@ -528,6 +545,9 @@ static void fc_signal(void *sp, pid_t pid, int pidfd, int sig) {
 
 static int fc_reap(void *sp, pid_t pid, int *code) {
   fs_client *c = sp;
+  for (int i = 0; i < c->nproc; i++)
+    if (c->live[i] == pid)
+      c->live[i] = 0; /* a status for it from now on is this reap's */
   for (;;) {
     for (size_t i = 0; i < c->nearly; i++) {
       if (c->early[i].pid == pid) {
@@ -543,16 +563,7 @@ static int fc_reap(void *sp, pid_t pid, int *code) {
       *code = m.code;
       return 1;
     }
-    /* Another worker's: keep it for its own reap. */
-    if (c->nearly == c->cap) {
-      size_t cap = c->cap * 2 + 8;
-      fs_status *e = realloc(c->early, cap * sizeof *e);
-      if (!e)
-        continue; /* that one is then not known: its loss says so */
-      c->early = e;
-      c->cap = cap;
-    }
-    c->early[c->nearly++] = (fs_status){(pid_t)m.pid, m.code};
+    fc_note(c, &m); /* another worker's, kept for its own reap */
   }
 }
 
