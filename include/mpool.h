@@ -215,7 +215,8 @@ typedef struct mp_process_opts {
    * copy of the caller; MP_START_FORKSERVER, the program's own image
    * started afresh, which runs the target (a portable reference) on a copy
    * of arg_len bytes at arg. 0: the process-wide default
-   * (mp_get_start_method()). */
+   * (mp_get_start_method()). Either way a daemon is armed with the
+   * parent-death signal, which follows the thread that started it. */
   int start_method;
   /* Forkserver: the bytes at arg the child gets a copy of; the target's
    * arg then points to that copy (16-byte aligned). 0: arg is handed over
@@ -329,10 +330,12 @@ MP_EXPORT const char *mp_current_process_name(void);
  * before libmpool), not the caller's later state, as with Python's
  * forkserver: tasks get all they need in their input; functions (task,
  * initializer) cross as portable references; the initializer's argument
- * crosses as bytes (initarg_len). The server and its workers end when the
- * creating process ends, whichever thread created the pool (the pool's
- * socket to its server reaches EOF); a pool created on a thread that exits
- * keeps working. Workers are the server's children: they die with it
+ * crosses as bytes (initarg_len); the server and its workers get the
+ * environment the program started with (copied before main: setenv calls
+ * made later are not seen, and no thread's setenv can race the exec).
+ * The server and its workers end when the creating process ends, whichever
+ * thread created the pool (the pool's socket to its server reaches EOF); a
+ * pool created on a thread that exits keeps working. Workers are the server's children: they die with it
  * (parent-death signal), their exit statuses reach the pool through it,
  * and signals reach them through pidfds it passes back (Linux 5.3 and
  * later; else through the server). A server that is killed takes its
