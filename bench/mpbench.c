@@ -587,8 +587,9 @@ static void row_pool_life(void) {
 
 /* ---- row 7: worker replacement against a raw fork per task ---- */
 
-static double replace_lib(const sample *s) {
-  int n = s->n;
+/* n one-item tasks on a pool of 1 worker that serves one task, its
+ * workers started by method: microseconds per task. */
+static double replace_with(int method, int n) {
   int64_t *in = malloc((size_t)n * sizeof *in);
   int64_t *out = malloc((size_t)n * sizeof *out);
   if (!in || !out)
@@ -597,7 +598,8 @@ static double replace_lib(const sample *s) {
     in[i] = i;
   mp_pool *pool;
   CHECK(mp_pool_create(&pool, &(mp_pool_opts){.processes = 1,
-                                              .maxtasksperchild = 1}));
+                                              .maxtasksperchild = 1,
+                                              .start_method = method}));
   double t0 = now_s();
   CHECK(mp_pool_map(pool, sq, in, (size_t)n, sizeof *in, out, sizeof *out,
                     &(mp_map_opts){.chunksize = 1}));
@@ -609,6 +611,10 @@ static double replace_lib(const sample *s) {
   free(in);
   free(out);
   return us;
+}
+
+static double replace_lib(const sample *s) {
+  return replace_with(MP_START_FORK, s->n);
 }
 
 /* A fresh child per task: fork, compute, send the result, exit, reap. */
@@ -643,6 +649,74 @@ static void row_replace(void) {
   side_by_side("us", replace_lib, replace_floor, &(sample){.n = n});
 }
 
+/* ---- row 8: the forkserver start method against fork ----
+ * The "lib" side is forkserver, the "floor" side the same work under fork,
+ * measured alternately in one process; Python's forkserver runs after. */
+
+enum { FS_CREATE, FS_APPLY, FS_REPLACE };
+static int fs_part;
+
+static double life_with(int method, int n) {
+  double t0 = now_s();
+  for (int i = 0; i < n; i++) {
+    mp_pool *pool;
+    CHECK(mp_pool_create(&pool, &(mp_pool_opts){.processes = 2,
+                                                .start_method = method}));
+    CHECK(mp_pool_close(pool));
+    CHECK(mp_pool_join(pool));
+    mp_pool_free(pool);
+  }
+  return (now_s() - t0) / n * 1e3;
+}
+static double life_fs(const sample *s) {
+  return life_with(MP_START_FORKSERVER, s->n);
+}
+static double life_fork(const sample *s) {
+  return life_with(MP_START_FORK, s->n);
+}
+
+static mp_pool *fs_pool, *fork_pool;
+static double apply_fs(const sample *s) {
+  return apply_lib(&(sample){.pool = fs_pool, .n = s->n});
+}
+static double apply_fork(const sample *s) {
+  return apply_lib(&(sample){.pool = fork_pool, .n = s->n});
+}
+
+static double replace_fs(const sample *s) {
+  return replace_with(MP_START_FORKSERVER, s->n);
+}
+
+static void row_forkserver(void) {
+  if (fs_part == FS_CREATE) {
+    int n = quick ? 5 : 50;
+    (void)life_fs(&(sample){.n = 2});
+    side_by_side("ms", life_fs, life_fork, &(sample){.n = n});
+  } else if (fs_part == FS_APPLY) {
+    /* Pinned to one CPU, as row 2a: an unpinned round trip flips between
+     * two regimes (see row 2), which would swamp a 10% target. */
+    int n = quick ? 200 : 4000;
+    pick_cpus();
+    pin(cpu_a);
+    CHECK(mp_pool_create(&fs_pool, &(mp_pool_opts){
+                                       .processes = 2,
+                                       .start_method = MP_START_FORKSERVER}));
+    CHECK(mp_pool_create(&fork_pool, &(mp_pool_opts){
+                                         .processes = 2,
+                                         .start_method = MP_START_FORK}));
+    (void)apply_fs(&(sample){.n = 100}); /* warm up */
+    (void)apply_fork(&(sample){.n = 100});
+    side_by_side("us", apply_fs, apply_fork, &(sample){.n = n});
+    mp_pool_free(fs_pool);
+    mp_pool_free(fork_pool);
+  } else {
+    int n = quick ? 10 : 200;
+    (void)replace_fs(&(sample){.n = 5});
+    (void)replace_lib(&(sample){.n = 5});
+    side_by_side("us", replace_fs, replace_lib, &(sample){.n = n});
+  }
+}
+
 /* ---- main ---- */
 
 static void info(void) {
@@ -663,7 +737,8 @@ static void info(void) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: mpbench [-q] {1..7|info} (2: [same|split])\n");
+  fprintf(stderr, "usage: mpbench [-q] {1..7|fs|info} (2: [same|split]; "
+                  "fs: create|apply|replace)\n");
   return 2;
 }
 
@@ -673,10 +748,19 @@ int main(int argc, char **argv) {
     quick = 1;
     i++;
   }
-  if (i + 1 != argc && !(i + 2 == argc && strcmp(argv[i], "2") == 0))
+  if (i + 1 != argc && !(i + 2 == argc && (strcmp(argv[i], "2") == 0 ||
+                                            strcmp(argv[i], "fs") == 0)))
     return usage();
   const char *row = argv[i];
-  if (i + 2 == argc) {
+  if (i + 2 == argc && strcmp(row, "fs") == 0) {
+    static const char *const parts[] = {"create", "apply", "replace"};
+    fs_part = -1;
+    for (int k = 0; k < 3; k++)
+      if (strcmp(argv[i + 1], parts[k]) == 0)
+        fs_part = k;
+    if (fs_part < 0)
+      return usage();
+  } else if (i + 2 == argc) {
     if (strcmp(argv[i + 1], "same") == 0)
       place = PLACE_SAME;
     else if (strcmp(argv[i + 1], "split") == 0)
@@ -684,11 +768,13 @@ int main(int argc, char **argv) {
     else
       return usage();
   }
-  static void (*const rows[])(void) = {row_map,       row_apply,  row_process,
-                                       row_cpu,       row_stream, row_pool_life,
-                                       row_replace};
+  static void (*const rows[])(void) = {
+      row_map,    row_apply,     row_process, row_cpu,
+      row_stream, row_pool_life, row_replace};
   if (strcmp(row, "info") == 0) {
     info();
+  } else if (strcmp(row, "fs") == 0) {
+    row_forkserver();
   } else if (row[0] >= '1' && row[0] <= '7' && row[1] == '\0') {
     rows[row[0] - '1']();
   } else {

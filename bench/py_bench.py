@@ -2,6 +2,7 @@
 """py_bench: Python's side of libmpool's benchmarks (issue 7).
 
     python3 py_bench.py [-q] ROW [same|split]   one round of row ROW
+    python3 py_bench.py [-q] 8 create|apply|replace   row 8: forkserver
     python3 py_bench.py info                    python version, start method
 
 Standard library only (multiprocessing). Prints "py key value" lines, the
@@ -91,14 +92,19 @@ def row_apply(mode):
     with ctx().Pool(2) as pool:
         if mode == "split":
             pin_process(a)  # the workers stay on b
-        for _ in range(100):
+        apply_rounds(pool, n)
+
+
+def apply_rounds(pool, n):
+    """Warm pool up, then emit the median microseconds per apply."""
+    for _ in range(100):
+        pool.apply(echo, (42,))
+    v = []
+    for _ in range(inner(3)):
+        t0 = time.perf_counter()
+        for _ in range(n):
             pool.apply(echo, (42,))
-        v = []
-        for _ in range(inner(3)):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                pool.apply(echo, (42,))
-            v.append((time.perf_counter() - t0) / n * 1e6)
+        v.append((time.perf_counter() - t0) / n * 1e6)
     emit("us", statistics.median(v))
 
 
@@ -133,9 +139,9 @@ def row_stream():
     emit("mb_per_s", statistics.median(v))
 
 
-def row_pool_life():
+def row_pool_life(c=None):
     n = 2 if QUICK else 10
-    c = ctx()
+    c = c or ctx()
     v = []
     for _ in range(inner(3)):
         t0 = time.perf_counter()
@@ -147,11 +153,12 @@ def row_pool_life():
     emit("ms", statistics.median(v))
 
 
-def row_replace():
+def row_replace(c=None):
     n = 5 if QUICK else 30
+    c = c or ctx()
     v = []
     for _ in range(inner(3)):
-        with ctx().Pool(1, maxtasksperchild=1) as pool:
+        with c.Pool(1, maxtasksperchild=1) as pool:
             t0 = time.perf_counter()
             out = pool.map(sq, range(n), chunksize=1)
             v.append((time.perf_counter() - t0) / n * 1e6)
@@ -212,6 +219,28 @@ def row_lines_strings():
     emit("lines_per_s", statistics.median(rates))
 
 
+# ---- rows 12a-12c: Python's forkserver (Python 3.14's default on Linux) ----
+
+def fs_ctx():
+    return mp.get_context("forkserver")
+
+
+def row_forkserver(part):
+    c = fs_ctx()
+    # The server is started once per program, by its first pool: start it
+    # before timing, so each pool below costs only its own workers.
+    with c.Pool(1) as pool:
+        pool.apply(noop)
+    if part == "create":
+        row_pool_life(c)
+    elif part == "apply":
+        pin_process(two_cpus()[0])
+        with c.Pool(2) as pool:
+            apply_rounds(pool, 100 if QUICK else 1000)
+    else:
+        row_replace(c)
+
+
 def info():
     print("python", sys.version.split()[0])
     print("start_method", ctx().get_start_method())
@@ -224,7 +253,8 @@ def main(argv):
         QUICK = True
         args = args[1:]
     if not args:
-        print("usage: py_bench.py [-q] {1,2,3,5,6,7,8,9,info} [same|split]",
+        print("usage: py_bench.py [-q] {1,2,3,5,6,7,8,9,fs,info} "
+              "[same|split|create|apply|replace]",
               file=sys.stderr)
         return 2
     row, mode = args[0], (args[1] if len(args) > 1 else None)
@@ -233,6 +263,8 @@ def main(argv):
             "9": row_lines_strings, "info": info}
     if row == "2":
         row_apply(mode)
+    elif row == "fs":
+        row_forkserver(mode)
     elif row in rows:
         rows[row]()
     else:

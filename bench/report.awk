@@ -105,7 +105,16 @@ function line(num, what, lib, floor, pyv, ratio, target, result) {
     pyv, ratio, target, result
 }
 
-BEGIN { QUIET = 0.15; NLOAD = 12 } # rows 1, 2a, 2b, 3..11
+BEGIN {
+  QUIET = 0.15
+  NLOAD = 15 # rows 1, 2a, 2b, 3..11, 12a..12c
+  FS_WHAT[1] = "pool create + close + join, 2 workers, no tasks"
+  FS_WHAT[2] = "apply round trip, 8-byte echo, 2 workers, one CPU"
+  FS_WHAT[3] = "maxtasksperchild=1, 1 worker, per task"
+  FS_GOAL[1] = "<= 1/4 of Python forkserver's time"
+  FS_GOAL[2] = "<= 1.1x fork"
+  FS_GOAL[3] = "<= 1.5x fork"
+}
 
 { V[$1, $2, $3, $4] = $5 }
 
@@ -260,9 +269,25 @@ END {
        r == "" ? "—" : sprintf("default chunks %.2fx faster", r), "within 3x of default chunks",
        verdict(r, "<=", 3))
 
+  # 12a-12c: the forkserver start method ("lib" forkserver, "floor" fork)
+  for (i = 1; i <= 3; i++) {
+    row = "12" substr("abc", i, 1)
+    k = i == 1 ? "ms" : "us"
+    l = vmed(row, "lib", k); f = vmed(row, "floor", k); p = vmed(row, "py", k)
+    r1 = rmed(row, "lib", k, "floor", k, row ": forkserver / fork")
+    r2 = rmed(row, "py", k, "lib", k, row ": Python forkserver / libmpool forkserver")
+    if (i == 1)
+      cmp = x(r1) " fork; " (py == "ok" && r2 != "" ? "1/" sprintf("%.1f", r2) " of Python's time" : "—")
+    else
+      cmp = x(r1) " fork" (py == "ok" ? "; " x(r2) " faster than Python" : "")
+    line(row, "forkserver: " FS_WHAT[i], fmt(l, k), fmt(f, k) " (libmpool, fork)",
+         pycell(p, k) " (forkserver)", cmp, FS_GOAL[i],
+         i == 1 ? pyverdict(r2, ">=", 4) : verdict(r1, "<=", i == 2 ? 1.1 : 1.5))
+  }
+
   # Others' load per row: the noise each row ran under.
   for (i = 1; i <= NLOAD; i++) {
-    row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i - 1
+    row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i <= 12 ? i - 1 : "12" substr("abc", i - 12, 1)
     lc = ""; lp = ""
     for (rr = 1; rr <= rounds; rr++) {
       if ((row, rr, "info", "other_c") in V)

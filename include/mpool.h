@@ -25,8 +25,14 @@
  *
  * Processes and signals
  *   Every fork flushes stdio first (so buffered output is not printed twice),
- *   and every child leaves with _exit() after flushing its own stdio, so the
- *   parent's atexit handlers never run in it. That flush never kills the
+ *   and a child discards what its stdout and stderr buffers hold at birth
+ *   (output other threads wrote after that flush, which the parent prints;
+ *   glibc's __fpurge; the program's own FILEs are its own). Every child
+ *   leaves with _exit() after flushing its own stdio, also when a target or
+ *   task calls exit(): an exit hook registered right after fork runs after
+ *   the child's own handlers and before any it inherited, so the parent's
+ *   atexit handlers never run in it (glibc; Python clears them likewise).
+ *   That flush never kills the
  *   caller: a stream whose reader has gone keeps its error (the caller's own
  *   next write to it sees EPIPE or SIGPIPE, as it would have), and the
  *   SIGPIPE the flush raised is consumed. The library installs no signal
@@ -53,18 +59,19 @@
  *   fd the library keeps is created and closed atomically with respect to
  *   every fork it makes, so no worker ever holds another pool's pipes.
  *   Progress is made only inside library calls: there are no
- *   hidden threads. fork() copies only the calling thread: a program that runs
- *   other threads should create its pools and processes before starting them,
- *   or make sure the task functions touch nothing those threads may hold
- *   (locks inside malloc and stdio are the usual trap). Daemon processes and
- *   pool workers die when the *thread* that created them exits (this is how
- *   the kernel's parent-death signal works): create them from a thread that
- *   outlives them, typically the main thread. (A template process that
- *   forks the replacements would lift the first caveat; it is not built.)
+ *   hidden threads. Under the fork start method (the default), fork()
+ *   copies only the calling thread: a program that runs other threads
+ *   should create its pools and processes before starting them, or make
+ *   sure the task functions touch nothing those threads may hold (locks
+ *   inside malloc and stdio are the usual trap). Daemon processes and pool
+ *   workers forked so die when the *thread* that created them exits (this
+ *   is how the kernel's parent-death signal works): create them from a
+ *   thread that outlives them, typically the main thread. The forkserver
+ *   start method lifts both caveats: see "Start methods" below.
  *
  * Functions cross as references
- *   A child is a forked copy of its parent, so a function pointer means the
- *   same code in both. A function from a library loaded (dlopen) after a pool
+ *   Under fork, a child is a forked copy of its parent, so a function
+ *   pointer means the same code in both (forkserver: see below). A function from a library loaded (dlopen) after a pool
  *   was created is not mapped in that pool's workers: do not send it.
  *   Handles created in a parent (processes, pools) must not be used in its
  *   children; the IPC objects below are the exception and say so.
@@ -90,8 +97,9 @@
  *
  * Grandchildren
  *   A task may fork: in a pool worker a fork handler closes the worker's
- *   pipes in the new child, so the worker's death is still seen at once.
- *   A process target that forks is watched through a pidfd where the kernel
+ *   pipes in the new child, so the worker's death is still seen at once;
+ *   in a process child it closes the status pipe and disarms its exit hook,
+ *   so a grandchild's exit() never reports as the target's. A process target that forks is watched through a pidfd where the kernel
  *   has them. fork+exec (system, popen, posix_spawn) is fine either way:
  *   every library fd is close-on-exec. (A raw clone() bypasses the fork
  *   handler; its child then delays the news of its worker's death until it
@@ -207,12 +215,25 @@ typedef struct mp_process_opts {
    * disarms that signal if the target changes its credentials), and
    * mp_process_free() terminates it instead of waiting for it. */
   int daemon;
+  /* How the child starts (see "Start methods" below): MP_START_FORK, a
+   * copy of the caller; MP_START_FORKSERVER, the program's own image
+   * started afresh, which runs the target (a portable reference) on a copy
+   * of arg_len bytes at arg. 0: the process-wide default
+   * (mp_get_start_method()). Either way a daemon is armed with the
+   * parent-death signal, which follows the thread that started it. */
+  int start_method;
+  /* Forkserver: the bytes at arg the child gets a copy of; the target's
+   * arg then points to that copy (16-byte aligned). 0: arg is handed over
+   * as an opaque value (its bits, e.g. an integer cast to a pointer): it
+   * points to nothing in the child. Ignored by fork. */
+  size_t arg_len;
 } mp_process_opts;
 
 /*
  * Create a process that will run target(arg); nothing is forked yet.
- * arg is not copied: the child sees the parent's memory as it was at start.
- * Returns 0 and sets *out, MP_EINVAL if out or target is NULL, -ENOMEM.
+ * Fork: arg is not copied: the child sees the parent's memory as it was at
+ * start. Forkserver: see opts->arg_len. Returns 0 and sets *out, MP_EINVAL
+ * if out or target is NULL, or for an unknown start_method; -ENOMEM.
  * On error *out is left unchanged.
  */
 MP_EXPORT int mp_process_create(mp_process **out, mp_target_fn target,
@@ -221,6 +242,10 @@ MP_EXPORT int mp_process_create(mp_process **out, mp_target_fn target,
 /*
  * Fork the child and run the target in it. Returns 0, MP_ESTATE if already
  * started, -EAGAIN / -ENOMEM (fork), -EMFILE / -ENFILE (its status pipe).
+ * Forkserver also: MP_EINVAL when the target cannot be made a portable
+ * reference (see "Functions cross as references"), -ENOENT and other
+ * errors of exec when /proc/self/exe cannot be run. A child that cannot
+ * resolve the reference exits with status 127.
  * A failed start leaves the process unstarted; it may be started again.
  */
 MP_EXPORT int mp_process_start(mp_process *p);
@@ -311,6 +336,64 @@ MP_EXPORT int mp_active_children(mp_process **out, int max);
 MP_EXPORT pid_t mp_parent_process(const char **name);
 
 /* ------------------------------------------------------------------------ */
+/* Start methods: multiprocessing.set_start_method                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * How a pool's workers and an mp_process child start.
+ *
+ * MP_START_FORK (the default): fork() of the caller. Fast; a child sees the
+ * caller's memory as it is at that moment, pointers included. Unsafe when
+ * other threads run: the child is a copy of the forking thread alone, and
+ * a lock another thread held at that instant (inside malloc, stdio,
+ * localtime_r, setenv, any library) stays held forever in the child.
+ *
+ * MP_START_FORKSERVER: a fork server, one per pool, started from the
+ * program's own image (/proc/self/exe, exec'd with posix_spawn, so nothing
+ * of the caller's threads is copied; the library's constructor takes
+ * control of that process before main and never returns to main), forks
+ * the workers. Safe in threaded programs, from any thread, while other
+ * threads hold locks. Workers then see the program's memory as it is at
+ * start-up (its static initializers; the constructors of libraries loaded
+ * before libmpool), not the caller's later state, as with Python's
+ * forkserver: tasks get all they need in their input; functions (task,
+ * initializer) cross as portable references; the initializer's argument
+ * crosses as bytes (initarg_len); the server and its workers get the
+ * environment the program started with (copied before main: setenv calls
+ * made later are not seen, and no thread's setenv can race the exec).
+ * The server and its workers end when the creating process ends, whichever
+ * thread created the pool (the pool's socket to its server reaches EOF); a
+ * pool created on a thread that exits keeps working. Workers are the server's children: they die with it
+ * (parent-death signal), their exit statuses reach the pool through it,
+ * and signals reach them through pidfds it passes back (Linux 5.3 and
+ * later; else through the server). A server that is killed takes its
+ * workers with it: the items they held fail with MP_ECRASHED, and work
+ * that needs a new worker fails with -EPIPE. An mp_process child under
+ * forkserver is the program's image started directly, without a server:
+ * it runs the target before main and exits. Costs: a pool create execs the program
+ * once (about a millisecond); the rest runs as fork does. Needs
+ * /proc/self/exe and glibc (the constructor's arguments).
+ */
+enum {
+  MP_START_FORK = 1,
+  MP_START_FORKSERVER = 2,
+};
+
+/*
+ * Python's set_start_method: the method of pools and processes created
+ * from now on whose options leave start_method 0. method: MP_START_FORK,
+ * MP_START_FORKSERVER, or 0 to go back to the initial default. The initial
+ * default is MP_START_FORK, or what the environment variable
+ * MPOOL_START_METHOD ("fork" or "forkserver") said when the program
+ * started. Thread-safe. Returns 0, MP_EINVAL for an unknown method.
+ */
+MP_EXPORT int mp_set_start_method(int method);
+
+/* The method a pool or process created now with start_method 0 gets:
+ * MP_START_FORK or MP_START_FORKSERVER. Thread-safe. */
+MP_EXPORT int mp_get_start_method(void);
+
+/* ------------------------------------------------------------------------ */
 /* Pools: multiprocessing.Pool                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -377,11 +460,25 @@ typedef struct mp_pool_opts {
   /* Largest apply result in bytes; 0: 256 MiB. A task that writes more fails
    * with -EMSGSIZE instead of exhausting memory. At most 2 GiB - 4 KiB. */
   size_t max_result_bytes;
+  /* How workers start (see "Start methods" below): MP_START_FORK or
+   * MP_START_FORKSERVER; 0: the process-wide default, mp_get_start_method().
+   * With forkserver the initializer crosses as a portable reference (one
+   * that cannot be made is MP_EINVAL at create). */
+  int start_method;
+  /* Forkserver: the bytes at initarg each worker gets a copy of; the
+   * initializer's arg then points to that copy (16-byte aligned). 0:
+   * initarg is handed over as an opaque value (its bits: NULL, or an
+   * integer cast to a pointer), pointing to nothing in the worker.
+   * Ignored by fork, whose workers see initarg itself. */
+  size_t initarg_len;
 } mp_pool_opts;
 
 /*
- * Fork the workers. Returns 0 and sets *out; MP_EINVAL for a NULL out or a
- * negative count or timeout; -EAGAIN (fork: e.g. RLIMIT_NPROC), -EMFILE /
+ * Start the workers. Returns 0 and sets *out; MP_EINVAL for a NULL out or a
+ * negative count or timeout, an unknown start_method, an initializer that
+ * cannot be made a portable reference (forkserver); MP_ENOFUNC when the
+ * fork server cannot resolve the initializer; -ENOENT (or another error of
+ * exec) when the fork server cannot be started from /proc/self/exe; -EAGAIN (fork: e.g. RLIMIT_NPROC), -EMFILE /
  * -ENFILE (pipes: e.g. RLIMIT_NOFILE), -ENOMEM. On failure every worker
  * already forked is killed and reaped and every fd closed.
  */
@@ -391,8 +488,10 @@ MP_EXPORT int mp_pool_create(mp_pool **out, const mp_pool_opts *opts);
 MP_EXPORT int mp_pool_processes(const mp_pool *pool);
 
 /*
- * Fill pids[0..n) with the current workers' pids (a worker being replaced may
- * show as 0). Returns the number of workers written, MP_EINVAL for NULL.
+ * Fill pids[0..n) with the current workers' pids; a worker known to be gone
+ * (dead and not yet replaced, or being replaced) shows as 0. Under
+ * forkserver they are the server's children, not the caller's. Returns the
+ * number of workers written, MP_EINVAL for NULL.
  */
 MP_EXPORT int mp_pool_worker_pids(const mp_pool *pool, pid_t *pids, int n);
 

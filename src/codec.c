@@ -146,3 +146,14 @@ int mp__apply_res_st_check(const void *payload, uint32_t len,
     return MP_EPROTO;
   return mp__status_check(h.code, h.detail);
 }
+
+int mp__task_fail_check(const void *payload, uint32_t len, int *code) {
+  mp__apply_res h;
+  if (len != sizeof h)
+    return MP_EPROTO;
+  memcpy(&h, payload, sizeof h);
+  if (h.code != MP_ENOFUNC || h.detail != 0 || h.reserved != 0)
+    return MP_EPROTO;
+  *code = h.code;
+  return 0;
+}

@@ -48,6 +48,12 @@ int mp__socketpair_reg(int fds[2]);
  * registered in the same step. Returns the fd, -ENOMEM when the registry
  * cannot grow (make is then not called), or make's -errno. */
 int mp__fd_reg_make(int (*make)(void *arg), void *arg);
+/* memfd_create(name, MFD_CLOEXEC), registered. Returns the fd or -errno. */
+int mp__memfd_reg(const char *name);
+/* Wait (poll, no deadline) for a message on fd, then mp__recv_msg it with
+ * its fds registered: received and registered in one step with respect to
+ * every fork the library makes. Returns as mp__recv_msg. */
+ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds);
 /* Unregister and close *fd, then set it to -1; -1 is ignored. */
 void mp__fd_drop(int *fd);
 
@@ -95,6 +101,9 @@ int mp__child_signal(pid_t pid, int pidfd, int sig);
 int mp__process_fd(const mp_process *p);
 /* Whether p's fd from mp__process_fd is its pidfd. */
 int mp__process_has_pidfd(const mp_process *p);
+/* pidfd_send_signal(2): 0 (also when the process is gone), -ENOSYS where
+ * the kernel (or valgrind) has none, or -errno. */
+int mp__pidfd_signal(int pidfd, int sig);
 
 /* Arm the parent-death signal (SIGKILL) and die now if parent, our parent
  * when we were forked, is gone already. */
@@ -102,6 +111,30 @@ void mp__die_with_parent(pid_t parent);
 
 /* Exit code from a wait status: the exit status, or -N for signal N. */
 int mp__exitcode(int wstatus);
+
+/* In a process child (forked, or the image started afresh): name its
+ * ident, report through status_fd (-1: none), run target(arg), exit. */
+_Noreturn void mp__process_child(mp_target_fn target, void *arg,
+                                 const char *ident, int status_fd);
+
+/* ---- tp_forkserver.c: start methods ---- */
+
+/* An mp_process started by forkserver: the program's image, exec'd. */
+typedef struct mp__proc_spec {
+  mp_target_fn target; /* crosses as a portable reference */
+  void *arg;
+  size_t arg_len;      /* bytes at arg copied; 0: arg crosses as a value */
+  int daemon;          /* armed with the parent-death signal */
+  const char *name, *ident;
+  int status_fd;       /* the status pipe's write end, or -1 */
+} mp__proc_spec;
+/* Start it. Returns its pid (a child of the caller), MP_EINVAL when the
+ * target cannot be made a reference, or -errno. */
+pid_t mp__exec_process(const mp__proc_spec *spec);
+
+/* The method asked for (0: the process-wide default) as MP_START_FORK or
+ * MP_START_FORKSERVER, or MP_EINVAL for an unknown one. */
+int mp__start_method(int asked);
 
 /* ---- ipc/shm.c: memory shared with the children forked after it ---- */
 
@@ -117,6 +150,22 @@ void mp__ipc_unmap(void *p, size_t len);
 
 /* pipe2(O_CLOEXEC); returns 0 or -errno. */
 int mp__pipe(int fds[2]);
+/* socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC); returns 0 or -errno. */
+int mp__socketpair(int fds[2]);
+/* The most fds one message carries. */
+#define MP__MSG_MAX_FDS 4
+/* Send len bytes as one message on a SOCK_SEQPACKET socket, with nfds fds
+ * (SCM_RIGHTS; at most MP__MSG_MAX_FDS). Blocks; never raises SIGPIPE.
+ * Returns 0 or -errno (-EPIPE: the peer is gone). */
+int mp__send_msg(int fd, const void *buf, size_t len, const int *fds,
+                 int nfds);
+/* Receive one message into buf (cap bytes) and the fds it carries, up to
+ * MP__MSG_MAX_FDS, close-on-exec (others are closed), into fds and *nfds.
+ * flags: 0 (block) or MSG_DONTWAIT. Returns the bytes (0: the peer is
+ * gone), -EAGAIN, -EPROTO for a cut message, -EMFILE when the fds it
+ * carried found no room here (those received are closed), or -errno. */
+ssize_t mp__recv_msg(int fd, void *buf, size_t cap, int *fds, int *nfds,
+                     int flags);
 /* Set O_NONBLOCK; returns 0 or -errno. */
 int mp__set_nonblock(int fd);
 /* Raise a pipe's capacity toward bytes where the OS allows; never fails. */
@@ -162,7 +211,13 @@ enum {
   MP__FR_CTX = 6,        /* parent -> worker: a call's context; id: its id */
   MP__FR_BYTES = 7,      /* parent -> worker: chunk of variable-length items */
   MP__FR_BYTES_RES = 8,  /* worker -> parent: their results */
-  MP__FR_LAST = MP__FR_BYTES_RES,
+  /* Transports whose workers are not forked copies (by_reference): */
+  MP__FR_MAP_REF = 9,    /* parent -> worker: mp__fnref, then a map task */
+  MP__FR_APPLY_REF = 10, /* parent -> worker: mp__fnref, then an apply task */
+  MP__FR_TASK_FAIL = 11, /* worker -> parent: the whole task failed (an
+                          * mp__apply_res header, no body): MP_ENOFUNC */
+  MP__FR_BYTES_REF = 12, /* parent -> worker: mp__fnref, then a bytes task */
+  MP__FR_LAST = MP__FR_BYTES_REF,
 };
 
 /* Every frame is padded to a multiple of MP__ALIGN bytes on the wire, and
@@ -309,6 +364,16 @@ int mp__map_res_st_check(const void *payload, uint32_t len, uint32_t count,
  * result bytes only with code 0. Returns 0 or MP_EPROTO. */
 int mp__apply_res_st_check(const void *payload, uint32_t len,
                            uint32_t max_res);
+/*
+ * A task sent by reference (MP__FR_MAP_REF, MP__FR_APPLY_REF,
+ * MP__FR_BYTES_REF) is the mp__fnref of its function, then the payload of
+ * the same task sent by pointer (whose fn field is then 0). The worker resolves the reference;
+ * when it cannot, the whole task fails with MP_ENOFUNC in an
+ * MP__FR_TASK_FAIL frame: an mp__apply_res header with that code, detail 0
+ * and no body.
+ */
+/* Validate a task failure payload. Returns 0 and sets *code, or MP_EPROTO. */
+int mp__task_fail_check(const void *payload, uint32_t len, int *code);
 
 /* ---- fnref.c: portable function references ---- */
 

@@ -8,8 +8,10 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -44,17 +46,49 @@ static int reg_reserve(size_t n) {
   return 0;
 }
 
-int mp__pipe_reg(int fds[2]) {
+/* make(fds), both ends registered in one step. */
+static int reg_pair(int (*make)(int fds[2]), int fds[2]) {
   pthread_mutex_lock(&reg_lock);
   int rc = reg_reserve(2);
   if (rc == 0)
-    rc = mp__pipe(fds);
+    rc = make(fds);
   if (rc == 0) {
     reg_fds[reg_len++] = fds[0];
     reg_fds[reg_len++] = fds[1];
   }
   pthread_mutex_unlock(&reg_lock);
   return rc;
+}
+
+int mp__pipe_reg(int fds[2]) { return reg_pair(mp__pipe, fds); }
+
+int mp__socketpair_reg(int fds[2]) { return reg_pair(mp__socketpair, fds); }
+
+static int memfd_make(void *name) {
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int mp__memfd_reg(const char *name) {
+  return mp__fd_reg_make(memfd_make, (void *)name);
+}
+
+ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds) {
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int rc = mp__poll(&p, 1, INT64_MAX);
+    if (rc < 0)
+      return rc;
+    pthread_mutex_lock(&reg_lock);
+    ssize_t r = reg_reserve(MP__MSG_MAX_FDS);
+    if (r == 0)
+      r = mp__recv_msg(fd, buf, cap, fds, nfds, MSG_DONTWAIT);
+    for (int i = 0; r >= 0 && i < *nfds; i++)
+      reg_fds[reg_len++] = fds[i];
+    pthread_mutex_unlock(&reg_lock);
+    if (r != -EAGAIN)
+      return r;
+  }
 }
 
 int mp__pidfd_reg(pid_t pid) {
@@ -64,19 +98,6 @@ int mp__pidfd_reg(pid_t pid) {
     reg_fds[reg_len++] = fd;
   pthread_mutex_unlock(&reg_lock);
   return fd;
-}
-
-int mp__socketpair_reg(int fds[2]) {
-  pthread_mutex_lock(&reg_lock);
-  int rc = reg_reserve(2);
-  if (rc == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
-    rc = -errno;
-  if (rc == 0) {
-    reg_fds[reg_len++] = fds[0];
-    reg_fds[reg_len++] = fds[1];
-  }
-  pthread_mutex_unlock(&reg_lock);
-  return rc;
 }
 
 int mp__fd_reg_make(int (*make)(void *arg), void *arg) {
@@ -190,6 +211,22 @@ void mp__die_with_parent(pid_t parent) {
     raise(SIGKILL);
 }
 
+#ifdef __GLIBC__
+/*
+ * The first exit handler of every child the library forks, registered
+ * right after fork, so it runs after the child's own (LIFO) and before
+ * any it inherited: it flushes the child's stdio and leaves with _exit,
+ * so the parent's atexit handlers (its temporary files, shm_unlink, C++
+ * destructors) never run in a child, also when a target or task calls
+ * exit(). Python clears them in a forked child likewise.
+ */
+static void child_exit_hook(int status, void *unused) {
+  (void)unused;
+  fflush(NULL);
+  _exit(status);
+}
+#endif
+
 pid_t mp__fork(const mp__fork_req *req) {
   sigset_t all, old;
   pid_t parent = getpid();
@@ -208,7 +245,17 @@ pid_t mp__fork(const mp__fork_req *req) {
     return pid < 0 ? -err : pid;
   }
 
-  /* Child. Other objects' fds go; the registry keeps only ours. Done in
+  /* Child. What stdout and stderr hold now was put there after the flush
+   * above by other threads of the parent: it is theirs, and the parent
+   * prints it. Discarded here, not printed twice. (Only these two: glibc
+   * gives no way to reach every stream; a program's own FILEs are its
+   * business, as the header says.) */
+  __fpurge(stdout);
+  __fpurge(stderr);
+#ifdef __GLIBC__
+  on_exit(child_exit_hook, NULL);
+#endif
+  /* Other objects' fds go; the registry keeps only ours. Done in
    * place: every page a fresh child touches costs it a fault. */
   size_t kept = 0;
   for (size_t i = 0; i < reg_len; i++) {
@@ -281,6 +328,8 @@ enum { PROC_NEW, PROC_RUNNING, PROC_DONE };
 struct mp_process {
   mp_target_fn target;
   void *arg;
+  size_t arg_len;  /* forkserver: bytes at arg the child gets a copy of */
+  int method;      /* MP_START_FORK or MP_START_FORKSERVER */
   int daemon;
   int state;
   pid_t pid;
@@ -309,9 +358,22 @@ static void proc_on_exit(int status, void *unused) {
 }
 #endif
 
+/*
+ * In a process the target forks (fork() without exec): the status pipe is
+ * its parent's, not its own. Were it kept, the grandchild's exit() would
+ * report its status in place of the target's, or write into an fd reused
+ * since. close() is safe in a fork handler.
+ */
+static void proc_forked_child(void) {
+  if (child_status_fd >= 0)
+    close(child_status_fd);
+  child_status_fd = -1;
+}
+
 int mp_process_create(mp_process **out, mp_target_fn target, void *arg,
                       const mp_process_opts *opts) {
-  if (!out || !target)
+  int method = mp__start_method(opts ? opts->start_method : 0);
+  if (!out || !target || method < 0 || (opts && opts->arg_len && !arg))
     return MP_EINVAL;
   mp_process *p = calloc(1, sizeof *p);
   if (!p)
@@ -335,6 +397,8 @@ int mp_process_create(mp_process **out, mp_target_fn target, void *arg,
   }
   p->target = target;
   p->arg = arg;
+  p->arg_len = opts ? opts->arg_len : 0;
+  p->method = method;
   p->daemon = opts ? !!opts->daemon : 0;
   p->status_fd = -1;
   p->pidfd = -1;
@@ -351,18 +415,24 @@ int mp__pidfd_open(pid_t pid) {
 #endif
 }
 
-int mp__child_signal(pid_t pid, int pidfd, int sig) {
+int mp__pidfd_signal(int pidfd, int sig) {
 #ifdef SYS_pidfd_send_signal
-  if (pidfd >= 0) {
-    if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 ||
-        errno == ESRCH)
-      return 0;
-    if (errno != ENOSYS)
-      return -errno;
-  }
+  if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0)
+    return 0;
+  return errno == ESRCH ? 0 : -errno;
 #else
   (void)pidfd;
+  (void)sig;
+  return -ENOSYS;
 #endif
+}
+
+int mp__child_signal(pid_t pid, int pidfd, int sig) {
+  if (pidfd >= 0) {
+    int rc = mp__pidfd_signal(pidfd, sig);
+    if (rc != -ENOSYS)
+      return rc;
+  }
   /* No pidfd: signal only a child that waitid says is still ours, not yet
    * reaped (a zombie keeps its pid). ECHILD: reaped, by us or by the kernel
    * (SIGCHLD ignored), and the pid may be another process's by now. */
@@ -415,6 +485,23 @@ static int status_pipe_needed(void) {
   return sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_NOCLDWAIT);
 }
 
+_Noreturn void mp__process_child(mp_target_fn target, void *arg,
+                                 const char *ident, int status_fd) {
+  copy_str(cur_ident, sizeof cur_ident, ident);
+  if (status_fd >= 0) {
+    child_status_fd = status_fd;
+    pthread_atfork(NULL, NULL, proc_forked_child);
+#ifdef __GLIBC__
+    on_exit(proc_on_exit, NULL);
+#endif
+  }
+  int32_t code = target(arg) & 0xff;
+  fflush(NULL);
+  if (child_status_fd >= 0)
+    (void)mp__write_full(child_status_fd, &code, sizeof code);
+  _exit(code);
+}
+
 int mp_process_start(mp_process *p) {
   if (!p)
     return MP_EINVAL;
@@ -427,22 +514,19 @@ int mp_process_start(mp_process *p) {
     if (rc < 0)
       return rc;
   }
-  mp__fork_req req = {.keep = &fds[1], .nkeep = piped,
-                      .die_with_parent = p->daemon, .name = p->name};
-  pid_t pid = mp__fork(&req);
-  if (pid == 0) {
-    copy_str(cur_ident, sizeof cur_ident, p->ident);
-    if (piped) {
-      child_status_fd = fds[1];
-#ifdef __GLIBC__
-      on_exit(proc_on_exit, NULL);
-#endif
-    }
-    int32_t code = p->target(p->arg) & 0xff;
-    fflush(NULL);
-    if (piped)
-      (void)mp__write_full(fds[1], &code, sizeof code);
-    _exit(code);
+  pid_t pid;
+  if (p->method == MP_START_FORKSERVER) {
+    mp__proc_spec spec = {.target = p->target, .arg = p->arg,
+                          .arg_len = p->arg_len, .daemon = p->daemon,
+                          .name = p->name, .ident = p->ident,
+                          .status_fd = fds[1]};
+    pid = mp__exec_process(&spec);
+  } else {
+    mp__fork_req req = {.keep = &fds[1], .nkeep = piped,
+                        .die_with_parent = p->daemon, .name = p->name};
+    pid = mp__fork(&req);
+    if (pid == 0)
+      mp__process_child(p->target, p->arg, p->ident, fds[1]);
   }
   mp__fd_drop(&fds[1]);
   if (pid < 0) {

@@ -1,21 +1,27 @@
 /*
- * tp_fork.c: the fork transport. Each worker is a forked copy of the
- * caller with its own task pipe (parent to worker) and result pipe (worker
- * to parent), all close-on-exec and registered so other children drop them.
- * One poll() both feeds tasks and drains results, so a large task and a
- * large result never deadlock each other. EOF on a worker's result pipe is
- * how its death is seen; its status comes from waitpid, what it was running
- * from a slot of memory shared with it (worker.c writes it before each
- * item). Signals go through pidfds, never to a pid the kernel may have
- * given to another process.
+ * tp_fork.c: the pipes transport. Each worker has its own task pipe
+ * (parent to worker) and result pipe (worker to parent), all close-on-exec
+ * and registered so other children drop them. One poll() both feeds tasks
+ * and drains results, so a large task and a large result never deadlock
+ * each other. EOF on a worker's result pipe is how its death is seen; its
+ * status comes from its spawner, what it was running from a slot of memory
+ * shared with it (worker.c writes it before each item). Signals go through
+ * pidfds, never to a pid the kernel may have given to another process.
+ *
+ * Where the workers come from is a spawner's business (spawner.h): the fork
+ * start method forks them from the caller here (mp__spawn_fork, and tasks
+ * cross as pointers); the forkserver method has a server process fork them
+ * (tp_forkserver.c, and tasks cross as portable references).
  */
 #include "pool/pool_internal.h"
+#include "spawner.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum {
@@ -49,9 +55,10 @@ typedef struct tp_fork {
   const mp_pool_opts *opts;
   size_t max_res;
   unsigned spawned;
+  const mp__spawn_ops *sp_ops;
+  void *sp;           /* the spawner */
   fw *w;
   mp__slot *slots;    /* shared with the workers: what each one runs */
-  size_t slots_len;
   struct pollfd *pfd; /* the poll set: 2 per worker */
   int *pfd_map;       /* what each entry is: 2 * worker (+ 1: task pipe) */
 } tp_fork;
@@ -79,8 +86,8 @@ static mp__task *fw_next(fw *w, mp__task *t) {
   return t->tp_link.next == &w->tasks ? NULL : task_of(t->tp_link.next);
 }
 
-static int fork_create(const mp__tp_cfg *cfg, void *arg, void **out) {
-  (void)arg;
+static int pipes_create(const mp__tp_cfg *cfg, const mp__spawn_ops *sp_ops,
+                        void **out) {
   tp_fork *f = calloc(1, sizeof *f);
   if (!f)
     return -ENOMEM;
@@ -88,25 +95,34 @@ static int fork_create(const mp__tp_cfg *cfg, void *arg, void **out) {
   f->nproc = cfg->nproc;
   f->opts = cfg->opts;
   f->max_res = cfg->max_res;
+  f->sp_ops = sp_ops;
   f->w = calloc((size_t)f->nproc, sizeof *f->w);
   f->pfd = calloc(2 * (size_t)f->nproc, sizeof *f->pfd);
   f->pfd_map = calloc(2 * (size_t)f->nproc, sizeof *f->pfd_map);
-  f->slots_len = (size_t)f->nproc * sizeof(mp__slot);
-  void *m = NULL;
-  int err = mp__ipc_map(&m, f->slots_len);
-  if (!f->w || !f->pfd || !f->pfd_map || err < 0) {
-    mp__ipc_unmap(m, f->slots_len);
+  int err = -ENOMEM;
+  if (f->w && f->pfd && f->pfd_map)
+    err = sp_ops->create(cfg, &f->sp, &f->slots);
+  if (err < 0) {
     free(f->w);
     free(f->pfd);
     free(f->pfd_map);
     free(f);
-    return err < 0 ? err : -ENOMEM;
+    return err;
   }
-  f->slots = m;
   for (int i = 0; i < f->nproc; i++)
     fw_clear(&f->w[i]);
   *out = f;
   return 0;
+}
+
+static int fork_create(const mp__tp_cfg *cfg, void *arg, void **out) {
+  (void)arg;
+  return pipes_create(cfg, &mp__spawn_fork, out);
+}
+
+static int server_create(const mp__tp_cfg *cfg, void *arg, void **out) {
+  (void)arg;
+  return pipes_create(cfg, &mp__spawn_server, out);
 }
 
 static int fork_start(void *tp, int idx) {
@@ -127,30 +143,11 @@ static int fork_start(void *tp, int idx) {
   atomic_store(&slot->ready, 0);
   char name[32];
   snprintf(name, sizeof name, "PoolWorker-%u", ++f->spawned);
-  int keep[2] = {tfd[0], rfd[1]};
-  mp__fork_req req = {.keep = keep, .nkeep = 2, .die_with_parent = 1,
-                      .name = name};
-  pid_t parent = getpid();
-  pid_t pid = mp__fork(&req);
-  if (pid == 0) {
-    mp__worker_cfg cfg = {
-        .task_fd = tfd[0],
-        .res_fd = rfd[1],
-        .slot = slot,
-        .parent = parent,
-        .initializer = f->opts->initializer,
-        .initarg = f->opts->initarg,
-        .maxtasks = f->opts->maxtasksperchild,
-        .timed = f->opts->task_timeout > 0,
-        .max_res = (uint32_t)f->max_res,
-        .max_task = UINT32_MAX,
-    };
-    mp__worker_main(&cfg);
-  }
-  if (pid < 0) {
-    rc = pid;
+  pid_t pid;
+  int pidfd;
+  if ((rc = f->sp_ops->spawn(f->sp, idx, name, tfd[0], rfd[1], &pid,
+                             &pidfd)) < 0)
     goto error;
-  }
   /* The parent keeps its copy of the task pipe's read end: a pipe with a
    * reader never raises SIGPIPE, so a worker that dies while the parent
    * writes to it costs a full pipe at worst, and no signal (and no signal
@@ -158,7 +155,7 @@ static int fork_start(void *tp, int idx) {
   mp__fd_drop(&rfd[1]);
   fw_clear(w);
   w->pid = pid;
-  w->pidfd = mp__child_pidfd(pid);
+  w->pidfd = pidfd;
   w->task_fd = tfd[1];
   w->task_rd = tfd[0];
   w->res_fd = rfd[0];
@@ -173,16 +170,21 @@ error:
 }
 
 /* Where a task's headers sit in its tp_head: the context frame's header,
- * then its own frame header, then its payload header. */
+ * then its own frame header, then its payload header (by reference: the
+ * function's reference, then the payload header, its fn 0: codec.c). */
 enum { HEAD_CTX = 0, HEAD_FRAME = 16, HEAD_META = 32 };
 _Static_assert(sizeof(mp__frame_hdr) == 16, "frame header is 16 bytes");
-_Static_assert(sizeof(mp__map_task) <= 48 && sizeof(mp__bytes_task) <= 48,
+_Static_assert(HEAD_META + sizeof(mp__fnref) + sizeof(mp__map_task) <=
+                       sizeof(((mp__task *)0)->tp_head) &&
+                   HEAD_META + sizeof(mp__fnref) + sizeof(mp__bytes_task) <=
+                       sizeof(((mp__task *)0)->tp_head),
                "payload headers fit tp_head");
 
 static size_t meta_len(const mp__task *t) {
-  return t->kind == MP__TASK_MAP     ? sizeof(mp__map_task)
-         : t->kind == MP__TASK_BYTES ? sizeof(mp__bytes_task)
-                                     : sizeof(mp__apply_task);
+  return (t->ref ? sizeof(mp__fnref) : 0) +
+         (t->kind == MP__TASK_MAP     ? sizeof(mp__map_task)
+          : t->kind == MP__TASK_BYTES ? sizeof(mp__bytes_task)
+                                      : sizeof(mp__apply_task));
 }
 
 /* t's headers, in its tp_head; whether its call's context goes first. */
@@ -193,23 +195,29 @@ static void tx_prepare(fw *w, mp__task *t) {
     mp__frame_init((mp__frame_hdr *)(void *)(hd + HEAD_CTX), MP__FR_CTX,
                    t->ctx_id, (uint32_t)t->ctx_len);
   w->ctx_sent = t->ctx_id ? t->ctx_id : w->ctx_sent;
-  uint64_t fn = (uint64_t)(uintptr_t)t->fn;
+  /* By reference the function's reference goes first and fn is 0. */
+  uint64_t fn = t->ref ? 0 : (uint64_t)(uintptr_t)t->fn;
+  unsigned char *meta = hd + HEAD_META;
+  if (t->ref) {
+    memcpy(meta, t->ref, sizeof *t->ref);
+    meta += sizeof *t->ref;
+  }
   unsigned type;
   if (t->kind == MP__TASK_MAP) {
     mp__map_task m = {.fn = fn, .in_size = t->in_size,
                       .out_size = t->out_size, .count = t->count,
                       .flags = t->flags, .ctx = t->ctx_id};
-    memcpy(hd + HEAD_META, &m, sizeof m);
-    type = MP__FR_MAP;
+    memcpy(meta, &m, sizeof m);
+    type = t->ref ? MP__FR_MAP_REF : MP__FR_MAP;
   } else if (t->kind == MP__TASK_BYTES) {
     mp__bytes_task b = {.fn = fn, .count = t->count, .flags = t->flags,
                         .ctx = t->ctx_id};
-    memcpy(hd + HEAD_META, &b, sizeof b);
-    type = MP__FR_BYTES;
+    memcpy(meta, &b, sizeof b);
+    type = t->ref ? MP__FR_BYTES_REF : MP__FR_BYTES;
   } else {
     mp__apply_task a = {.fn = fn, .ctx = t->ctx_id};
-    memcpy(hd + HEAD_META, &a, sizeof a);
-    type = MP__FR_APPLY;
+    memcpy(meta, &a, sizeof a);
+    type = t->ref ? MP__FR_APPLY_REF : MP__FR_APPLY;
   }
   mp__frame_init((mp__frame_hdr *)(void *)(hd + HEAD_FRAME), type, t->id,
                  (uint32_t)(meta_len(t) + t->in_len));
@@ -378,18 +386,18 @@ static int fork_cancel(void *tp, int idx, uint64_t id) {
   return 0;
 }
 
-/* Kill w once. Signalled through its pidfd: see mp__child_signal. */
-static void fw_kill(fw *w, int drain) {
+/* Kill w once. Signalled through its pidfd where there is one. */
+static void fw_kill(tp_fork *f, fw *w, int drain) {
   if (w->dead)
     return;
-  (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
+  f->sp_ops->signal(f->sp, w->pid, w->pidfd, SIGKILL);
   w->dead = 1;
   w->drain = drain;
 }
 
 static void fork_kill(void *tp, int idx, int drain) {
   tp_fork *f = tp;
-  fw_kill(&f->w[idx], drain);
+  fw_kill(f, &f->w[idx], drain);
 }
 
 static void fork_retire(void *tp, int idx) {
@@ -429,9 +437,26 @@ static int fork_ready(void *tp, int idx) {
   return (int)atomic_load_explicit(&f->slots[idx].ready, memory_order_acquire);
 }
 
+/* A worker known to be gone (its death seen, or its pidfd readable: it
+ * exited and waits to be buried) shows as 0: its pid may not be its own
+ * much longer. */
 static long fork_ident(void *tp, int idx) {
   tp_fork *f = tp;
-  return f->w[idx].pid;
+  fw *w = &f->w[idx];
+  if (w->dead)
+    return 0;
+  if (w->pidfd >= 0) {
+    struct pollfd p = {.fd = w->pidfd, .events = POLLIN};
+    if (poll(&p, 1, 0) > 0)
+      return 0;
+  } else if (f->sp_ops == &mp__spawn_fork) {
+    siginfo_t si;
+    si.si_pid = 0;
+    if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        si.si_pid == w->pid)
+      return 0;
+  }
+  return w->pid;
 }
 
 /* w broke the protocol (why: MP__LOST_PROTO) or its result cannot be
@@ -442,7 +467,7 @@ static void fw_fail(tp_fork *f, int idx, int why) {
   if (!fork_running(f, idx, &w->why_task, &w->why_item, &since))
     w->why_task = 0;
   w->why = why;
-  fw_kill(w, 0);
+  fw_kill(f, w, 0);
 }
 
 /* A header from w must answer the oldest task it holds, wholly sent, with
@@ -455,6 +480,8 @@ static int fw_check_hdr(fw *w, const mp__frame_hdr *h) {
   if (!t || t == w->tx || h->id != t->id)
     return MP_EPROTO;
   int type = (int)(h->magic_type & ~MP__FRAME_MAGIC_MASK);
+  if (type == MP__FR_TASK_FAIL)
+    return t->ref && h->len == sizeof(mp__apply_res) ? 0 : MP_EPROTO;
   if (t->kind == MP__TASK_MAP)
     return type == MP__FR_MAP_RES &&
                    mp__map_res_check(h->len, t->count, t->out_size) >= 0
@@ -479,7 +506,11 @@ static uint32_t fw_rx_max(const tp_fork *f, fw *w) {
     return max > UINT32_MAX - MP__ALIGN ? UINT32_MAX - MP__ALIGN
                                         : (uint32_t)max;
   }
-  return (uint32_t)((size_t)t->count * (sizeof(int32_t) + t->out_size));
+  size_t max = (size_t)t->count * (sizeof(int32_t) + t->out_size);
+  /* A task sent by reference may come back as a task failure. */
+  if (t->ref && max < sizeof(mp__apply_res))
+    max = sizeof(mp__apply_res);
+  return (uint32_t)max;
 }
 
 /* Hand every complete frame buffered from w to the core. Returns 0, or -1
@@ -515,8 +546,12 @@ static int fw_parse(tp_fork *f, int idx) {
     }
     /* The task leaves our list first: the core frees it. */
     mp__list_remove(mp__list_first(&w->tasks));
-    if (mp__core_result(f->core, idx, h.id, w->rbuf + off + sizeof h,
-                        h.len) < 0) {
+    const char *payload = w->rbuf + off + sizeof h;
+    int code;
+    if ((h.magic_type & ~MP__FRAME_MAGIC_MASK) == MP__FR_TASK_FAIL
+            ? mp__task_fail_check(payload, h.len, &code) < 0 ||
+                  mp__core_failed(f->core, idx, h.id, code, 0) < 0
+            : mp__core_result(f->core, idx, h.id, payload, h.len) < 0) {
       rc = MP__LOST_PROTO;
       break;
     }
@@ -581,13 +616,9 @@ static void fw_bury(tp_fork *f, int idx) {
   /* EOF can also come from a live worker whose task closed its fds or
    * exec'd: it is useless now. A worker already dead keeps its own status;
    * one reaped by the kernel (SIGCHLD ignored) is not signalled. */
-  (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
-  int ws;
+  f->sp_ops->signal(f->sp, w->pid, w->pidfd, SIGKILL);
   mp__loss loss = {.why = w->why ? w->why : MP__LOST_EXIT};
-  if (mp__waitpid(w->pid, &ws, 0) == w->pid) {
-    loss.detail = mp__exitcode(ws);
-    loss.status_known = 1;
-  }
+  loss.status_known = f->sp_ops->reap(f->sp, w->pid, &loss.detail);
   loss.init_done = fork_ready(f, idx);
   if (w->why) {
     loss.task = w->why_task;
@@ -683,30 +714,116 @@ static void fork_destroy(void *tp) {
     fw *w = &f->w[i];
     if (!w->pid)
       continue;
-    (void)mp__child_signal(w->pid, w->pidfd, SIGKILL);
-    int ws;
-    (void)mp__waitpid(w->pid, &ws, 0);
+    f->sp_ops->signal(f->sp, w->pid, w->pidfd, SIGKILL);
+    int code;
+    (void)f->sp_ops->reap(f->sp, w->pid, &code);
     fw_close_fds(w);
     free(w->rbuf);
   }
-  mp__ipc_unmap(f->slots, f->slots_len);
+  f->sp_ops->destroy(f->sp);
   free(f->w);
   free(f->pfd);
   free(f->pfd_map);
   free(f);
 }
 
-const mp__tp_ops mp__tp_fork = {
-    .create = fork_create,
-    .start = fork_start,
-    .send = fork_send,
-    .cancel = fork_cancel,
-    .kill = fork_kill,
-    .retire = fork_retire,
-    .wait = fork_wait,
-    .running = fork_running,
-    .ready = fork_ready,
-    .ident = fork_ident,
-    .destroy = fork_destroy,
-    .pollfds = fork_pollfds,
+/* The transport's operations, with the spawner its create picks and
+ * whether functions cross as references (they must when the workers are
+ * not forked copies of the caller). */
+#define PIPES_OPS(create_fn, by_ref)                                           \
+  {                                                                            \
+    .by_reference = (by_ref), .create = (create_fn), .start = fork_start,      \
+    .send = fork_send, .cancel = fork_cancel, .kill = fork_kill,               \
+    .retire = fork_retire, .wait = fork_wait, .running = fork_running,         \
+    .ready = fork_ready, .ident = fork_ident, .destroy = fork_destroy,         \
+    .pollfds = fork_pollfds,                                                   \
+  }
+
+const mp__tp_ops mp__tp_fork = PIPES_OPS(fork_create, 0);
+const mp__tp_ops mp__tp_forkserver = PIPES_OPS(server_create, 1);
+
+/* ---- the fork spawner: workers forked from the caller ---- */
+
+typedef struct spawn_fork {
+  const mp_pool_opts *opts;
+  size_t max_res;
+  mp__slot *slots;
+  size_t slots_len;
+} spawn_fork;
+
+static int sf_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
+  spawn_fork *s = calloc(1, sizeof *s);
+  if (!s)
+    return -ENOMEM;
+  s->opts = cfg->opts;
+  s->max_res = cfg->max_res;
+  s->slots_len = (size_t)cfg->nproc * sizeof(mp__slot);
+  void *m = NULL;
+  int err = mp__ipc_map(&m, s->slots_len);
+  if (err < 0) {
+    free(s);
+    return err;
+  }
+  s->slots = m;
+  *slots = m;
+  *out = s;
+  return 0;
+}
+
+static int sf_spawn(void *sp, int idx, const char *name, int task_rd,
+                    int res_wr, pid_t *pid_out, int *pidfd) {
+  spawn_fork *s = sp;
+  int keep[2] = {task_rd, res_wr};
+  mp__fork_req req = {.keep = keep, .nkeep = 2, .die_with_parent = 1,
+                      .name = name};
+  pid_t parent = getpid();
+  pid_t pid = mp__fork(&req);
+  if (pid == 0) {
+    mp__worker_cfg cfg = {
+        .task_fd = task_rd,
+        .res_fd = res_wr,
+        .slot = &s->slots[idx],
+        .parent = parent,
+        .initializer = s->opts->initializer,
+        .initarg = s->opts->initarg,
+        .maxtasks = s->opts->maxtasksperchild,
+        .timed = s->opts->task_timeout > 0,
+        .max_res = (uint32_t)s->max_res,
+        .max_task = UINT32_MAX,
+    };
+    mp__worker_main(&cfg);
+  }
+  if (pid < 0)
+    return pid;
+  *pid_out = pid;
+  *pidfd = mp__child_pidfd(pid);
+  return 0;
+}
+
+static void sf_signal(void *sp, pid_t pid, int pidfd, int sig) {
+  (void)sp;
+  (void)mp__child_signal(pid, pidfd, sig);
+}
+
+static int sf_reap(void *sp, pid_t pid, int *code) {
+  (void)sp;
+  int ws;
+  if (mp__waitpid(pid, &ws, 0) != pid)
+    return 0;
+  *code = mp__exitcode(ws);
+  return 1;
+}
+
+static void sf_destroy(void *sp) {
+  spawn_fork *s = sp;
+  mp__ipc_unmap(s->slots, s->slots_len);
+  free(s);
+}
+
+const mp__spawn_ops mp__spawn_fork = {
+    .create = sf_create,
+    .spawn = sf_spawn,
+    .signal = sf_signal,
+    .reap = sf_reap,
+    .destroy = sf_destroy,
 };

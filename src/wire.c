@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,82 @@ int mp__pipe(int fds[2]) {
   if (pipe2(fds, O_CLOEXEC) < 0)
     return -errno;
   return 0;
+}
+
+int mp__socketpair(int fds[2]) {
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
+    return -errno;
+  return 0;
+}
+
+int mp__send_msg(int fd, const void *buf, size_t len, const int *fds,
+                 int nfds) {
+  union {
+    struct cmsghdr h;
+    char room[CMSG_SPACE(sizeof(int) * MP__MSG_MAX_FDS)];
+  } ctl;
+  struct iovec iov = {(void *)buf, len};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (nfds < 0 || nfds > MP__MSG_MAX_FDS)
+    return -EINVAL;
+  if (nfds > 0) {
+    memset(&ctl, 0, sizeof ctl);
+    m.msg_control = ctl.room;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+  }
+  for (;;) {
+    ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+    if (w >= 0)
+      return (size_t)w == len ? 0 : -EMSGSIZE;
+    if (errno != EINTR)
+      return -errno;
+  }
+}
+
+ssize_t mp__recv_msg(int fd, void *buf, size_t cap, int *fds, int *nfds,
+                     int flags) {
+  union {
+    struct cmsghdr h;
+    char room[CMSG_SPACE(sizeof(int) * MP__MSG_MAX_FDS)];
+  } ctl;
+  struct iovec iov = {buf, cap};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
+                     .msg_control = ctl.room,
+                     .msg_controllen = sizeof ctl.room};
+  *nfds = 0;
+  ssize_t r;
+  do
+    r = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | flags);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      if (*nfds < MP__MSG_MAX_FDS)
+        fds[(*nfds)++] = got;
+      else
+        mp__close(got);
+    }
+  }
+  /* A cut message is not one we sent; fds cut off mean this process has
+   * no room for them (RLIMIT_NOFILE). */
+  if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+    for (int i = 0; i < *nfds; i++)
+      mp__close(fds[i]);
+    *nfds = 0;
+    return (m.msg_flags & MSG_TRUNC) ? -EPROTO : -EMFILE;
+  }
+  return r;
 }
 
 int mp__set_nonblock(int fd) {

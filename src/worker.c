@@ -399,6 +399,43 @@ static int run_bytes(wk *k, uint64_t id, const char *p, uint32_t len,
                      more);
 }
 
+/*
+ * A task sent by reference (MP__FR_MAP_REF, MP__FR_APPLY_REF,
+ * MP__FR_BYTES_REF): resolve its function in this process, write the
+ * pointer into the task's own header (its fn field, the first of each
+ * header, sent as 0) and run it as a task sent by pointer. A reference no
+ * module here holds fails the whole task with MP_ENOFUNC. Returns 0, or -1
+ * (malformed bytes, or the parent is gone).
+ */
+static int run_by_ref(wk *k, uint64_t id, int type, char *p, uint32_t len,
+                      int more) {
+  mp__fnref ref;
+  uint64_t fn_field;
+  size_t hdr = type == MP__FR_MAP_REF     ? sizeof(mp__map_task)
+               : type == MP__FR_BYTES_REF ? sizeof(mp__bytes_task)
+                                          : sizeof(mp__apply_task);
+  if (len < sizeof ref + hdr)
+    return -1;
+  memcpy(&ref, p, sizeof ref);
+  memcpy(&fn_field, p + sizeof ref, sizeof fn_field);
+  mp__fn fn;
+  int rc = fn_field ? MP_EPROTO : mp__fnref_resolve(&ref, &fn);
+  if (rc == MP_ENOFUNC) {
+    mp__apply_res res = {MP_ENOFUNC, 0, 0};
+    struct iovec part = {&res, sizeof res};
+    return send_result(k, MP__FR_TASK_FAIL, id, &part, 1, 0, more);
+  }
+  if (rc < 0)
+    return -1;
+  char *task = p + sizeof ref;
+  fn_field = (uint64_t)(uintptr_t)fn;
+  memcpy(task, &fn_field, sizeof fn_field);
+  len -= (uint32_t)sizeof ref;
+  return type == MP__FR_MAP_REF     ? run_map(k, id, task, len, more)
+         : type == MP__FR_BYTES_REF ? run_bytes(k, id, task, len, more)
+                                    : run_apply(k, id, task, len, more);
+}
+
 static int current_res_fd = -1, current_task_fd = -1;
 
 int mp__worker_res_fd(void) { return current_res_fd; }
@@ -412,6 +449,9 @@ int mp__worker_res_fd(void) { return current_res_fd; }
 static void worker_forked_child(void) {
   close(current_task_fd);
   close(current_res_fd);
+  /* Not the grandchild's: a fork of its own must not close them again
+   * (the numbers may be reused by then), nor may it write to them. */
+  current_task_fd = current_res_fd = -1;
 }
 
 _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
@@ -447,7 +487,7 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
       break;
     if (rx_need(&r, framelen) < 0)
       break;
-    const char *payload = r.buf + r.start + sizeof h;
+    char *payload = r.buf + r.start + sizeof h;
     /* Another whole frame already here after this one? */
     int more = r.end - r.start >= framelen + sizeof h;
     int rc;
@@ -459,6 +499,9 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
       rc = run_bytes(&k, h.id, payload, h.len, more);
     else if (type == MP__FR_CTX)
       rc = ctx_store(&k, h.id, payload, h.len);
+    else if (type == MP__FR_MAP_REF || type == MP__FR_APPLY_REF ||
+             type == MP__FR_BYTES_REF)
+      rc = run_by_ref(&k, h.id, type, payload, h.len, more);
     else
       rc = -1;
     if (rc < 0)

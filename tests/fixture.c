@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -160,8 +161,86 @@ void mpt_filter(int argc, char **argv) {
     cmocka_set_test_filter(argv[1]);
 }
 
+/* The test process: set before every test, inherited by forked workers,
+ * 0 (its start-up value) in a forkserver worker. */
+static pid_t origin_pid;
+
+int mpt_forkserver(void) {
+  return mp_get_start_method() == MP_START_FORKSERVER;
+}
+
+/* The parent of pid, or -1. */
+static pid_t parent_of(pid_t pid) {
+  char name[32], state;
+  int ppid;
+  snprintf(name, sizeof name, "%d", (int)pid);
+  return proc_stat(name, &state, &ppid) == 0 ? ppid : -1;
+}
+
+int mpt_peer_fd(int fd) {
+  if (origin_pid)
+    return fd;
+  static struct {
+    int theirs, ours;
+  } cache[16];
+  static int ncache;
+  for (int i = 0; i < ncache; i++)
+    if (cache[i].theirs == fd)
+      return cache[i].ours;
+  /* A forkserver worker: its parent is the server, the server's is the
+   * test process. */
+  pid_t test = parent_of(getppid());
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)test, fd);
+  int ours = open(path, O_RDWR | O_CLOEXEC);
+  if (ours >= 0 && ncache < 16) {
+    cache[ncache].theirs = fd;
+    cache[ncache++].ours = ours;
+  }
+  return ours;
+}
+
+void mpt_shared_new(mpt_shared *s, size_t len) {
+  s->len = len;
+  s->fd = memfd_create("mpt-shared", MFD_CLOEXEC);
+  assert_true(s->fd >= 0);
+  assert_int_equal(ftruncate(s->fd, (off_t)len), 0);
+  s->ptr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+  assert_true(s->ptr != MAP_FAILED);
+}
+
+void mpt_shared_free(mpt_shared *s) {
+  munmap(s->ptr, s->len);
+  close(s->fd);
+}
+
+void *mpt_shared_ptr(const mpt_shared *s) {
+  if (origin_pid)
+    return s->ptr;
+  static struct {
+    int fd;
+    void *p;
+  } cache[4];
+  static int ncache;
+  for (int i = 0; i < ncache; i++)
+    if (cache[i].fd == s->fd)
+      return cache[i].p;
+  int fd = mpt_peer_fd(s->fd);
+  void *p = fd < 0 ? MAP_FAILED
+                   : mmap(NULL, s->len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                          fd, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  if (ncache < 4) {
+    cache[ncache].fd = s->fd;
+    cache[ncache++].p = p;
+  }
+  return p;
+}
+
 int mpt_setup(void **state) {
   (void)state;
+  origin_pid = getpid();
   save_state();
   baseline_fds = mpt_count_fds();
   if (mpt_has_children()) {
@@ -444,11 +523,50 @@ int mpt_die_at_futex_works(void) {
 }
 
 int mpt_kill_parent_of(pid_t mid, const pid_t *workers, int n) {
-  int st, gone = 0;
-  if (kill(mid, SIGKILL) < 0 || waitpid(mid, &st, 0) != mid)
+  int st, gone = 0, fds[16];
+  /* Forkserver workers are not ours (their server is mid's child): watch
+   * them through pidfds taken while they still run. */
+  for (int i = 0; i < n && i < 16; i++)
+    fds[i] = (int)syscall(SYS_pidfd_open, workers[i], 0);
+  if (kill(mid, SIGKILL) < 0 || waitpid(mid, &st, 0) != mid) {
+    for (int i = 0; i < n && i < 16; i++)
+      if (fds[i] >= 0)
+        close(fds[i]);
     return -1;
-  for (int i = 0; i < n; i++)
-    gone += mpt_reap_within(workers[i], 1000, &st);
+  }
+  for (int i = 0; i < n; i++) {
+    if (i < 16 && fds[i] >= 0) {
+      struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+      int r;
+      do
+        r = poll(&pfd, 1, 1000);
+      while (r < 0 && errno == EINTR);
+      gone += r == 1;
+      if (r != 1)
+        syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0);
+      close(fds[i]);
+      (void)waitpid(workers[i], &st, 0); /* if it became ours */
+    } else if (waitid(P_PID, (id_t)workers[i], &(siginfo_t){0},
+                      WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD) {
+      /* Not ours and no pidfd (valgrind): gone once kill finds no one. */
+      double end = mpt_now() + 1;
+      while (kill(workers[i], 0) == 0 && mpt_now() < end)
+        usleep(1000);
+      gone += kill(workers[i], 0) < 0 && errno == ESRCH;
+    } else {
+      gone += mpt_reap_within(workers[i], 1000, &st);
+    }
+  }
+  /* What else became ours when mid died (a fork server) ends with it. */
+  double end = mpt_now() + 5;
+  pid_t r;
+  while ((r = waitpid(-1, &st, WNOHANG)) >= 0 || errno == EINTR) {
+    if (r > 0 || errno == EINTR)
+      continue;
+    if (mpt_now() > end)
+      break;
+    usleep(1000);
+  }
   prctl(PR_SET_CHILD_SUBREAPER, 0);
   return gone;
 }

@@ -114,4 +114,35 @@ void mpt_read(int fd, void *buf, size_t n);
 /* Read until EOF into a malloc'd, NUL-terminated buffer. */
 char *mpt_read_all(int fd, size_t *len);
 
+/* ---- start methods: the same tests under fork and forkserver ----
+ * ctest runs the pool and fault suites a second time with
+ * MPOOL_START_METHOD=forkserver. A forkserver worker is not a copy of the
+ * test process: it holds none of its fds and shares none of its memory,
+ * and sees globals as they were at start-up. Tasks reach the test's fds
+ * and shared memory through these. */
+
+/* 1 when pools and processes start by forkserver here (the default the
+ * environment chose), else 0. */
+int mpt_forkserver(void);
+
+/* In a task or initializer: fd, an fd of the test process, as this
+ * process can use it: fd itself in a forked worker, which inherited it;
+ * in a forkserver worker the test's own pipe or file, opened through
+ * /proc/<test pid>/fd (cached: the same fd comes back for the same fd).
+ * -1 when it cannot be. */
+int mpt_peer_fd(int fd);
+
+/* Memory a test shares with its workers under either method. */
+typedef struct mpt_shared {
+  void *ptr;  /* in the test process */
+  int fd;     /* its memfd, in the test process */
+  size_t len;
+} mpt_shared;
+/* len zeroed bytes, MAP_SHARED, or fail the test. */
+void mpt_shared_new(mpt_shared *s, size_t len);
+void mpt_shared_free(mpt_shared *s);
+/* In a task or initializer: the same bytes (mapped through mpt_peer_fd
+ * in a forkserver worker, once), or NULL. */
+void *mpt_shared_ptr(const mpt_shared *s);
+
 #endif

@@ -56,7 +56,7 @@ static int fault_task(const void *in, void *out) {
     break;
   case REPORT_HANG: {
     pid_t me = getpid();
-    (void)!write(it->fd, &me, sizeof me);
+    (void)!write(mpt_peer_fd(it->fd), &me, sizeof me);
     hang();
     break;
   }
@@ -79,14 +79,15 @@ static int fault_task(const void *in, void *out) {
     break;
   case FORK_ABRT: {
     /* A raw fork: the grandchild holds the worker's pipes, waits on fd. */
+    int gate = mpt_peer_fd(it->fd);
     pid_t g = fork();
     if (g == 0) {
       char c;
-      while (read(it->fd, &c, 1) < 0 && errno == EINTR)
+      while (read(gate, &c, 1) < 0 && errno == EINTR)
         ;
       _exit(0);
     }
-    (void)!write(it->arg, &g, sizeof g); /* tell the test who to wait for */
+    (void)!write(mpt_peer_fd(it->arg), &g, sizeof g); /* tell the test who to wait for */
     crash(SIGABRT);
     break;
   }
@@ -253,7 +254,10 @@ static void init_crash(void *arg) {
 
 /* Crashes the first time any worker runs it (a counter in shared memory). */
 static void init_crash_once(void *arg) {
-  if (__atomic_fetch_add((int *)arg, 1, __ATOMIC_SEQ_CST) == 0)
+  mpt_shared sh;
+  memcpy(&sh, arg, sizeof sh);
+  int *count = mpt_shared_ptr(&sh);
+  if (count && __atomic_fetch_add(count, 1, __ATOMIC_SEQ_CST) == 0)
     crash(SIGSEGV);
 }
 
@@ -281,14 +285,15 @@ static void test_initializer_always_crashes(void **state) {
 
 static void test_initializer_crashes_once(void **state) {
   (void)state;
-  int *count = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  assert_true(count != MAP_FAILED);
+  static mpt_shared sh;
+  mpt_shared_new(&sh, 4096);
+  int *count = sh.ptr;
   mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2, .initializer = init_crash_once,
-                                        .initarg = count});
+                                        .initarg = &sh, .initarg_len = sizeof sh});
   assert_pool_works(p);
   mpt_pool_done(p);
   assert_true(*count >= 3); /* two workers and the one replacement */
-  munmap(count, 4096);
+  mpt_shared_free(&sh);
 }
 
 static void test_huge_timeout_means_none(void **state) {
@@ -553,7 +558,7 @@ static int apply_report_hang(const void *arg, size_t len, mp_buf *res) {
   (void)len;
   (void)res;
   pid_t me = getpid();
-  (void)!write(*(const int *)arg, &me, sizeof me);
+  (void)!write(mpt_peer_fd(*(const int *)arg), &me, sizeof me);
   hang();
   return 0;
 }

@@ -66,13 +66,18 @@ static void test_map_matches_serial(void **state) {
   mpt_pool_done(p);
 }
 
+static void set_elem(void *arg) { memcpy(&g_elem, arg, sizeof g_elem); }
+
 static void test_map_element_sizes(void **state) {
   (void)state;
   static const size_t sizes[] = {1, 3, 8, 100, 4096, 65536};
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-    /* Workers see memory as it was when they were forked. */
+    /* Forked workers see memory as it was when they were forked; forkserver
+     * ones as it was at start-up: the initializer sets it in both. */
     g_elem = sizes[k];
-    mp_pool *p = pool_of(2);
+    mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2, .initializer = set_elem,
+                                         .initarg = &g_elem,
+                                         .initarg_len = sizeof g_elem});
     size_t n = g_elem >= 4096 ? 64 : 1000;
     unsigned char *in = malloc(n * g_elem), *out = malloc(n * g_elem);
     for (size_t i = 0; i < n * g_elem; i++)
@@ -243,19 +248,23 @@ static void test_workers_are_reused_children(void **state) {
 /* Initializer runs: counts in shared memory, per pid. */
 static int *g_init_log; /* [0]: count, then pids */
 static void init_record(void *arg) {
-  int *log = arg;
+  mpt_shared sh;
+  memcpy(&sh, arg, sizeof sh);
+  int *log = mpt_shared_ptr(&sh);
   int k = __atomic_fetch_add(&log[0], 1, __ATOMIC_SEQ_CST);
   log[1 + k] = getpid();
 }
 
 static void test_maxtasksperchild_and_initializer(void **state) {
   (void)state;
-  g_init_log = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  assert_true(g_init_log != MAP_FAILED);
+  static mpt_shared sh;
+  mpt_shared_new(&sh, 4096);
+  g_init_log = sh.ptr;
   mp_pool *p = NULL;
   assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.processes = 2, .maxtasksperchild = 2,
                                                       .initializer = init_record,
-                                                      .initarg = g_init_log}), 0);
+                                                      .initarg = &sh,
+                                                      .initarg_len = sizeof sh}), 0);
   enum { N = 12 };
   int in[N] = {0};
   pid_t out[N];
@@ -281,7 +290,7 @@ static void test_maxtasksperchild_and_initializer(void **state) {
   assert_true(distinct >= 6);
   mpt_pool_done(p);
   assert_true(g_init_log[0] >= 6);
-  munmap(g_init_log, 4096);
+  mpt_shared_free(&sh);
 }
 
 static void test_closed_and_state_errors(void **state) {
@@ -392,7 +401,7 @@ static void on_err(mp_result *r, void *arg) {
  * byte, and returns that byte. */
 static int wait_for_byte(const void *arg, size_t len, mp_buf *res) {
   (void)len;
-  int fd = *(const int *)arg;
+  int fd = mpt_peer_fd(*(const int *)arg);
   char c;
   while (read(fd, &c, 1) < 0 && errno == EINTR)
     ;
@@ -794,7 +803,13 @@ static int holds(const unsigned long *set, int n, unsigned long ino) {
 
 /* Counts workers past start-up: the initializer runs after a new worker
  * has closed the fds of every other library object. */
-static void count_ready(void *arg) { atomic_fetch_add((_Atomic int *)arg, 1); }
+static void count_ready(void *arg) {
+  mpt_shared sh;
+  memcpy(&sh, arg, sizeof sh);
+  _Atomic int *ready = mpt_shared_ptr(&sh);
+  if (ready)
+    atomic_fetch_add(ready, 1);
+}
 
 /* How many of a worker's pipes (ino, n) are in set. */
 static int count_in(const unsigned long *ino, int n, const unsigned long *set, int nset) {
@@ -821,10 +836,11 @@ static void test_two_pools_do_not_share_fds(void **state) {
    * own; neither is in these sets. */
   unsigned long mine[256], of_a[64], of_b[64];
   int nmine = mpt_pipe_inodes(getpid(), mine, 256);
-  _Atomic int *ready = mmap(NULL, sizeof *ready, PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  assert_true(ready != MAP_FAILED);
-  mp_pool_opts o = {.processes = 2, .initializer = count_ready, .initarg = (void *)ready};
+  static mpt_shared sh;
+  mpt_shared_new(&sh, sizeof(_Atomic int));
+  _Atomic int *ready = sh.ptr;
+  mp_pool_opts o = {.processes = 2, .initializer = count_ready, .initarg = &sh,
+                    .initarg_len = sizeof sh};
   mp_pool *a = NULL, *b = NULL;
   assert_int_equal(mp_pool_create(&a, &o), 0);
   int na_set = new_pipes(mine, nmine, of_a, 64);
@@ -859,7 +875,7 @@ static void test_two_pools_do_not_share_fds(void **state) {
   assert_int_equal(mp_pool_map(b, square_int, &x, 1, sizeof x, &y, sizeof y, NULL), 0);
   mpt_pool_done(b);
   mpt_pool_done(a);
-  munmap((void *)ready, sizeof *ready);
+  mpt_shared_free(&sh);
 }
 
 int main(int argc, char **argv) {

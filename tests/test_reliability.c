@@ -141,7 +141,7 @@ typedef struct fd_race {
 
 static void report_pid(void *arg) {
   pid_t me = getpid();
-  (void)!write(*(int *)arg, &me, sizeof me);
+  (void)!write(mpt_peer_fd(*(int *)arg), &me, sizeof me);
 }
 
 /* Every worker of p, once past start-up, holds exactly its own two pipe
@@ -188,7 +188,8 @@ static void *fd_race_thread(void *arg) {
   for (int i = 0; i < r->iters; i++) {
     mp_pool *p;
     mp_pool_opts o = {.processes = 2, .initializer = report_pid,
-                      .initarg = &r->report[1]};
+                      .initarg = &r->report[1],
+                      .initarg_len = sizeof r->report[1]};
     if (mp_pool_create(&p, &o) < 0) {
       r->errors++;
       continue;
@@ -452,7 +453,8 @@ static void test_protocol_error_fails_one_item(void **state) {
 /* ---- 6. workers die with their parent whatever the initializer did ---- */
 
 static void drop_privileges(void *arg) {
-  (void)arg;
+  /* The test's pipe, reached while this worker still may (forkserver). */
+  (void)mpt_peer_fd(*(const int *)arg);
   /* The kernel clears the parent-death signal on a credential change. */
   if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
     _exit(99);
@@ -461,7 +463,7 @@ static void drop_privileges(void *arg) {
 static int report_and_hang(const void *in, void *out) {
   (void)out;
   pid_t me = getpid();
-  (void)!write(*(const int *)in, &me, sizeof me);
+  (void)!write(mpt_peer_fd(*(const int *)in), &me, sizeof me);
   for (;;)
     pause();
   return 0;
@@ -477,8 +479,12 @@ static void test_privilege_dropping_initializer_dies_with_parent(void **state) {
   pid_t mid = fork();
   if (mid == 0) {
     mp_pool *p;
+    static int fd;
+    fd = rep[1];
     if (mp_pool_create(&p, &(mp_pool_opts){.processes = 2,
-                                           .initializer = drop_privileges}) < 0)
+                                           .initializer = drop_privileges,
+                                           .initarg = &fd,
+                                           .initarg_len = sizeof fd}) < 0)
       _exit(1);
     static int in[2], out[2];
     in[0] = in[1] = rep[1];
@@ -538,7 +544,10 @@ static void init_hang(void *arg) {
 
 /* The first worker to start hangs; the others do not. */
 static void init_hang_once(void *arg) {
-  if (atomic_fetch_add((_Atomic int *)arg, 1) == 0)
+  mpt_shared sh;
+  memcpy(&sh, arg, sizeof sh);
+  _Atomic int *starts = mpt_shared_ptr(&sh);
+  if (starts && atomic_fetch_add(starts, 1) == 0)
     init_hang(NULL);
 }
 
@@ -566,16 +575,16 @@ static void test_initializer_hang_times_out(void **state) {
   mp_pool_free(p);
 
   /* Only the first hangs: its replacement takes the work. */
-  _Atomic int *starts = mmap(NULL, sizeof *starts, PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  assert_true(starts != MAP_FAILED);
+  static mpt_shared sh;
+  mpt_shared_new(&sh, sizeof(_Atomic int));
+  _Atomic int *starts = sh.ptr;
   p = mpt_pool((mp_pool_opts){.processes = 1, .task_timeout = 0.2,
                               .initializer = init_hang_once,
-                              .initarg = (void *)starts});
+                              .initarg = &sh, .initarg_len = sizeof sh});
   assert_maps_within(p, 20);
   assert_true(atomic_load(starts) >= 2);
   mpt_pool_done(p);
-  munmap((void *)starts, sizeof *starts);
+  mpt_shared_free(&sh);
 }
 
 int main(int argc, char **argv) {

@@ -11,7 +11,7 @@
 static void test_frame_check(void **state) {
   (void)state;
   mp__frame_hdr h;
-  for (unsigned t = MP__FR_MAP; t <= MP__FR_APPLY_RES; t++) {
+  for (unsigned t = MP__FR_MAP; t <= MP__FR_LAST; t++) {
     mp__frame_init(&h, t, 42, 100);
     assert_int_equal(mp__frame_check(&h, 100), (int)t);
     assert_int_equal(mp__frame_check(&h, 99), MP_EPROTO); /* too long */
@@ -25,6 +25,24 @@ static void test_frame_check(void **state) {
   assert_int_equal(mp__frame_check(&h, 10), MP_EPROTO);
   memset(&h, 0xff, sizeof h);
   assert_int_equal(mp__frame_check(&h, UINT32_MAX), MP_EPROTO);
+}
+
+/* A task sent by reference that failed whole: only MP_ENOFUNC, exactly a
+ * header long, detail and reserved zero. */
+static void test_task_fail_check(void **state) {
+  (void)state;
+  mp__apply_res r = {MP_ENOFUNC, 0, 0};
+  int code = 0;
+  assert_int_equal(mp__task_fail_check(&r, sizeof r, &code), 0);
+  assert_int_equal(code, MP_ENOFUNC);
+  assert_int_equal(mp__task_fail_check(&r, sizeof r - 1, &code), MP_EPROTO);
+  assert_int_equal(mp__task_fail_check(&r, sizeof r + 1, &code), MP_EPROTO);
+  r.detail = 1;
+  assert_int_equal(mp__task_fail_check(&r, sizeof r, &code), MP_EPROTO);
+  r = (mp__apply_res){MP_ETASK, 1, 0};
+  assert_int_equal(mp__task_fail_check(&r, sizeof r, &code), MP_EPROTO);
+  r = (mp__apply_res){MP_ENOFUNC, 0, 1};
+  assert_int_equal(mp__task_fail_check(&r, sizeof r, &code), MP_EPROTO);
 }
 
 static void test_map_res_check(void **state) {
@@ -142,6 +160,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_frame_check),
       MPT_TEST(test_map_res_check),
+      MPT_TEST(test_task_fail_check),
       MPT_TEST(test_apply_res_check),
       MPT_TEST(test_frame_next),
       MPT_TEST(test_map_task_check),

@@ -225,7 +225,12 @@ int mp__pool_create_with(mp_pool **out, const mp_pool_opts *opts,
 }
 
 int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
-  return mp__pool_create_with(out, opts, &mp__tp_fork, NULL);
+  int m = mp__start_method(opts ? opts->start_method : 0);
+  if (m < 0)
+    return m;
+  return mp__pool_create_with(
+      out, opts, m == MP_START_FORKSERVER ? &mp__tp_forkserver : &mp__tp_fork,
+      NULL);
 }
 
 int mp_pool_processes(const mp_pool *pool) { return pool ? pool->nproc : 0; }

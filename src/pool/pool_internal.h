@@ -98,7 +98,7 @@ typedef struct mp__task {
   size_t tp_off;    /* bytes of its frame already sent */
   char *tp_copy;    /* its input, copied by cancel(); freed by the core */
   int tp_ctx;       /* its context goes before it */
-  unsigned char tp_head[80] __attribute__((aligned(16))); /* its headers */
+  unsigned char tp_head[128] __attribute__((aligned(16))); /* its headers */
 } mp__task;
 
 /* How a worker was lost, as its transport saw it. */
@@ -181,8 +181,10 @@ typedef struct mp__tp_ops {
   int (*pollfds)(void *tp, struct pollfd *out, int max, int64_t *due);
 } mp__tp_ops;
 
-/* The fork transport (tp_fork.c). */
+/* The pipes transport (tp_fork.c), its workers forked from the caller
+ * (fork) or by a fork server (forkserver, tp_forkserver.c). */
 extern const mp__tp_ops mp__tp_fork;
+extern const mp__tp_ops mp__tp_forkserver;
 
 /* ---- the core's records ---- */
 
@@ -458,5 +460,9 @@ int mp__pool_pollfds(mp_pool *p, struct pollfd *out, int max, int64_t *due);
 int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
                     size_t len);
 void mp__core_lost(mp_pool *p, int w, const mp__loss *loss);
+/* The whole of task id, the oldest worker w holds, failed in the worker
+ * before it ran (MP_ENOFUNC: its function cannot be resolved there): every
+ * item fails with code, detail. Returns 0, or MP_EPROTO as mp__core_result. */
+int mp__core_failed(mp_pool *p, int w, uint64_t id, int code, int detail);
 
 #endif /* MPOOL_POOL_INTERNAL_H */

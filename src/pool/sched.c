@@ -385,6 +385,19 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
   return 0;
 }
 
+int mp__core_failed(mp_pool *p, int w, uint64_t id, int code, int detail) {
+  core_worker *cw = &p->w[w];
+  mp__list *n = mp__list_first(&cw->q);
+  chunk *c = n ? MP__ENTRY(n, chunk, link) : NULL;
+  if (!c || c->t.id != id)
+    return MP_EPROTO;
+  mp__chunk_fail(c, c->start, c->t.count, code, detail);
+  mp__list_remove(n);
+  cw->nq--;
+  mp__chunk_free(p, c);
+  return 0;
+}
+
 /*
  * Worker cw sent bytes that are not a frame: an item it ran wrote to its
  * pipes. Only items it had run by the time the bytes were read can have:

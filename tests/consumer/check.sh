@@ -23,6 +23,12 @@ echo "$out"
 test "$out" = "$want"
 out=$("$work/cm/consumer_static")
 test "$out" = "$want"
+# The fork server is the program itself, taken over before main by the
+# library's constructor: it must be there in a static link too.
+for prog in consumer consumer_static; do
+  out=$(MPOOL_START_METHOD=forkserver "$work/cm/$prog")
+  test "$out" = "$want"
+done
 
 echo "== pkg-config mpool"
 libdir=$(dirname "$(ls "$prefix"/lib*/pkgconfig/mpool.pc)")
@@ -40,5 +46,7 @@ test "$out" = "$want"
   $(pkg-config --cflags mpool) "$(pkg-config --variable=libdir mpool)/libmpool.a" \
   $(pkg-config --libs-only-other --static mpool) -lrt
 out=$("$work/pcs")
+test "$out" = "$want"
+out=$(MPOOL_START_METHOD=forkserver "$work/pcs")
 test "$out" = "$want"
 echo "consumer: ok"
