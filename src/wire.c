@@ -149,10 +149,13 @@ void mp__close(int fd) {
   errno = saved;
 }
 
-ssize_t mp__read_full(int fd, void *buf, size_t n) {
+/* read (off < 0) or pread at off, until n bytes, EOF or an error. */
+static ssize_t read_loop(int fd, void *buf, size_t n, off_t off) {
   size_t got = 0;
   while (got < n) {
-    ssize_t r = read(fd, (char *)buf + got, n - got);
+    ssize_t r = off < 0 ? read(fd, (char *)buf + got, n - got)
+                        : pread(fd, (char *)buf + got, n - got,
+                                off + (off_t)got);
     if (r < 0) {
       if (errno == EINTR)
         continue;
@@ -165,20 +168,12 @@ ssize_t mp__read_full(int fd, void *buf, size_t n) {
   return (ssize_t)got;
 }
 
+ssize_t mp__read_full(int fd, void *buf, size_t n) {
+  return read_loop(fd, buf, n, -1);
+}
+
 ssize_t mp__pread_full(int fd, void *buf, size_t n, off_t off) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    if (r == 0)
-      break;
-    got += (size_t)r;
-  }
-  return (ssize_t)got;
+  return off < 0 ? -EINVAL : read_loop(fd, buf, n, off);
 }
 
 int mp__writev_full(int fd, struct iovec *iov, int iovcnt) {
