@@ -382,24 +382,35 @@ static void test_sem_across_processes(void **state) {
 }
 
 
-/* Releases armed: raises the value, dies at the wakeup. */
-static int sem_release_and_die(void *arg) {
+/* The change g_wake makes, made armed: it raises the state, then dies at
+ * its wakeup's futex call. */
+static void (*g_wake)(void);
+static int wake_and_die(void *arg) {
   (void)arg;
   if (mpt_die_at_futex() < 0)
     return 3;
-  mp_sem_release(g_sem);
+  g_wake();
   return 4; /* not killed: nobody was asleep */
 }
+
+/* waiter asleep in futex, then a process killed between wake's change and
+ * its wakeup: the waiter must still see the change and return code. */
+static void waiter_outlives_waker(mp_target_fn waiter, int code,
+                                  void (*wake)(void)) {
+  g_wake = wake;
+  mp_process *w = mpt_start(waiter, NULL);
+  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(w), 30), 0);
+  assert_int_equal(mpt_finish(mpt_start(wake_and_die, NULL)), -SIGSYS);
+  assert_int_equal(mpt_finish_within(w, 5), code);
+}
+
+static void sem_release_g(void) { mp_sem_release(g_sem); }
 
 static void test_sem_releaser_killed_at_wake(void **state) {
   (void)state;
   SKIP_UNLESS_DIE_AT_FUTEX();
   assert_int_equal(mp_sem_create(&g_sem, 0, 0), 0);
-  mp_process *waiter = mpt_start(sem_take, NULL);
-  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(waiter), 30), 0);
-  mp_process *releaser = mpt_start(sem_release_and_die, NULL);
-  assert_int_equal(mpt_finish(releaser), -SIGSYS);
-  assert_int_equal(mpt_finish_within(waiter, 5), 7);
+  waiter_outlives_waker(sem_take, 7, sem_release_g);
   assert_int_equal(mp_sem_value(g_sem), 0);
   mp_sem_free(g_sem);
 }
@@ -445,24 +456,13 @@ static void test_event_wakes_all(void **state) {
 }
 
 
-/* Sets armed: sets the flag, dies at the wakeup. */
-static int event_set_and_die(void *arg) {
-  (void)arg;
-  if (mpt_die_at_futex() < 0)
-    return 3;
-  mp_event_set(g_go);
-  return 4; /* not killed: nobody was asleep */
-}
+static void event_set_g(void) { mp_event_set(g_go); }
 
 static void test_event_setter_killed_at_wake(void **state) {
   (void)state;
   SKIP_UNLESS_DIE_AT_FUTEX();
   assert_int_equal(mp_event_create(&g_go), 0);
-  mp_process *waiter = mpt_start(event_waiter, NULL);
-  assert_int_not_equal(mpt_wait_in_futex(mp_process_pid(waiter), 30), 0);
-  mp_process *setter = mpt_start(event_set_and_die, NULL);
-  assert_int_equal(mpt_finish(setter), -SIGSYS);
-  assert_int_equal(mpt_finish_within(waiter, 5), 9);
+  waiter_outlives_waker(event_waiter, 9, event_set_g);
   mp_event_free(g_go);
 }
 
