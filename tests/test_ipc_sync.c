@@ -83,11 +83,22 @@ static int acquire_expect_dead(void *arg) {
   return mp_lock_release(g_lock) == 0 ? 42 : 12;
 }
 
-static void test_lock_timeout_held_by_other(void **state) {
-  (void)state;
+/* The lock a child holds and the events that sequence it. */
+static void lock_objs_new(void) {
   assert_int_equal(mp_lock_create(&g_lock), 0);
   assert_int_equal(mp_event_create(&g_held), 0);
   assert_int_equal(mp_event_create(&g_go), 0);
+}
+
+static void lock_objs_free(void) {
+  mp_event_free(g_go);
+  mp_event_free(g_held);
+  mp_lock_free(g_lock);
+}
+
+static void test_lock_timeout_held_by_other(void **state) {
+  (void)state;
+  lock_objs_new();
   mp_process *p = mpt_start(hold_until_go, NULL);
   assert_int_equal(mp_event_wait(g_held, -1), 0);
   assert_int_equal(mp_lock_acquire(g_lock, 0), MP_ETIMEDOUT);
@@ -98,16 +109,12 @@ static void test_lock_timeout_held_by_other(void **state) {
   assert_int_equal(mp_lock_acquire(g_lock, -1), 0); /* released, not dead */
   assert_int_equal(mp_lock_release(g_lock), 0);
   assert_int_equal(mpt_finish(p), 0);
-  mp_event_free(g_go);
-  mp_event_free(g_held);
-  mp_lock_free(g_lock);
+  lock_objs_free();
 }
 
 static void test_lock_holder_killed(void **state) {
   (void)state;
-  assert_int_equal(mp_lock_create(&g_lock), 0);
-  assert_int_equal(mp_event_create(&g_held), 0);
-  assert_int_equal(mp_event_create(&g_go), 0);
+  lock_objs_new();
 
   /* A holder dies; a waiting process gets the lock and is told. */
   mp_process *holder = mpt_start(hold_forever, NULL);
@@ -134,9 +141,7 @@ static void test_lock_holder_killed(void **state) {
   assert_int_equal(mp_lock_acquire(g_lock, 0), 0);
   assert_int_equal(mp_lock_release(g_lock), 0);
 
-  mp_event_free(g_go);
-  mp_event_free(g_held);
-  mp_lock_free(g_lock);
+  lock_objs_free();
 }
 
 /* A holder that exits without releasing is also reported. */
@@ -195,9 +200,7 @@ static int acquire_plain(void *arg) {
 static void test_lock_releaser_killed_at_wake(void **state) {
   (void)state;
   SKIP_UNLESS_DIE_AT_FUTEX();
-  assert_int_equal(mp_lock_create(&g_lock), 0);
-  assert_int_equal(mp_event_create(&g_held), 0);
-  assert_int_equal(mp_event_create(&g_go), 0);
+  lock_objs_new();
   mp_process *holder = mpt_start(release_and_die, NULL);
   assert_int_equal(mp_event_wait(g_held, -1), 0);
   mp_process *waiter = mpt_start(acquire_plain, NULL);
@@ -207,9 +210,7 @@ static void test_lock_releaser_killed_at_wake(void **state) {
   assert_int_equal(mpt_finish_within(waiter, 5), 42);
   assert_int_equal(mp_lock_acquire(g_lock, 0), 0);
   assert_int_equal(mp_lock_release(g_lock), 0);
-  mp_event_free(g_go);
-  mp_event_free(g_held);
-  mp_lock_free(g_lock);
+  lock_objs_free();
 }
 
 /* ---- Lock.locked(), RLock ---- */
@@ -245,9 +246,7 @@ static void test_lock_locked(void **state) {
   assert_int_equal(mp_lock_locked(g_lock), 0);
   assert_int_equal(mp_lock_acquire(g_lock, 0), MP_EOWNERDEAD);
   assert_int_equal(mp_lock_release(g_lock), 0);
-  mp_event_free(g_go);
-  mp_event_free(g_held);
-  mp_lock_free(g_lock);
+  lock_objs_free();
 }
 
 static void test_rlock_basic(void **state) {
