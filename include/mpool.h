@@ -471,11 +471,40 @@ typedef struct mp_pool_opts {
    * integer cast to a pointer), pointing to nothing in the worker.
    * Ignored by fork, whose workers see initarg itself. */
   size_t initarg_len;
+  /* How tasks and results move between the pool and its workers (see
+   * "Transports" below): MP_TRANSPORT_SHM or MP_TRANSPORT_PIPE; 0: the
+   * default, MP_TRANSPORT_SHM unless the environment variable
+   * MPOOL_TRANSPORT was "pipe" when the program started. */
+  int transport;
 } mp_pool_opts;
 
 /*
+ * Transports. MP_TRANSPORT_PIPE: every task and result crosses a pipe, and
+ * a process waiting for one sleeps in poll() or read(). MP_TRANSPORT_SHM
+ * (the default): they cross shared-memory rings, one pair per worker
+ * (512 KiB each way, mapped only by the pool's process and that worker),
+ * and a waiting process spins on its ring only while that pays: its peer
+ * is awake on another CPU, a CPU is free for the spinner, and recent waits
+ * were short enough to be caught (the budget adapts, 2 to 50 us); else it
+ * sleeps at once (a futex in the worker, poll() in the parent), and is
+ * woken only when it said it sleeps. Across CPUs a round trip then costs
+ * what memory costs, not what a wake-up costs; on one CPU (or when every
+ * CPU is busy) it costs what the pipes cost. Both give the same results
+ * and guarantees: a worker's death is still seen at once (its result
+ * pipe's EOF), large map inputs still go by reference through the task
+ * pipe, and the pool validates every byte and every ring index a worker
+ * could have written (a worker that scribbles on its ring is a protocol
+ * error: MP_EPROTO for the item it ran). An idle shm pool sleeps as a
+ * pipe pool does. Either works with either start method.
+ */
+enum {
+  MP_TRANSPORT_PIPE = 1,
+  MP_TRANSPORT_SHM = 2,
+};
+
+/*
  * Start the workers. Returns 0 and sets *out; MP_EINVAL for a NULL out or a
- * negative count or timeout, an unknown start_method, an initializer that
+ * negative count or timeout, an unknown start_method or transport, an initializer that
  * cannot be made a portable reference (forkserver); MP_ENOFUNC when the
  * fork server cannot resolve the initializer; -ENOENT (or another error of
  * exec) when the fork server cannot be started from /proc/self/exe; -EAGAIN (fork: e.g. RLIMIT_NPROC), -EMFILE /

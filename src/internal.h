@@ -217,7 +217,9 @@ enum {
   MP__FR_TASK_FAIL = 11, /* worker -> parent: the whole task failed (an
                           * mp__apply_res header, no body): MP_ENOFUNC */
   MP__FR_BYTES_REF = 12, /* parent -> worker: mp__fnref, then a bytes task */
-  MP__FR_LAST = MP__FR_BYTES_REF,
+  MP__FR_DIVERT = 13,    /* parent -> worker (shm): the next frames, a
+                          * uint64 of bytes, come on the task pipe */
+  MP__FR_LAST = MP__FR_DIVERT,
 };
 
 /* Every frame is padded to a multiple of MP__ALIGN bytes on the wire, and
@@ -472,6 +474,7 @@ typedef struct mp__slot {
 typedef struct mp__worker_cfg {
   int task_fd;  /* read end */
   int res_fd;   /* write end */
+  int chan_fd;  /* the shm transport's channel (shmchan.h), -1: none */
   mp__slot *slot;
   pid_t parent; /* the pool's process */
   void (*initializer)(void *);
@@ -499,6 +502,11 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg);
 /* In a worker: its result pipe, or -1 elsewhere. For the fault tests, which
  * make a task break the protocol; not part of the API. */
 int mp__worker_res_fd(void);
+/* In a worker: write raw bytes into its result stream, whichever carries it
+ * (the result pipe, or the shm transport's ring), in order with its
+ * results. For the same tests. Returns 0, or -1 (not in a worker; the
+ * parent is gone). */
+int mp__worker_inject(const void *p, size_t n);
 
 /* Set the name mp_current_process_name() returns (child side). */
 void mp__set_process_name(const char *name);

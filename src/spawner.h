@@ -17,10 +17,11 @@ typedef struct mp__spawn_ops {
    * and *slots, or -errno (nothing is left behind). */
   int (*create)(const mp__tp_cfg *cfg, void **sp, mp__slot **slots);
   /* Start worker idx, named name, on task_rd and res_wr (the child's pipe
-   * ends: the caller closes its own copy of res_wr afterwards). Returns 0
-   * with *pid and *pidfd (-1: none, signal through signal()), or -errno. */
+   * ends: the caller closes its own copy of res_wr afterwards) and chan_fd
+   * (its shared-memory channel, shmchan.h; -1: none). Returns 0 with *pid
+   * and *pidfd (-1: none, signal through signal()), or -errno. */
   int (*spawn)(void *sp, int idx, const char *name, int task_rd, int res_wr,
-               pid_t *pid, int *pidfd);
+               int chan_fd, pid_t *pid, int *pidfd);
   /* Send sig to pid, a worker of this spawner not yet reaped by reap(). */
   void (*signal)(void *sp, pid_t pid, int pidfd, int sig);
   /* Wait for pid, which has ended or been sent SIGKILL, to be gone.

@@ -12,9 +12,21 @@
  * start method forks them from the caller here (mp__spawn_fork, and tasks
  * cross as pointers); the forkserver method has a server process fork them
  * (tp_forkserver.c, and tasks cross as portable references).
+ *
+ * The shm transport is this one with the frames' bytes in a shared-memory
+ * channel per worker (shmchan.h) instead of the pipes. The pipes stay: EOF
+ * on the result pipe still says a worker died, the result pipe brings the
+ * parent wake-up bytes when it sleeps in poll(), and the task pipe carries
+ * the large inputs that go by reference (vmsplice), each announced in the
+ * ring by an MP__FR_DIVERT frame. A wait looks at the rings first, spins
+ * on them while that pays (see shm_may_spin), and only then sleeps in the
+ * same poll() as the pipes transport.
  */
 #include "pool/pool_internal.h"
+#include "shmchan.h"
 #include "spawner.h"
+
+#include <sched.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -47,6 +59,7 @@ typedef struct fw {
   int why;         /* MP__LOST_PROTO or MP__LOST_NOMEM, as detected */
   uint64_t why_task; /* what it ran when that was detected */
   uint32_t why_item;
+  mp__chan chan;   /* shm: its channel (chan.map NULL: none) */
 } fw;
 
 typedef struct tp_fork {
@@ -61,6 +74,11 @@ typedef struct tp_fork {
   mp__slot *slots;    /* shared with the workers: what each one runs */
   struct pollfd *pfd; /* the poll set: 2 per worker */
   int *pfd_map;       /* what each entry is: 2 * worker (+ 1: task pipe) */
+  int shm;            /* the bytes go through channels (shmchan.h) */
+  int64_t polled_ns;  /* shm: when the pipes were last polled */
+  int cpu;            /* shm: the CPU the last wait ran on */
+  mp__chan spin;      /* shm: the parent's spin budget (only spin_ns and
+                       * ncpu are used) */
 } tp_fork;
 
 /* An empty slot: no process, no fds. */
@@ -75,6 +93,7 @@ static void fw_close_fds(fw *w) {
   mp__fd_drop(&w->task_rd);
   mp__fd_drop(&w->res_fd);
   mp__fd_drop(&w->pidfd);
+  mp__chan_close(&w->chan);
 }
 
 static mp__task *task_of(mp__list *n) {
@@ -87,10 +106,13 @@ static mp__task *fw_next(fw *w, mp__task *t) {
 }
 
 static int pipes_create(const mp__tp_cfg *cfg, const mp__spawn_ops *sp_ops,
-                        void **out) {
+                        int shm, void **out) {
   tp_fork *f = calloc(1, sizeof *f);
   if (!f)
     return -ENOMEM;
+  f->shm = shm;
+  f->spin.spin_ns = 20000;
+  f->spin.ncpu = mp__cpus_usable();
   f->core = cfg->core;
   f->nproc = cfg->nproc;
   f->opts = cfg->opts;
@@ -117,26 +139,42 @@ static int pipes_create(const mp__tp_cfg *cfg, const mp__spawn_ops *sp_ops,
 
 static int fork_create(const mp__tp_cfg *cfg, void *arg, void **out) {
   (void)arg;
-  return pipes_create(cfg, &mp__spawn_fork, out);
+  return pipes_create(cfg, &mp__spawn_fork, 0, out);
 }
 
 static int server_create(const mp__tp_cfg *cfg, void *arg, void **out) {
   (void)arg;
-  return pipes_create(cfg, &mp__spawn_server, out);
+  return pipes_create(cfg, &mp__spawn_server, 0, out);
+}
+
+static int fork_shm_create(const mp__tp_cfg *cfg, void *arg, void **out) {
+  (void)arg;
+  return pipes_create(cfg, &mp__spawn_fork, 1, out);
+}
+
+static int server_shm_create(const mp__tp_cfg *cfg, void *arg, void **out) {
+  (void)arg;
+  return pipes_create(cfg, &mp__spawn_server, 1, out);
 }
 
 static int fork_start(void *tp, int idx) {
   tp_fork *f = tp;
   fw *w = &f->w[idx];
-  int tfd[2], rfd[2] = {-1, -1};
+  int tfd[2], rfd[2] = {-1, -1}, cfd = -1;
+  mp__chan chan = {0};
   int rc = mp__pipe_reg(tfd);
   if (rc < 0)
     return rc;
   if ((rc = mp__pipe_reg(rfd)) < 0 || (rc = mp__set_nonblock(tfd[1])) < 0 ||
       (rc = mp__set_nonblock(rfd[0])) < 0)
     goto error;
+  if (f->shm && ((rc = cfd = mp__chan_create()) < 0 ||
+                 (rc = mp__chan_open(&chan, cfd, 1, -1)) < 0))
+    goto error;
   mp__pipe_grow(tfd[1], PIPE_BYTES);
-  mp__pipe_grow(rfd[0], PIPE_BYTES);
+  /* Under shm the result pipe carries wake-up bytes only. */
+  if (!f->shm)
+    mp__pipe_grow(rfd[0], PIPE_BYTES);
 
   mp__slot *slot = &f->slots[idx];
   atomic_store(&slot->task_id, 0);
@@ -145,9 +183,10 @@ static int fork_start(void *tp, int idx) {
   snprintf(name, sizeof name, "PoolWorker-%u", ++f->spawned);
   pid_t pid;
   int pidfd;
-  if ((rc = f->sp_ops->spawn(f->sp, idx, name, tfd[0], rfd[1], &pid,
+  if ((rc = f->sp_ops->spawn(f->sp, idx, name, tfd[0], rfd[1], cfd, &pid,
                              &pidfd)) < 0)
     goto error;
+  mp__fd_drop(&cfd); /* the mapping stays */
   /* The parent keeps its copy of the task pipe's read end: a pipe with a
    * reader never raises SIGPIPE, so a worker that dies while the parent
    * writes to it costs a full pipe at worst, and no signal (and no signal
@@ -159,6 +198,7 @@ static int fork_start(void *tp, int idx) {
   w->task_fd = tfd[1];
   w->task_rd = tfd[0];
   w->res_fd = rfd[0];
+  w->chan = chan;
   return 0;
 
 error:
@@ -166,6 +206,8 @@ error:
     mp__fd_drop(&tfd[i]);
     mp__fd_drop(&rfd[i]);
   }
+  mp__fd_drop(&cfd);
+  mp__chan_close(&chan);
   return rc;
 }
 
@@ -275,39 +317,142 @@ static int task_spliced(const mp__task *t) {
  * pages (vmsplice) instead of a copy; every such page has been read, or its
  * pipe closed with its dead worker, before the caller may touch it again.
  */
+/* Write what the pipe takes of t, from where it stopped: the headers
+ * copied, the body by reference. Returns as mp__writev_some. */
+static ssize_t write_spliced(fw *w, mp__task *t) {
+  struct iovec iov[7];
+  size_t total;
+  int k = task_iov(t, iov, &total);
+  size_t body = total - iov[k - 1].iov_len - iov[k - 2].iov_len;
+  if (t->tp_off < body) { /* the headers, copied */
+    int f = iov_skip(iov, k - 2, t->tp_off);
+    return mp__writev_some(w->task_fd, iov + f, k - 2 - f);
+  }
+  int f = iov_skip(iov, k, t->tp_off);
+  if (t->tp_off < body + t->in_len)
+    return mp__vmsplice_some(w->task_fd, iov + f, 1);
+  return mp__writev_some(w->task_fd, iov + f, k - f);
+}
+
+/* Gather w's pending tasks from t on: t from where it stopped, then the
+ * next ones whole, up to one that goes by reference. Returns the count of
+ * entries in iov[0..IOV_BATCH). */
+static int gather(fw *w, mp__task *t, struct iovec *iov) {
+  int n = 0;
+  for (mp__task *u = t; u && n + 7 <= IOV_BATCH; u = fw_next(w, u)) {
+    if (u != t && task_spliced(u))
+      break;
+    size_t total;
+    int k = task_iov(u, iov + n, &total);
+    int f = u == t ? iov_skip(iov + n, k, u->tp_off) : 0;
+    memmove(iov + n, iov + n + f, (size_t)(k - f) * sizeof *iov);
+    n += k - f;
+  }
+  return n;
+}
+
+/* Spread wrote bytes over w's pending tasks, oldest first. */
+static void tx_advance(fw *w, size_t left) {
+  while (w->tx) {
+    struct iovec tmp[7];
+    size_t total;
+    (void)task_iov(w->tx, tmp, &total);
+    size_t rest = total - w->tx->tp_off;
+    if (left < rest) {
+      w->tx->tp_off += left;
+      break;
+    }
+    w->tx->tp_off = total;
+    left -= rest;
+    w->tx = fw_next(w, w->tx);
+  }
+}
+
+static void fw_fail(tp_fork *f, int idx, int why);
+
+/*
+ * shm: put w's pending tasks into its ring, as much as there is room for.
+ * A task that goes by reference (task_spliced) goes on the task pipe as
+ * under pipes, announced first in the ring by an MP__FR_DIVERT frame that
+ * says how many bytes follow on the pipe; the worker reads them there when
+ * it reaches the announcement, so the order of tasks holds. A task half
+ * sent stays on the channel it began on (cancel may have copied it).
+ */
+static void fw_write_shm(tp_fork *f, int idx) {
+  fw *w = &f->w[idx];
+  int put_any = 0;
+  while (w->tx && !w->dead) {
+    mp__task *t = w->tx;
+    ssize_t wrote;
+    if (!t->tp_divert && t->tp_off == 0 && task_spliced(t) &&
+        w->task_fd >= 0) {
+      struct iovec tmp[7];
+      size_t total;
+      (void)task_iov(t, tmp, &total);
+      uint64_t len = total;
+      mp__frame_hdr h;
+      mp__frame_init(&h, MP__FR_DIVERT, t->id, sizeof len);
+      char frame[sizeof h + MP__ALIGN] = {0}; /* padded as every frame */
+      memcpy(frame, &h, sizeof h);
+      memcpy(frame + sizeof h, &len, sizeof len);
+      struct iovec iov = {frame, sizeof frame};
+      /* All or nothing: a frame this small fits whole or waits. */
+      ssize_t room = mp__chan_room(&w->chan);
+      if (room < 0) {
+        fw_fail(f, idx, MP__LOST_PROTO);
+        return;
+      }
+      if ((size_t)room < sizeof frame)
+        break;
+      (void)mp__chan_put(&w->chan, &iov, 1);
+      t->tp_divert = 1;
+      put_any = 1;
+    }
+    if (t->tp_divert) {
+      if (w->task_fd < 0)
+        break;
+      if (task_spliced(t)) {
+        wrote = write_spliced(w, t);
+      } else { /* its input copied by cancel: the rest by copy */
+        struct iovec iov[7];
+        size_t total;
+        int k = task_iov(t, iov, &total);
+        int s0 = iov_skip(iov, k, t->tp_off);
+        wrote = mp__writev_some(w->task_fd, iov + s0, k - s0);
+      }
+      if (wrote == -EAGAIN)
+        break;
+      if (wrote < 0) {
+        w->tx = NULL; /* as fw_write: its EOF settles the rest */
+        break;
+      }
+    } else {
+      struct iovec iov[IOV_BATCH];
+      int n = gather(w, t, iov);
+      wrote = mp__chan_put(&w->chan, iov, n);
+      if (wrote < 0) {
+        fw_fail(f, idx, MP__LOST_PROTO);
+        return;
+      }
+      if (wrote == 0)
+        break;
+      put_any = 1;
+    }
+    tx_advance(w, (size_t)wrote);
+  }
+  if (put_any)
+    mp__chan_wake_data(&w->chan);
+}
+
 static void fw_write(fw *w) {
   while (w->tx && !w->dead && w->task_fd >= 0) {
     struct iovec iov[IOV_BATCH];
-    int n = 0;
     ssize_t wrote;
     mp__task *t = w->tx;
-    if (task_spliced(t)) {
-      size_t total;
-      int k = task_iov(t, iov, &total);
-      size_t body = total - iov[k - 1].iov_len - iov[k - 2].iov_len;
-      if (t->tp_off < body) { /* the headers, copied */
-        int f = iov_skip(iov, k - 2, t->tp_off);
-        wrote = mp__writev_some(w->task_fd, iov + f, k - 2 - f);
-      } else if (t->tp_off < body + t->in_len) {
-        int f = iov_skip(iov, k, t->tp_off);
-        wrote = mp__vmsplice_some(w->task_fd, iov + f, 1);
-      } else {
-        int f = iov_skip(iov, k, t->tp_off);
-        wrote = mp__writev_some(w->task_fd, iov + f, k - f);
-      }
-    } else {
-      /* This task from where it stopped, then the next ones whole. */
-      for (mp__task *u = t; u && n + 7 <= IOV_BATCH; u = fw_next(w, u)) {
-        if (u != t && task_spliced(u))
-          break;
-        size_t total;
-        int k = task_iov(u, iov + n, &total);
-        int f = u == t ? iov_skip(iov + n, k, u->tp_off) : 0;
-        memmove(iov + n, iov + n + f, (size_t)(k - f) * sizeof *iov);
-        n += k - f;
-      }
-      wrote = mp__writev_some(w->task_fd, iov, n);
-    }
+    if (task_spliced(t))
+      wrote = write_spliced(w, t);
+    else
+      wrote = mp__writev_some(w->task_fd, iov, gather(w, t, iov));
     if (wrote == -EAGAIN)
       return;
     if (wrote < 0) {
@@ -316,21 +461,7 @@ static void fw_write(fw *w) {
       w->tx = NULL;
       return;
     }
-    /* Spread what went over the tasks, oldest first. */
-    size_t left = (size_t)wrote;
-    while (w->tx) {
-      struct iovec tmp[7];
-      size_t total;
-      (void)task_iov(w->tx, tmp, &total);
-      size_t rest = total - w->tx->tp_off;
-      if (left < rest) {
-        w->tx->tp_off += left;
-        break;
-      }
-      w->tx->tp_off = total;
-      left -= rest;
-      w->tx = fw_next(w, w->tx);
-    }
+    tx_advance(w, (size_t)wrote);
   }
 }
 
@@ -338,6 +469,7 @@ static int fork_send(void *tp, int idx, mp__task *t) {
   tp_fork *f = tp;
   fw *w = &f->w[idx];
   t->tp_off = 0;
+  t->tp_divert = 0;
   tx_prepare(w, t);
   mp__list_push(&w->tasks, &t->tp_link);
   if (!w->tx)
@@ -359,8 +491,9 @@ static int fork_cancel(void *tp, int idx, uint64_t id) {
       continue;
     if (!unsent)
       return 0; /* wholly written: its bytes are in the pipe */
-    if (t == w->tx && t->tp_off > 0) {
-      /* Half written: the worker waits for the rest of the frame. */
+    if (t == w->tx && (t->tp_off > 0 || t->tp_divert)) {
+      /* Half written (or announced on the channel): the worker waits for
+       * the rest of the frame. */
       char *copy = malloc(t->in_len ? t->in_len : 1);
       if (!copy)
         return -ENOMEM;
@@ -412,7 +545,17 @@ static void fork_retire(void *tp, int idx) {
   mp__frame_hdr stop;
   mp__frame_init(&stop, MP__FR_STOP, 0, 0);
   struct iovec iov = {&stop, sizeof stop};
-  (void)mp__writev_some(w->task_fd, &iov, 1);
+  if (w->chan.map) {
+    /* The worker sleeps on its futex, not on the pipe: the frame goes in
+     * the ring (empty too), and it is woken. */
+    if (mp__chan_put(&w->chan, &iov, 1) <= 0) {
+      fw_kill(f, w, 0); /* it scribbled on its ring: end it */
+      return;
+    }
+    mp__chan_wake_data(&w->chan);
+  } else {
+    (void)mp__writev_some(w->task_fd, &iov, 1);
+  }
   mp__fd_drop(&w->task_fd);
 }
 
@@ -568,9 +711,34 @@ static int fw_parse(tp_fork *f, int idx) {
   return 0;
 }
 
-/* Drain w's result pipe. Marks it dead on EOF, a bad frame or no memory. */
+/* shm: read the wake-up bytes on w's result pipe. On EOF (the worker
+ * ended) what it left in its ring is read first, then it is dead; any byte
+ * but the wake-up byte is a protocol error. */
+static void fw_read(tp_fork *f, int idx);
+static void fw_read_wake(tp_fork *f, int idx) {
+  fw *w = &f->w[idx];
+  char b[64];
+  ssize_t n = mp__read_some(w->res_fd, b, sizeof b);
+  if (n == -EAGAIN)
+    return;
+  if (n <= 0) {
+    fw_read(f, idx);
+    w->dead = 1;
+    return;
+  }
+  for (ssize_t i = 0; i < n; i++) {
+    if (b[i] != (char)MP__CHAN_WAKE) {
+      fw_fail(f, idx, MP__LOST_PROTO);
+      return;
+    }
+  }
+}
+
+/* Drain w's results: its result pipe (pipes), its ring (shm). Marks it dead
+ * on EOF, a bad frame or no memory. */
 static void fw_read(tp_fork *f, int idx) {
   fw *w = &f->w[idx];
+  int got_any = 0;
   for (;;) {
     if (w->rcap - w->rlen < RX_MIN / 4) {
       size_t cap = w->rcap ? w->rcap * 2 : RX_MIN;
@@ -583,6 +751,20 @@ static void fw_read(tp_fork *f, int idx) {
       w->rcap = cap;
     }
     size_t room = w->rcap - w->rlen;
+    if (w->chan.map) {
+      ssize_t n = mp__chan_get(&w->chan, w->rbuf + w->rlen, room);
+      if (n < 0) {
+        fw_fail(f, idx, MP__LOST_PROTO);
+        return;
+      }
+      if (n == 0)
+        break;
+      got_any = 1;
+      w->rlen += (size_t)n;
+      if (fw_parse(f, idx) < 0)
+        return;
+      continue;
+    }
     ssize_t n = mp__read_some(w->res_fd, w->rbuf + w->rlen, room);
     if (n == -EAGAIN)
       return;
@@ -604,6 +786,14 @@ static void fw_read(tp_fork *f, int idx) {
     if ((size_t)n < room)
       return; /* drained for now; poll says when there is more */
   }
+  /* shm: the ring drained. */
+  if (w->rlen == 0 && w->rcap > 4 * (size_t)MP__RING_BYTES) {
+    free(w->rbuf);
+    w->rbuf = NULL;
+    w->rcap = 0;
+  }
+  if (got_any)
+    mp__chan_wake_room(&w->chan);
 }
 
 /* w is dead (EOF) or killed: reap it and report it lost. */
@@ -611,7 +801,7 @@ static void fw_bury(tp_fork *f, int idx) {
   fw *w = &f->w[idx];
   const mp__slot *slot = &f->slots[idx];
   /* Results it sent before we killed it for a timeout still count. */
-  if (w->drain && !w->why && w->res_fd >= 0)
+  if (w->drain && !w->why && (w->res_fd >= 0 || w->chan.map))
     fw_read(f, idx);
   /* EOF can also come from a live worker whose task closed its fds or
    * exec'd: it is useless now. A worker already dead keeps its own status;
@@ -639,6 +829,188 @@ static void fw_bury_dead(tp_fork *f) {
       fw_bury(f, i);
 }
 
+/* ---- shm: the wait ---- */
+
+/* A shm wait sleeps in poll() only when nothing is ready; while results
+ * keep coming it still polls the pipes this often (ns), so a death (EOF)
+ * is seen within about this long even by a parent that never sleeps. */
+enum { SHM_POLL_EVERY = 1000000 };
+
+static int fw_live(const fw *w) { return w->pid && !w->dead; }
+
+/* w's task waits for room in its ring (not for its pipe). */
+static int fw_wants_room(const fw *w) { return w->tx && !w->tx->tp_divert; }
+
+/* Whether w has something for us: results, or room we wait for. */
+static int shm_due(const fw *w) {
+  return mp__chan_readable(&w->chan) ||
+         (fw_wants_room(w) && mp__chan_writable(&w->chan));
+}
+
+/* Move what the rings hold now. Returns whether anything was due. */
+static int shm_scan(tp_fork *f) {
+  int any = 0;
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!fw_live(w) || !shm_due(w))
+      continue;
+    any = 1;
+    if (mp__chan_readable(&w->chan))
+      fw_read(f, i);
+    if (fw_live(w) && w->tx)
+      fw_write_shm(f, i);
+  }
+  return any;
+}
+
+/*
+ * Spin on the rings until something is due, while spinning pays: a worker
+ * that holds tasks is awake on another CPU than ours (its answer comes
+ * without a wake-up; on our CPU it could not run while we spin), the awake
+ * workers leave a CPU free for us (else we would steal a worker's), and
+ * the budget (which adapts: see mp__spin_learn) lasts. Returns whether
+ * something became due (then moved).
+ */
+static int shm_spin(tp_fork *f, int64_t deadline) {
+  int64_t budget = mp__spin_budget(&f->spin);
+  if (budget <= 0)
+    return 0;
+  int cpu = f->cpu;
+  int awake = 0, producer = 0;
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!fw_live(w))
+      continue;
+    if (mp__chan_peer_asleep(&w->chan))
+      continue;
+    awake++;
+    if (!mp__list_empty(&w->tasks) && mp__chan_peer_cpu(&w->chan) != cpu)
+      producer = 1;
+  }
+  if (!producer || awake >= f->spin.ncpu)
+    return 0;
+  int64_t t0 = mp__now_ns(), end = t0 + budget;
+  if (end > deadline)
+    end = deadline;
+  for (unsigned k = 1;; k++) {
+    mp__cpu_relax();
+    for (int i = 0; i < f->nproc; i++) {
+      if (fw_live(&f->w[i]) && shm_due(&f->w[i])) {
+        mp__spin_learn(&f->spin, mp__now_ns() - t0);
+        return shm_scan(f);
+      }
+    }
+    if (k % 32 == 0 && mp__now_ns() >= end)
+      break;
+  }
+  mp__spin_learn(&f->spin, -1);
+  return 0;
+}
+
+/* The pipes a shm wait polls: each live worker's result pipe (wake-up
+ * bytes, EOF), and its task pipe while a task goes there. */
+static unsigned shm_pollset(tp_fork *f) {
+  unsigned n = 0;
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!fw_live(w))
+      continue;
+    f->pfd[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
+    f->pfd_map[n++] = 2 * i;
+    if (w->tx && w->tx->tp_divert && w->task_fd >= 0) {
+      f->pfd[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
+      f->pfd_map[n++] = 2 * i + 1;
+    }
+  }
+  return n;
+}
+
+/* Announce to every live worker that we sleep (and for what). */
+static void shm_sleep_begin(tp_fork *f) {
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (fw_live(w))
+      mp__chan_sleep_begin(&w->chan, MP__SLEEP_DATA |
+                                         (fw_wants_room(w) ? MP__SLEEP_ROOM
+                                                           : 0));
+  }
+}
+
+static void shm_sleep_end(tp_fork *f) {
+  for (int i = 0; i < f->nproc; i++)
+    if (f->w[i].chan.map)
+      mp__chan_sleep_end(&f->w[i].chan);
+}
+
+static int shm_wait(tp_fork *f, int64_t deadline) {
+  fw_bury_dead(f);
+  /* Where we run, for the workers' spin policy and ours. */
+  f->cpu = sched_getcpu();
+  for (int i = 0; i < f->nproc; i++)
+    if (f->w[i].chan.map)
+      mp__chan_set_cpu(&f->w[i].chan, f->cpu);
+  for (int i = 0; i < f->nproc; i++)
+    if (fw_live(&f->w[i]) && f->w[i].tx)
+      fw_write_shm(f, i);
+  int got = shm_scan(f);
+  int64_t now = mp__now_ns();
+  if (!got && deadline > now)
+    got = shm_spin(f, deadline);
+  if (got) {
+    if (now - f->polled_ns < SHM_POLL_EVERY) {
+      fw_bury_dead(f);
+      return 0;
+    }
+    deadline = 0; /* look at the pipes, without sleeping */
+  }
+  unsigned n = shm_pollset(f);
+  if (deadline > now) {
+    shm_sleep_begin(f);
+    for (int i = 0; i < f->nproc; i++)
+      if (fw_live(&f->w[i]) && shm_due(&f->w[i]))
+        deadline = 0; /* it came as we announced: no sleep */
+  }
+  int rc = n ? mp__poll(f->pfd, n, deadline) : 0;
+  f->polled_ns = mp__now_ns();
+  shm_sleep_end(f);
+  for (unsigned k = 0; rc > 0 && k < n; k++) {
+    int i = f->pfd_map[k] / 2;
+    if (!f->pfd[k].revents || !fw_live(&f->w[i]))
+      continue;
+    if (f->pfd_map[k] % 2 == 0)
+      fw_read_wake(f, i);
+    else
+      fw_write_shm(f, i);
+  }
+  (void)shm_scan(f);
+  fw_bury_dead(f);
+  return rc < 0 ? rc : 0;
+}
+
+/* What shm_wait would poll, the sleep announced (a wait(tp, 0) after the
+ * caller's poll takes it back); due now when a ring has something. */
+static int shm_pollfds(tp_fork *f, struct pollfd *out, int max,
+                       int64_t *due) {
+  int n = 0;
+  shm_sleep_begin(f);
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!w->pid)
+      continue;
+    if (w->dead || shm_due(w))
+      *due = 0;
+    if (n < max)
+      out[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
+    n++;
+    if (w->tx && w->tx->tp_divert && w->task_fd >= 0) {
+      if (n < max)
+        out[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
+      n++;
+    }
+  }
+  return n;
+}
+
 /*
  * The wait: each worker's result pipe (EOF there is how a worker's death is
  * seen: see mp__worker_main for children its tasks fork) and its task pipe
@@ -648,6 +1020,8 @@ static void fw_bury_dead(tp_fork *f) {
  */
 static int fork_wait(void *tp, int64_t deadline) {
   tp_fork *f = tp;
+  if (f->shm)
+    return shm_wait(f, deadline);
   fw_bury_dead(f);
   /* What the core queued since the last wait goes now, each worker's in
    * one write: a deep queue of tiny tasks costs one system call. */
@@ -689,6 +1063,8 @@ static int fork_wait(void *tp, int64_t deadline) {
 static int fork_pollfds(void *tp, struct pollfd *out, int max,
                         int64_t *due) {
   tp_fork *f = tp;
+  if (f->shm)
+    return shm_pollfds(f, out, max, due);
   int n = 0;
   for (int i = 0; i < f->nproc; i++) {
     fw *w = &f->w[i];
@@ -741,6 +1117,8 @@ static void fork_destroy(void *tp) {
 
 const mp__tp_ops mp__tp_fork = PIPES_OPS(fork_create, 0);
 const mp__tp_ops mp__tp_forkserver = PIPES_OPS(server_create, 1);
+const mp__tp_ops mp__tp_fork_shm = PIPES_OPS(fork_shm_create, 0);
+const mp__tp_ops mp__tp_forkserver_shm = PIPES_OPS(server_shm_create, 1);
 
 /* ---- the fork spawner: workers forked from the caller ---- */
 
@@ -771,17 +1149,18 @@ static int sf_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
 }
 
 static int sf_spawn(void *sp, int idx, const char *name, int task_rd,
-                    int res_wr, pid_t *pid_out, int *pidfd) {
+                    int res_wr, int chan_fd, pid_t *pid_out, int *pidfd) {
   spawn_fork *s = sp;
-  int keep[2] = {task_rd, res_wr};
-  mp__fork_req req = {.keep = keep, .nkeep = 2, .die_with_parent = 1,
-                      .name = name};
+  int keep[3] = {task_rd, res_wr, chan_fd};
+  mp__fork_req req = {.keep = keep, .nkeep = chan_fd >= 0 ? 3 : 2,
+                      .die_with_parent = 1, .name = name};
   pid_t parent = getpid();
   pid_t pid = mp__fork(&req);
   if (pid == 0) {
     mp__worker_cfg cfg = {
         .task_fd = task_rd,
         .res_fd = res_wr,
+        .chan_fd = chan_fd,
         .slot = &s->slots[idx],
         .parent = parent,
         .initializer = s->opts->initializer,

@@ -13,7 +13,9 @@
  *                          argument bytes; answered by READY (0, or
  *                          MP_ENOFUNC when the initializer is not here).
  *                   SPAWN  fork worker `slot` on the two pipe ends it
- *                          carries (SCM_RIGHTS); answered by SPAWNED with
+ *                          carries (SCM_RIGHTS), and its shared-memory
+ *                          channel's memfd when it has one (shm transport,
+ *                          shmchan.h); answered by SPAWNED with
  *                          the pid and, where the kernel has them, a pidfd
  *                          for it (SCM_RIGHTS: signals go through it, never
  *                          to a raw pid).
@@ -249,6 +251,7 @@ static int server_hello(server *s, const fs_hello *h, int memfd) {
       .timed = h->timed,
       .max_res = h->max_res,
       .max_task = UINT32_MAX,
+      .chan_fd = -1,
   };
   return 0;
 }
@@ -259,7 +262,8 @@ static void server_spawn(server *s, const fs_msg *m, const int *fds, int nfds) {
   char name[sizeof m->name + 1];
   memcpy(name, m->name, sizeof m->name);
   name[sizeof m->name] = 0;
-  if (nfds != 2 || m->code < 0 || (uint32_t)m->code >= s->nslots) {
+  if (nfds < 2 || nfds > 3 || m->code < 0 ||
+      (uint32_t)m->code >= s->nslots) {
     r.code = MP_EPROTO;
   } else if (s->nlive == s->cap &&
              !(s->live = realloc(s->live, (s->cap = s->cap * 2 + 8) *
@@ -277,6 +281,7 @@ static void server_spawn(server *s, const fs_msg *m, const int *fds, int nfds) {
       mp__worker_cfg cfg = s->wcfg;
       cfg.task_fd = fds[0];
       cfg.res_fd = fds[1];
+      cfg.chan_fd = nfds == 3 ? fds[2] : -1;
       cfg.slot = &s->slots[m->code];
       mp__worker_main(&cfg);
     }
@@ -514,12 +519,12 @@ error:
 }
 
 static int fc_spawn(void *sp, int idx, const char *name, int task_rd,
-                    int res_wr, pid_t *pid, int *pidfd) {
+                    int res_wr, int chan_fd, pid_t *pid, int *pidfd) {
   fs_client *c = sp;
   fs_msg m = {.type = FS_SPAWN, .code = idx};
   snprintf(m.name, sizeof m.name, "%s", name);
-  int fds[2] = {task_rd, res_wr};
-  int rc = mp__send_msg(c->ctl, &m, sizeof m, fds, 2);
+  int fds[3] = {task_rd, res_wr, chan_fd};
+  int rc = mp__send_msg(c->ctl, &m, sizeof m, fds, chan_fd >= 0 ? 3 : 2);
   if (rc < 0)
     return rc;
   if ((rc = fc_next(c, FS_SPAWNED, &m, pidfd)) <= 0)

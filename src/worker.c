@@ -1,5 +1,8 @@
-/* worker.c: the child's loop. Read a task frame, run it, write the result. */
+/* worker.c: the child's loop. Read a task frame, run it, write the result.
+ * Frames come and go over the pipes, or over a shared-memory channel
+ * (shmchan.h) when the pool's transport is shm. */
 #include "internal.h"
+#include "shmchan.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -83,9 +86,48 @@ int mp_buf_append(mp_buf *b, const void *data, size_t n) {
  * frame, often several. */
 typedef struct rx {
   int fd;
+  mp__chan *chan;  /* the shm transport's channel; NULL: the pipe */
+  pid_t parent;
   char *buf;
   size_t cap, start, end;
 } rx;
+
+/* Bytes into buf from the channel: what is there, else wait for some.
+ * Returns the count, or -1 when the parent is gone. */
+static ssize_t chan_read(mp__chan *c, pid_t parent, char *buf, size_t cap) {
+  for (;;) {
+    ssize_t got = mp__chan_get(c, buf, cap);
+    if (got > 0) {
+      mp__chan_wake_room(c);
+      return got;
+    }
+    if (got < 0 || mp__chan_wait(c, MP__SLEEP_DATA, parent) < 0)
+      return -1;
+  }
+}
+
+/* Write all of iov[0..n) into the channel, waiting for room as the parent
+ * reads. Returns 0 or -1 (the parent is gone). */
+static int chan_write(mp__chan *c, pid_t parent, struct iovec *iov, int n) {
+  int first = 0;
+  while (first < n) {
+    ssize_t put = mp__chan_put(c, iov + first, n - first);
+    if (put < 0)
+      return -1;
+    if (put > 0)
+      mp__chan_wake_data(c);
+    size_t left = (size_t)put;
+    while (first < n && left >= iov[first].iov_len)
+      left -= iov[first++].iov_len;
+    if (first < n) {
+      iov[first].iov_base = (char *)iov[first].iov_base + left;
+      iov[first].iov_len -= left;
+      if (iov[first].iov_len && mp__chan_wait(c, MP__SLEEP_ROOM, parent) < 0)
+        return -1;
+    }
+  }
+  return 0;
+}
 
 /* Make at least n bytes available from r->buf + r->start. Returns 0, or -1
  * at EOF / error (the parent is gone or closed the pipe: time to exit). */
@@ -108,7 +150,9 @@ static int rx_need(rx *r, size_t n) {
     r->cap = cap;
   }
   while (r->end < n) {
-    ssize_t got = mp__read_some(r->fd, r->buf + r->end, r->cap - r->end);
+    ssize_t got =
+        r->chan ? chan_read(r->chan, r->parent, r->buf + r->end, r->cap - r->end)
+                : mp__read_some(r->fd, r->buf + r->end, r->cap - r->end);
     if (got <= 0)
       return -1;
     r->end += (size_t)got;
@@ -119,6 +163,8 @@ static int rx_need(rx *r, size_t n) {
 /* The worker's state between frames. */
 typedef struct wk {
   const mp__worker_cfg *cfg;
+  mp__chan *chan;     /* results go here (shm), else to cfg->res_fd */
+  pid_t parent;
   int timed;          /* the task being run records each item's start */
   char *out;          /* a map chunk's outputs and codes */
   size_t out_cap;
@@ -192,13 +238,20 @@ static void task_done(const wk *k) {
   atomic_store_explicit(&k->cfg->slot->task_id, 0, memory_order_release);
 }
 
+/* Write iov[0..n) to the parent whole. Returns 0 or -1 (it is gone). */
+static int out_writev(wk *k, struct iovec *iov, int n) {
+  if (k->chan)
+    return chan_write(k->chan, k->parent, iov, n);
+  return mp__writev_full(k->cfg->res_fd, iov, n) < 0 ? -1 : 0;
+}
+
 /* Write what is held. Returns 0 or -1 (the parent is gone). */
 static int held_flush(wk *k) {
   if (!k->held_len)
     return 0;
-  int rc = mp__write_full(k->cfg->res_fd, k->held, k->held_len);
+  struct iovec iov = {k->held, k->held_len};
   k->held_len = 0;
-  return rc < 0 ? -1 : 0;
+  return out_writev(k, &iov, 1);
 }
 
 /* Results held at most: past this they are written. */
@@ -253,7 +306,7 @@ direct:;
     iov[n++] = parts[i];
   iov[n++] = (struct iovec){(void *)zeros, framed - sizeof h - len};
   k->held_len = 0;
-  return mp__writev_full(k->cfg->res_fd, iov, n) < 0 ? -1 : 0;
+  return out_writev(k, iov, n);
 }
 
 /* Room for n bytes in k->out. */
@@ -437,14 +490,24 @@ static int run_by_ref(wk *k, uint64_t id, int type, char *p, uint32_t len,
 }
 
 static int current_res_fd = -1, current_task_fd = -1;
+static wk *current_wk;
 
 int mp__worker_res_fd(void) { return current_res_fd; }
+
+mp__chan *mp__worker_chan(void) { return current_wk ? current_wk->chan : NULL; }
+
+int mp__worker_inject(const void *p, size_t n) {
+  if (!current_wk)
+    return -1;
+  struct iovec iov = {(void *)p, n};
+  return out_writev(current_wk, &iov, 1);
+}
 
 /*
  * In a child forked by a task (fork() without exec): the worker's pipes are
  * the library's, not the child's. Were it to keep them, a worker that dies
  * would show no EOF to the parent until that child exits too. close() is
- * safe here, in a fork handler.
+ * safe here, in a fork handler. (The channel's mapping is not inherited.)
  */
 static void worker_forked_child(void) {
   close(current_task_fd);
@@ -452,12 +515,90 @@ static void worker_forked_child(void) {
   /* Not the grandchild's: a fork of its own must not close them again
    * (the numbers may be reused by then), nor may it write to them. */
   current_task_fd = current_res_fd = -1;
+  current_wk = NULL;
+}
+
+/* Run one frame. Returns 0, 1 when the worker is to stop, -1 on failure. */
+static int run_frame(wk *k, int type, const mp__frame_hdr *h, char *payload,
+                     int more) {
+  switch (type) {
+  case MP__FR_MAP:
+    return run_map(k, h->id, payload, h->len, more);
+  case MP__FR_APPLY:
+    return run_apply(k, h->id, payload, h->len, more);
+  case MP__FR_BYTES:
+    return run_bytes(k, h->id, payload, h->len, more);
+  case MP__FR_CTX:
+    return ctx_store(k, h->id, payload, h->len);
+  case MP__FR_MAP_REF:
+  case MP__FR_APPLY_REF:
+  case MP__FR_BYTES_REF:
+    return run_by_ref(k, h->id, type, payload, h->len, more);
+  default:
+    return -1;
+  }
+}
+
+/*
+ * An MP__FR_DIVERT frame (shm transport): the next frames, len bytes in
+ * all (the frames of one task: its context, then itself), come on the task
+ * pipe, their input sent by reference. Read them into *buf and run them;
+ * more: frames wait after them. Returns the tasks run, or -1.
+ */
+static int run_diverted(wk *k, const char *payload, uint32_t plen,
+                        char **buf, size_t *cap, int more) {
+  uint64_t len;
+  if (plen != sizeof len)
+    return -1;
+  memcpy(&len, payload, sizeof len);
+  if (len < sizeof(mp__frame_hdr) || len > (uint64_t)SIZE_MAX / 2)
+    return -1;
+  if (len > *cap) {
+    char *b = realloc(*buf, (size_t)len);
+    if (!b)
+      return -1;
+    *buf = b;
+    *cap = (size_t)len;
+  }
+  if (mp__read_full(k->cfg->task_fd, *buf, (size_t)len) != (ssize_t)len)
+    return -1;
+  int tasks = 0;
+  size_t off = 0;
+  while (off < len) {
+    mp__frame_hdr h;
+    size_t framelen;
+    int type = mp__frame_next(*buf + off, (size_t)len - off,
+                              k->cfg->max_task, &h, &framelen);
+    if (type <= 0 || (type = mp__frame_check(&h, k->cfg->max_task)) < 0 ||
+        type == MP__FR_DIVERT || type == MP__FR_STOP)
+      return -1;
+    int last = off + framelen >= len;
+    if (run_frame(k, type, &h, *buf + off + sizeof h, more || !last) < 0)
+      return -1;
+    tasks += type != MP__FR_CTX;
+    off += framelen;
+  }
+  if (*cap > 4 * 1024 * 1024) { /* do not keep a big input's buffer */
+    free(*buf);
+    *buf = NULL;
+    *cap = 0;
+  }
+  return tasks;
 }
 
 _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
   current_res_fd = cfg->res_fd;
   current_task_fd = cfg->task_fd;
   pthread_atfork(NULL, NULL, worker_forked_child);
+  pid_t parent = getppid();
+  mp__chan chan = {0};
+  if (cfg->chan_fd >= 0) {
+    int fd = cfg->chan_fd;
+    int rc = mp__chan_open(&chan, fd, 0, cfg->res_fd);
+    mp__fd_drop(&fd);
+    if (rc < 0)
+      mp__child_exit(1);
+  }
   if (cfg->initializer) {
     cfg->initializer(cfg->initarg);
     /* The kernel clears the parent-death signal when credentials change
@@ -465,9 +606,13 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
     mp__die_with_parent(cfg->parent);
   }
   atomic_store_explicit(&cfg->slot->ready, 1, memory_order_release);
-  rx r = {.fd = cfg->task_fd, .cap = 65536};
+  rx r = {.fd = cfg->task_fd, .cap = 65536, .parent = parent,
+          .chan = chan.map ? &chan : NULL};
   r.buf = malloc(r.cap);
-  wk k = {.cfg = cfg};
+  wk k = {.cfg = cfg, .chan = r.chan, .parent = parent};
+  current_wk = &k;
+  char *dbuf = NULL;
+  size_t dcap = 0;
   int done = 0;
   if (!r.buf)
     mp__child_exit(1);
@@ -489,32 +634,25 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
       break;
     char *payload = r.buf + r.start + sizeof h;
     /* Another whole frame already here after this one? */
-    int more = r.end - r.start >= framelen + sizeof h;
-    int rc;
-    if (type == MP__FR_MAP)
-      rc = run_map(&k, h.id, payload, h.len, more);
-    else if (type == MP__FR_APPLY)
-      rc = run_apply(&k, h.id, payload, h.len, more);
-    else if (type == MP__FR_BYTES)
-      rc = run_bytes(&k, h.id, payload, h.len, more);
-    else if (type == MP__FR_CTX)
-      rc = ctx_store(&k, h.id, payload, h.len);
-    else if (type == MP__FR_MAP_REF || type == MP__FR_APPLY_REF ||
-             type == MP__FR_BYTES_REF)
-      rc = run_by_ref(&k, h.id, type, payload, h.len, more);
-    else
-      rc = -1;
+    int more = r.end - r.start >= framelen + sizeof h ||
+               (r.chan && mp__chan_readable(r.chan));
+    int rc = type == MP__FR_DIVERT
+                 ? run_diverted(&k, payload, h.len, &dbuf, &dcap, more)
+                 : run_frame(&k, type, &h, payload, more);
     if (rc < 0)
       break;
     r.start += framelen;
-    if (type != MP__FR_CTX && cfg->maxtasks && ++done >= cfg->maxtasks)
+    int tasks = type == MP__FR_DIVERT ? rc : type != MP__FR_CTX;
+    if (tasks && cfg->maxtasks && (done += tasks) >= cfg->maxtasks)
       break;
   }
   (void)held_flush(&k);
+  current_wk = NULL;
   free(k.out);
   free(k.keep.data);
   free(k.ctx);
   free(k.held);
   free(r.buf);
+  free(dbuf);
   mp__child_exit(0);
 }

@@ -61,14 +61,14 @@ static int fault_task(const void *in, void *out) {
     break;
   }
   case GARBAGE: {
-    /* Bytes on the result pipe that are not a valid frame. */
+    /* Bytes in the result stream that are not a valid frame. */
     mp__frame_hdr h;
     memset(&h, 0xab, sizeof h);
     if (it->arg == 1) /* right magic, unknown task id */
       mp__frame_init(&h, MP__FR_MAP_RES, 999999, 8);
     if (it->arg == 2) /* right magic, absurd length */
       mp__frame_init(&h, MP__FR_MAP_RES, 1, 0x7fffffff);
-    (void)!write(mp__worker_res_fd(), &h, sizeof h);
+    (void)mp__worker_inject(&h, sizeof h);
     hang();
     break;
   }

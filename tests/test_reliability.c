@@ -402,7 +402,7 @@ static int proto_task(const void *in, void *out) {
   const pitem *it = in;
   if (it->junk) {
     static const char junk[64] = "these bytes are not a frame of the pool";
-    (void)!write(mp__worker_res_fd(), junk, sizeof junk);
+    (void)mp__worker_inject(junk, sizeof junk);
     if (it->junk == JUNK_HANG)
       for (;;)
         pause();
@@ -434,7 +434,9 @@ static void proto_case(mp_pool *p, int n, int bad, int junk, size_t chunksize) {
   if (wrong)
     fail_msg("item %d wrote junk: %d innocent items lost their results", bad,
              wrong);
-  assert_int_equal(bad_code, MP_EPROTO);
+  if (bad_code != MP_EPROTO)
+    fail_msg("item %d (junk %d, chunksize %zu) got %d, not MP_EPROTO", bad,
+             junk, chunksize, bad_code);
   assert_int_equal(rc, MP_EPROTO);
 }
 

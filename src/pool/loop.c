@@ -224,13 +224,29 @@ int mp__pool_create_with(mp_pool **out, const mp_pool_opts *opts,
   return 0;
 }
 
+/* The default transport: shm, unless MPOOL_TRANSPORT said "pipe" when the
+ * program started (read before main, so no thread's setenv can race it). */
+static int default_transport = MP_TRANSPORT_SHM;
+
+__attribute__((constructor)) static void transport_from_env(void) {
+  const char *t = getenv("MPOOL_TRANSPORT");
+  if (t && strcmp(t, "pipe") == 0)
+    default_transport = MP_TRANSPORT_PIPE;
+}
+
 int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
   int m = mp__start_method(opts ? opts->start_method : 0);
   if (m < 0)
     return m;
-  return mp__pool_create_with(
-      out, opts, m == MP_START_FORKSERVER ? &mp__tp_forkserver : &mp__tp_fork,
-      NULL);
+  int t = opts && opts->transport ? opts->transport : default_transport;
+  if (t != MP_TRANSPORT_PIPE && t != MP_TRANSPORT_SHM)
+    return MP_EINVAL;
+  const mp__tp_ops *ops;
+  if (m == MP_START_FORKSERVER)
+    ops = t == MP_TRANSPORT_SHM ? &mp__tp_forkserver_shm : &mp__tp_forkserver;
+  else
+    ops = t == MP_TRANSPORT_SHM ? &mp__tp_fork_shm : &mp__tp_fork;
+  return mp__pool_create_with(out, opts, ops, NULL);
 }
 
 int mp_pool_processes(const mp_pool *pool) { return pool ? pool->nproc : 0; }

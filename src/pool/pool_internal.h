@@ -98,6 +98,7 @@ typedef struct mp__task {
   size_t tp_off;    /* bytes of its frame already sent */
   char *tp_copy;    /* its input, copied by cancel(); freed by the core */
   int tp_ctx;       /* its context goes before it */
+  int tp_divert;    /* its frames go on the pipe, announced in the ring */
   unsigned char tp_head[128] __attribute__((aligned(16))); /* its headers */
 } mp__task;
 
@@ -182,9 +183,12 @@ typedef struct mp__tp_ops {
 } mp__tp_ops;
 
 /* The pipes transport (tp_fork.c), its workers forked from the caller
- * (fork) or by a fork server (forkserver, tp_forkserver.c). */
+ * (fork) or by a fork server (forkserver, tp_forkserver.c); and the same
+ * with the bytes in shared-memory rings (shm: tp_fork.c over shmchan.c). */
 extern const mp__tp_ops mp__tp_fork;
 extern const mp__tp_ops mp__tp_forkserver;
+extern const mp__tp_ops mp__tp_fork_shm;
+extern const mp__tp_ops mp__tp_forkserver_shm;
 
 /* ---- the core's records ---- */
 
