@@ -1,0 +1,310 @@
+/*
+ * test_shm.c: the shared-memory transport (issue 17): the option, a worker
+ * that scribbles on its ring, payloads larger than a ring both ways, large
+ * inputs sent by reference beside the ring, and a pool pinned to one CPU
+ * (where no one may spin). The pool and fault suites also run over it: it
+ * is the default transport (and again over pipes: the *_pipe tests).
+ */
+#include "fixture.h"
+
+#include "../src/shmchan.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+static mp_pool *shm_pool(int processes, double timeout) {
+  return mpt_pool((mp_pool_opts){.processes = processes,
+                                 .transport = MP_TRANSPORT_SHM,
+                                 .task_timeout = timeout});
+}
+
+static void test_unknown_transport_is_einval(void **state) {
+  (void)state;
+  mp_pool *p = (mp_pool *)0x1;
+  int fds = mpt_count_fds();
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.transport = 3}),
+                   MP_EINVAL);
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.transport = -1}),
+                   MP_EINVAL);
+  assert_ptr_equal(p, (mp_pool *)0x1);
+  assert_int_equal(mpt_count_fds(), fds);
+}
+
+static int triple(const void *in, void *out) {
+  *(int *)out = *(const int *)in * 3;
+  return 0;
+}
+
+/* Both transports, chosen explicitly, give the same results. */
+static void test_both_transports_explicit(void **state) {
+  (void)state;
+  int in[1000], out[1000];
+  for (int i = 0; i < 1000; i++)
+    in[i] = i;
+  for (int t = MP_TRANSPORT_PIPE; t <= MP_TRANSPORT_SHM; t++) {
+    mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2, .transport = t});
+    for (size_t cs = 0; cs <= 7; cs += 7) {
+      memset(out, 0, sizeof out);
+      assert_int_equal(mp_pool_map(p, triple, in, 1000, sizeof *in, out,
+                                   sizeof *out,
+                                   &(mp_map_opts){.chunksize = cs}),
+                       0);
+      for (int i = 0; i < 1000; i++)
+        assert_int_equal(out[i], 3 * i);
+    }
+    mpt_pool_done(p);
+  }
+}
+
+/* ---- a worker that scribbles on its ring ---- */
+
+enum { SCRIB_NONE, SCRIB_TAIL, SCRIB_HEAD, SCRIB_FRAME };
+
+typedef struct sitem {
+  int value;
+  int how;
+} sitem;
+
+/* What the page of a channel looks like from a worker: see shmchan.c. The
+ * test reaches the shared indices through the worker's view. */
+static int scribble_task(const void *in, void *out) {
+  const sitem *it = in;
+  mp__chan *c = mp__worker_chan();
+  if (it->how != SCRIB_NONE) {
+    if (!c)
+      return 77; /* not over shm: the test says so */
+    if (it->how == SCRIB_TAIL) {
+      /* Claim ten rings' worth of results. */
+      atomic_store(c->tx_tail, c->tx_pos + 10ull * MP__RING_BYTES);
+    } else if (it->how == SCRIB_HEAD) {
+      /* Claim to have read tasks the parent never wrote, and go on. */
+      atomic_store(c->rx_head, c->rx_pos + 12345);
+      *(int *)out = it->value * 3;
+      return 0;
+    } else {
+      /* A frame header whose length runs past everything. */
+      mp__frame_hdr h;
+      mp__frame_init(&h, MP__FR_MAP_RES, 1, 0x7ffffff0);
+      (void)mp__worker_inject(&h, sizeof h);
+    }
+    for (;;)
+      pause(); /* the parent must catch it now, not a later item */
+  }
+  *(int *)out = it->value * 3;
+  return 0;
+}
+
+static void scribble_case(int how) {
+  mp_pool *p = shm_pool(2, 30);
+  enum { N = 400, BAD = 200 };
+  sitem in[N];
+  int out[N];
+  mp_status st[N];
+  for (int i = 0; i < N; i++)
+    in[i] = (sitem){i + 1, i == BAD ? how : SCRIB_NONE};
+  int rc = mp_pool_map(p, scribble_task, in, N, sizeof *in, out, sizeof *out,
+                       &(mp_map_opts){.status = st, .chunksize = 1});
+  int wrong = 0;
+  for (int i = 0; i < N; i++)
+    if (i != BAD && (st[i].code != 0 || out[i] != 3 * (i + 1)))
+      wrong++;
+  if (st[BAD].code == MP_ETASK && st[BAD].detail == 77)
+    fail_msg("the pool did not run over shm");
+  assert_int_equal(wrong, 0);
+  assert_int_equal(st[BAD].code, MP_EPROTO);
+  assert_int_equal(rc, MP_EPROTO);
+  /* The pool goes on, its bad worker replaced. */
+  for (int i = 0; i < N; i++)
+    in[i].how = SCRIB_NONE;
+  assert_int_equal(mp_pool_map(p, scribble_task, in, N, sizeof *in, out,
+                               sizeof *out, NULL),
+                   0);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(out[i], 3 * (i + 1));
+  mpt_pool_done(p);
+}
+
+/* A result tail a ring past the parent's head: no read past the ring. */
+static void test_scribbled_tail_fails_its_item(void **state) {
+  (void)state;
+  scribble_case(SCRIB_TAIL);
+}
+
+/* A frame header in the ring with an absurd length. */
+static void test_scribbled_frame_fails_its_item(void **state) {
+  (void)state;
+  scribble_case(SCRIB_FRAME);
+}
+
+/*
+ * A task head past what the parent wrote, the item itself done right: the
+ * parent finds it when it next puts a task to that worker (in this call or
+ * the next), kills it as a protocol breaker, and runs what it held again
+ * (an item running then runs again alone: the suspect rule), so every
+ * result arrives, and the worker is a new one.
+ */
+static void test_scribbled_head_replaces_its_worker(void **state) {
+  (void)state;
+  mp_pool *p = shm_pool(1, 30);
+  enum { N = 300 };
+  sitem in[N];
+  int out[N];
+  for (int i = 0; i < N; i++)
+    in[i] = (sitem){i + 1, i == 0 ? SCRIB_HEAD : SCRIB_NONE};
+  pid_t before, after;
+  assert_int_equal(mp_pool_worker_pids(p, &before, 1), 1);
+  for (int round = 0; round < 2; round++) {
+    memset(out, 0, sizeof out);
+    assert_int_equal(mp_pool_map(p, scribble_task, in, N, sizeof *in, out,
+                                 sizeof *out,
+                                 &(mp_map_opts){.chunksize = 1}),
+                     0);
+    for (int i = 0; i < N; i++)
+      assert_int_equal(out[i], 3 * (i + 1));
+    in[0].how = SCRIB_NONE;
+  }
+  assert_int_equal(mp_pool_worker_pids(p, &after, 1), 1);
+  assert_int_not_equal(after, before);
+  mpt_pool_done(p);
+}
+
+/* ---- payloads larger than a ring, both ways ---- */
+
+static int echo_twice(const void *arg, size_t len, mp_buf *res) {
+  int rc = mp_buf_append(res, arg, len);
+  return rc ? rc : mp_buf_append(res, arg, len);
+}
+
+static void test_payloads_larger_than_a_ring(void **state) {
+  (void)state;
+  mp_pool *p = shm_pool(2, 0);
+  size_t n = 3 * (size_t)MP__RING_BYTES + 12345;
+  unsigned char *arg = malloc(n);
+  assert_non_null(arg);
+  for (size_t i = 0; i < n; i++)
+    arg[i] = (unsigned char)(i * 131 + 7);
+  for (int round = 0; round < 3; round++) {
+    void *res = NULL;
+    size_t len = 0;
+    assert_int_equal(mp_pool_apply(p, echo_twice, arg, n, &res, &len, NULL),
+                     0);
+    assert_int_equal(len, 2 * n);
+    assert_memory_equal(res, arg, n);
+    assert_memory_equal((char *)res + n, arg, n);
+    free(res);
+  }
+  free(arg);
+  mpt_pool_done(p);
+}
+
+/* Items of 1 MiB: a blocking map's chunks go by reference on the task
+ * pipe, announced in the ring; an async map's are copied through the ring;
+ * both in order with small tasks around them. */
+enum { BIG = 1 << 20 };
+
+static int big_sum(const void *in, void *out) {
+  const unsigned char *b = in;
+  uint64_t s = 0;
+  for (size_t i = 0; i < BIG; i += 61)
+    s += b[i];
+  memcpy(out, &s, sizeof s);
+  return 0;
+}
+
+static void test_large_inputs_by_reference_and_by_copy(void **state) {
+  (void)state;
+  mp_pool *p = shm_pool(2, 0);
+  enum { N = 12 };
+  unsigned char *in = malloc((size_t)N * BIG);
+  assert_non_null(in);
+  uint64_t want[N], out[N];
+  for (int k = 0; k < N; k++) {
+    unsigned char *b = in + (size_t)k * BIG;
+    want[k] = 0;
+    for (size_t i = 0; i < BIG; i++)
+      b[i] = (unsigned char)(i * 7 + (size_t)k);
+    for (size_t i = 0; i < BIG; i += 61)
+      want[k] += b[i];
+  }
+  for (size_t cs = 1; cs <= 3; cs += 2) {
+    memset(out, 0, sizeof out);
+    assert_int_equal(mp_pool_map(p, big_sum, in, N, BIG, out, sizeof *out,
+                                 &(mp_map_opts){.chunksize = cs}),
+                     0);
+    assert_memory_equal(out, want, sizeof want);
+    memset(out, 0, sizeof out);
+    mp_result *r;
+    assert_int_equal(mp_pool_map_async(p, big_sum, in, N, BIG, out,
+                                       sizeof *out,
+                                       &(mp_map_async_opts){.map.chunksize =
+                                                                cs},
+                                       &r),
+                     0);
+    assert_int_equal(mp_result_get(r, 60, NULL, NULL, NULL), 0);
+    mp_result_free(r);
+    assert_memory_equal(out, want, sizeof want);
+  }
+  free(in);
+  mpt_pool_done(p);
+}
+
+/* ---- one CPU: nobody may spin, and nothing may wait on a spinner ---- */
+
+static int echo(const void *arg, size_t len, mp_buf *res) {
+  return mp_buf_append(res, arg, len);
+}
+
+static void test_pinned_to_one_cpu(void **state) {
+  (void)state;
+  cpu_set_t old, one;
+  assert_int_equal(sched_getaffinity(0, sizeof old, &old), 0);
+  int cpu = -1;
+  for (int i = 0; i < CPU_SETSIZE && cpu < 0; i++)
+    if (CPU_ISSET(i, &old))
+      cpu = i;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+  mp_pool *p = shm_pool(2, 0);
+  double t0 = mpt_now();
+  for (int i = 0; i < 2000; i++) {
+    uint64_t x = (uint64_t)i * 977;
+    void *res = NULL;
+    size_t len = 0;
+    assert_int_equal(mp_pool_apply(p, echo, &x, sizeof x, &res, &len, NULL),
+                     0);
+    assert_int_equal(len, sizeof x);
+    assert_memory_equal(res, &x, sizeof x);
+    free(res);
+  }
+  enum { N = 5000 };
+  static int in[N], out[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i;
+  assert_int_equal(mp_pool_map(p, triple, in, N, sizeof *in, out, sizeof *out,
+                               &(mp_map_opts){.chunksize = 1}),
+                   0);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(out[i], 3 * i);
+  /* Not a timing test: a generous bound that only a spinner starving its
+   * peer for every round trip (tens of ms each) would break. */
+  assert_true(mpt_now() - t0 < 60);
+  mpt_pool_done(p);
+  assert_int_equal(sched_setaffinity(0, sizeof old, &old), 0);
+}
+
+int main(int argc, char **argv) {
+  mpt_filter(argc, argv);
+  const struct CMUnitTest tests[] = {
+      MPT_TEST(test_unknown_transport_is_einval),
+      MPT_TEST(test_both_transports_explicit),
+      MPT_TEST(test_scribbled_tail_fails_its_item),
+      MPT_TEST(test_scribbled_frame_fails_its_item),
+      MPT_TEST(test_scribbled_head_replaces_its_worker),
+      MPT_TEST(test_payloads_larger_than_a_ring),
+      MPT_TEST(test_large_inputs_by_reference_and_by_copy),
+      MPT_TEST(test_pinned_to_one_cpu),
+  };
+  return MPT_RUN(tests);
+}
