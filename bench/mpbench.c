@@ -21,6 +21,14 @@
  *   5 map over 64 x 1 MiB returning len | raw 1 MiB pipe        MB/s
  *   6 pool create + close + join (2 workers, no task)           ms
  *   7 maxtasksperchild=1, per task | raw fork per task          us per task
+ *   4 pipe: row 4 with its pools over the pipes transport
+ *   shm MODE: the shm transport ("lib") against the pipes transport
+ *     ("floor"), both libmpool, side by side (issue 17): MODE same / split,
+ *     the apply round trip placed as row 2 (us); map1, a map of 1,000,000
+ *     tiny items with chunksize 1 over 2 workers (items/s); idle, the CPU
+ *     seconds a pool of 2 workers uses over 10 s with nothing to do, half
+ *     of it outside the library and half waiting in it for a task that
+ *     sleeps (cpu_s)
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -37,6 +45,7 @@
 #include <unistd.h>
 
 static int quick;
+static int row4_transport; /* row 4's pools: 0 (the default) or "4 pipe" */
 
 const char *bench_name = "mpbench";
 
@@ -440,7 +449,9 @@ static void row_cpu(void) {
     ncpu = 16;
   mp_pool *pools[17] = {0};
   for (int k = 1; k <= ncpu; k++)
-    CHECK(mp_pool_create(&pools[k], &(mp_pool_opts){.processes = k}));
+    CHECK(mp_pool_create(&pools[k], &(mp_pool_opts){
+                                        .processes = k,
+                                        .transport = row4_transport}));
   /* Warm each pool's workers and buffers with a tiny map. */
   for (int k = 1; k <= ncpu; k++)
     CHECK(mp_pool_map(pools[k], sq, in, 4, sizeof *in, out, sizeof *out,
@@ -736,9 +747,163 @@ static void info(void) {
   printf("ncpu %d\n", mp_cpu_count());
 }
 
+/* ---- rows 13a-13d: the shm transport against the pipes transport ---- */
+
+static int shm_mode; /* 0 same, 1 split, 2 map1, 3 idle */
+
+static mp_pool *transport_pool(int transport) {
+  mp_pool *pool;
+  place_child_begin();
+  CHECK(mp_pool_create(&pool, &(mp_pool_opts){.processes = 2,
+                                              .transport = transport}));
+  place_child_end();
+  (void)apply_lib(&(sample){.pool = pool, .n = 200}); /* warm up */
+  return pool;
+}
+
+/* The pipes pool rides in sample.in (side_fn has one pool slot). */
+static double apply_pipe_pool(const sample *s) {
+  return apply_lib(&(sample){.pool = (mp_pool *)(void *)s->in, .n = s->n});
+}
+
+static void shm_apply(void) {
+  int n = quick ? 200 : place == PLACE_SAME ? 4000 : 20000;
+  pick_cpus();
+  if (place == PLACE_SPLIT && cpu_b < 0)
+    return; /* one CPU: the runner reports n/a */
+  pin(cpu_a);
+  mp_pool *shm = transport_pool(MP_TRANSPORT_SHM);
+  mp_pool *pipe = transport_pool(MP_TRANSPORT_PIPE);
+  side_by_side("us", apply_lib, apply_pipe_pool,
+               &(sample){.pool = shm, .in = (const char *)(void *)pipe,
+                         .n = n});
+  mp_pool_free(shm);
+  mp_pool_free(pipe);
+}
+
+static int add_one(const void *in, void *out) {
+  int64_t x;
+  memcpy(&x, in, sizeof x);
+  x += 1;
+  memcpy(out, &x, sizeof x);
+  return 0;
+}
+
+static double map1_rate(mp_pool *pool, const int64_t *in, int64_t *out,
+                        size_t n) {
+  double t0 = now_s();
+  CHECK(mp_pool_map(pool, add_one, in, n, sizeof *in, out, sizeof *out,
+                    &(mp_map_opts){.chunksize = 1}));
+  double rate = (double)n / (now_s() - t0);
+  for (size_t i = 0; i < n; i += 997)
+    if (out[i] != in[i] + 1)
+      die("row 13c: wrong result", MP_EPROTO);
+  return rate;
+}
+
+static void shm_map1(void) {
+  size_t n = quick ? 20000 : 1000000;
+  int64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+  if (!in || !out)
+    die("malloc", -ENOMEM);
+  for (size_t i = 0; i < n; i++)
+    in[i] = (int64_t)i;
+  mp_pool *shm = transport_pool(MP_TRANSPORT_SHM);
+  mp_pool *pipe = transport_pool(MP_TRANSPORT_PIPE);
+  double a[5], b[5];
+  int reps = inner(3);
+  for (int r = 0; r < reps; r++) {
+    if (r % 2) {
+      a[r] = map1_rate(shm, in, out, n);
+      b[r] = map1_rate(pipe, in, out, n);
+    } else {
+      b[r] = map1_rate(pipe, in, out, n);
+      a[r] = map1_rate(shm, in, out, n);
+    }
+  }
+  emit("lib", "items_per_s", median(a, reps));
+  emit("floor", "items_per_s", median(b, reps));
+  mp_pool_free(shm);
+  mp_pool_free(pipe);
+  free(in);
+  free(out);
+}
+
+/* CPU time a process has used, from /proc/PID/schedstat (ns, exact). */
+static double cpu_s_of(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+  FILE *f = fopen(path, "r");
+  unsigned long long ns = 0;
+  if (!f || fscanf(f, "%llu", &ns) != 1)
+    die("row 13d: cannot read schedstat", 0);
+  fclose(f);
+  return (double)ns / 1e9;
+}
+
+static double pool_cpu_s(mp_pool *pool) {
+  pid_t pids[2];
+  int n = mp_pool_worker_pids(pool, pids, 2);
+  double t = cpu_s_of(getpid());
+  for (int i = 0; i < n; i++)
+    t += pids[i] > 0 ? cpu_s_of(pids[i]) : 0;
+  return t;
+}
+
+static int nap(const void *arg, size_t len, mp_buf *res) {
+  (void)len;
+  (void)res;
+  double s;
+  memcpy(&s, arg, sizeof s);
+  struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    ;
+  return 0;
+}
+
+/* Over T seconds: T/2 with the pool untouched, then T/2 waiting in
+ * mp_result_wait for a task that sleeps (one worker asleep in its task,
+ * one idle, the parent in the library). */
+static double idle_cpu(mp_pool *pool, double t) {
+  double c0 = pool_cpu_s(pool);
+  struct timespec ts = {(time_t)(t / 2), (long)((t / 2 - (double)(time_t)(t / 2)) * 1e9)};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    ;
+  double half = t / 2;
+  mp_result *r;
+  CHECK(mp_pool_apply_async(pool, nap, &half, sizeof half, NULL, &r));
+  CHECK(mp_result_get(r, -1, NULL, NULL, NULL));
+  mp_result_free(r);
+  return pool_cpu_s(pool) - c0;
+}
+
+static void shm_idle(void) {
+  double t = quick ? 0.4 : 10;
+  mp_pool *shm = transport_pool(MP_TRANSPORT_SHM);
+  mp_pool *pipe = transport_pool(MP_TRANSPORT_PIPE);
+  /* One measurement each per round: the rounds give the median. */
+  emit("lib", "cpu_s", idle_cpu(shm, t));
+  emit("floor", "cpu_s", idle_cpu(pipe, t));
+  emit("info", "idle_s", t);
+  mp_pool_free(shm);
+  mp_pool_free(pipe);
+}
+
+static void row_shm(void) {
+  if (shm_mode <= 1) {
+    place = shm_mode == 0 ? PLACE_SAME : PLACE_SPLIT;
+    shm_apply();
+  } else if (shm_mode == 2) {
+    shm_map1();
+  } else {
+    shm_idle();
+  }
+}
+
 static int usage(void) {
-  fprintf(stderr, "usage: mpbench [-q] {1..7|fs|info} (2: [same|split]; "
-                  "fs: create|apply|replace)\n");
+  fprintf(stderr, "usage: mpbench [-q] {1..7|fs|shm|info} (2: [same|split]; "
+                  "4: [pipe]; fs: create|apply|replace; "
+                  "shm: same|split|map1|idle)\n");
   return 2;
 }
 
@@ -749,9 +914,29 @@ int main(int argc, char **argv) {
     i++;
   }
   if (i + 1 != argc && !(i + 2 == argc && (strcmp(argv[i], "2") == 0 ||
+                                            strcmp(argv[i], "4") == 0 ||
+                                            strcmp(argv[i], "shm") == 0 ||
                                             strcmp(argv[i], "fs") == 0)))
     return usage();
   const char *row = argv[i];
+  if (strcmp(row, "shm") == 0) {
+    static const char *const modes[] = {"same", "split", "map1", "idle"};
+    shm_mode = -1;
+    for (int k = 0; i + 2 == argc && k < 4; k++)
+      if (strcmp(argv[i + 1], modes[k]) == 0)
+        shm_mode = k;
+    if (shm_mode < 0)
+      return usage();
+    row_shm();
+    return fflush(stdout) == 0 ? 0 : 1;
+  }
+  if (strcmp(row, "4") == 0 && i + 2 == argc) {
+    if (strcmp(argv[i + 1], "pipe") != 0)
+      return usage();
+    row4_transport = MP_TRANSPORT_PIPE;
+    row_cpu();
+    return fflush(stdout) == 0 ? 0 : 1;
+  }
   if (i + 2 == argc && strcmp(row, "fs") == 0) {
     static const char *const parts[] = {"create", "apply", "replace"};
     fs_part = -1;

@@ -107,7 +107,7 @@ function line(num, what, lib, floor, pyv, ratio, target, result) {
 
 BEGIN {
   QUIET = 0.15
-  NLOAD = 15 # rows 1, 2a, 2b, 3..11, 12a..12c
+  NLOAD = 20 # rows 1, 2a, 2b, 3..11, 12a..12c, 13a..13e
   FS_WHAT[1] = "pool create + close + join, 2 workers, no tasks"
   FS_WHAT[2] = "apply round trip, 8-byte echo, 2 workers, one CPU"
   FS_WHAT[3] = "maxtasksperchild=1, 1 worker, per task"
@@ -285,9 +285,62 @@ END {
          i == 1 ? pyverdict(r2, ">=", 4) : verdict(r1, "<=", i == 2 ? 1.1 : 1.5))
   }
 
+  # 13a-13e: the shm transport ("lib") against the pipes transport
+  # ("floor"), both libmpool (issue 17)
+  for (i = 1; i <= 2; i++) {
+    row = i == 1 ? "13a" : "13b"
+    l = vmed(row, "lib", "us"); f = vmed(row, "floor", "us")
+    r = rmed(row, "lib", "us", "floor", "us", row ": shm / pipes")
+    if (i == 1) {
+      line(row, "shm transport: apply round trip, 8-byte echo, 2 workers, all on one CPU",
+           fmt(l, "us"), fmt(f, "us") " (pipes transport)", "— (not compared)",
+           r == "" ? "—" : x(r) " pipes", "<= 1.1x the pipes transport", verdict(r, "<=", 1.1))
+    } else {
+      ok = r == "" || l == "" ? "" : (l <= 2 && 1 / r >= 20)
+      line(row, "shm transport: apply round trip, 8-byte echo, 2 workers, parent and worker on two CPUs",
+           fmt(l, "us"), fmt(f, "us") " (pipes transport)", "— (not compared)",
+           r == "" ? "— (one CPU)" : sprintf("%.1fx faster than pipes", 1 / r),
+           "<= 2 us and >= 20x faster than pipes",
+           ok == "" ? "n/a" : verdict(ok, ">=", 1))
+    }
+  }
+  l = vmed("13c", "lib", "items_per_s"); f = vmed("13c", "floor", "items_per_s")
+  r = rmed("13c", "lib", "items_per_s", "floor", "items_per_s", "13c: shm / pipes")
+  line("13c", "shm transport: map of 1,000,000 tiny items, chunksize 1, 2 workers",
+       fmt_rate(l) " items/s", fmt_rate(f) " items/s (pipes transport)", "— (not compared)",
+       r == "" ? "—" : x(r) " pipes", ">= 3 M items/s", verdict(l, ">=", 3e6))
+  l = vmed("13d", "lib", "cpu_s"); f = vmed("13d", "floor", "cpu_s"); t = vmed("13d", "info", "idle_s")
+  line("13d", "shm transport: CPU time of an idle pool of 2 workers over " (t == "" ? "10" : t) " s (half untouched, half waiting in the library)",
+       l == "" ? "—" : sprintf("%.4f s", l), f == "" ? "—" : sprintf("%.4f s (pipes transport)", f),
+       "— (not compared)", "—", "<= 0.05 s", verdict(l, "<=", 0.05))
+  # Row 4's efficiency at 2 workers over shm (row 4: the default) and over
+  # pipes (13e), each round's pair measured one after the other.
+  n = 0; list = ""
+  for (rr = 1; rr <= rounds; rr++) {
+    if ((4, rr, "lib", "w2_s") in V && ("13e", rr, "lib", "w2_s") in V &&
+        V[4, rr, "lib", "w2_s"] > 0 && V["13e", rr, "lib", "w2_s"] > 0) {
+      es = V[4, rr, "floor", "serial_s"] / (2 * V[4, rr, "lib", "w2_s"])
+      ep = V["13e", rr, "floor", "serial_s"] / (2 * V["13e", rr, "lib", "w2_s"])
+      if (ep > 0) {
+        A[++n] = es / ep
+        list = join(list, sprintf("%.3g", es / ep))
+      }
+    }
+  }
+  if (n)
+    spread("13e: row 4 efficiency at 2 workers, shm / pipes", list)
+  r = med(A, n)
+  es = vmed(4, "floor", "serial_s"); ep = vmed("13e", "floor", "serial_s")
+  ws = vmed(4, "lib", "w2_s"); wp = vmed("13e", "lib", "w2_s")
+  line("13e", "shm transport: row 4's CPU-bound map, 2 workers, efficiency against pipes",
+       ws == "" ? "—" : sprintf("%.1f%% (shm, row 4)", 100 * es / (2 * ws)),
+       wp == "" ? "—" : sprintf("%.1f%% (pipes transport)", 100 * ep / (2 * wp)),
+       "— (not compared)", r == "" ? "—" : sprintf("%.3f of pipes'", r),
+       ">= 0.98 of the pipes transport's", verdict(r, ">=", 0.98))
+
   # Others' load per row: the noise each row ran under.
   for (i = 1; i <= NLOAD; i++) {
-    row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i <= 12 ? i - 1 : "12" substr("abc", i - 12, 1)
+    row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i <= 12 ? i - 1 : i <= 15 ? "12" substr("abc", i - 12, 1) : "13" substr("abcde", i - 15, 1)
     lc = ""; lp = ""
     for (rr = 1; rr <= rounds; rr++) {
       if ((row, rr, "info", "other_c") in V)

@@ -199,6 +199,7 @@ static void wake(mp__chan *c, uint32_t what) {
     return;
   if (!atomic_compare_exchange_strong(c->peer_sleep, &s, 0))
     return; /* it woke, or another waker took it */
+  c->woke = 1;
   if (c->parent) {
     (void)futex(c->peer_sleep, FUTEX_WAKE, 1, NULL);
   } else {
@@ -268,6 +269,12 @@ int mp__chan_wait(mp__chan *c, int what, pid_t parent) {
    * so neither would ever spin again. The budget ends spins that do not
    * pay: a parent that is truly idle costs at most SPIN_MIN a wait. */
   int64_t budget = mp__spin_budget(c);
+  /* A parent we just woke answers after its wake-up, not at once: wait
+   * for it as long as a wake-up takes, once, or the pair stays in the
+   * regime where each side sleeps because the other did. */
+  if (budget > 0 && c->woke)
+    budget = SPIN_MAX;
+  c->woke = 0;
   if (budget > 0 && mp__chan_peer_cpu(c) != cpu) {
     int64_t t0 = mp__now_ns(), took = -1;
     for (unsigned i = 1;; i++) {

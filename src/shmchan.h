@@ -55,6 +55,8 @@ typedef struct mp__chan {
   int parent;       /* this is the parent's side */
   int wake_fd;      /* the worker's: the result pipe, to wake the parent */
   int64_t spin_ns;  /* the current spin budget */
+  int woke;         /* this side woke its sleeping peer since it last
+                     * waited */
   int ncpu;         /* CPUs online, when opened */
 } mp__chan;
 
