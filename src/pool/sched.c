@@ -365,7 +365,7 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
     if (mp__bytes_res_check(payload, (uint32_t)len, c->t.count,
                             (uint32_t)p->max_res) < 0)
       return MP_EPROTO;
-    mp__job_deliver_bytes(j, c->start, c->t.count, payload);
+    mp__job_deliver_bytes(j, c->start, c->t.count, payload, len);
   } else {
     int bad = p->tp_ops->item_status
                   ? mp__apply_res_st_check(payload, (uint32_t)len,
