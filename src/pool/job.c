@@ -3,6 +3,7 @@
 #include "pool_internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,7 +263,8 @@ chunk *mp__chunk_new(mp_pool *p, job *j, size_t start, size_t count,
   } else if (!(c = malloc(sizeof *c))) {
     return NULL;
   }
-  memset(c, 0, sizeof *c);
+  /* tp_head, the last field, is the transport's to fill at send. */
+  memset(c, 0, offsetof(chunk, t.tp_head));
   mp__list_init(&c->link);
   mp__list_init(&c->t.tp_link);
   c->j = j;

@@ -200,7 +200,12 @@ static int sched_next_is_small(const mp_pool *p) {
  * worker; the map's last chunks go out shallow, so its end is balanced.
  */
 void mp__sched_feed(mp_pool *p) {
-  for (int level = 1; level <= MP__DEEP_WINDOW; level++) {
+  /* Levels no worker is below give nothing: start at the lowest queue. */
+  int low = MP__DEEP_WINDOW;
+  for (int i = 0; i < p->nproc; i++)
+    if (p->w[i].state == W_RUNNING && p->w[i].nq < low)
+      low = p->w[i].nq;
+  for (int level = low + 1; level <= MP__DEEP_WINDOW; level++) {
     int gave = 1;
     while (gave) {
       gave = 0;
