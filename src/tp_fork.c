@@ -229,7 +229,17 @@ static size_t meta_len(const mp__task *t) {
                                       : sizeof(mp__apply_task));
 }
 
-/* t's headers, in its tp_head; whether its call's context goes first. */
+/* Whether t's whole frame fits its tp_head, its input copied there at
+ * send: a tiny task (a chunksize-1 map's) then costs one iovec, not four,
+ * and a writev carries four times as many of them. */
+static int task_inline(const mp__task *t) {
+  return t->in_len < sizeof t->tp_head &&
+         HEAD_META + mp__padded((uint32_t)(meta_len(t) + t->in_len)) <=
+             sizeof t->tp_head;
+}
+
+/* t's headers, in its tp_head (a tiny task's input too: task_inline);
+ * whether its call's context goes first. */
 static void tx_prepare(fw *w, mp__task *t) {
   unsigned char *hd = t->tp_head;
   t->tp_ctx = t->ctx_id && t->ctx_id != w->ctx_sent;
@@ -261,13 +271,20 @@ static void tx_prepare(fw *w, mp__task *t) {
     memcpy(meta, &a, sizeof a);
     type = t->ref ? MP__FR_APPLY_REF : MP__FR_APPLY;
   }
+  uint32_t len = (uint32_t)(meta_len(t) + t->in_len);
   mp__frame_init((mp__frame_hdr *)(void *)(hd + HEAD_FRAME), type, t->id,
-                 (uint32_t)(meta_len(t) + t->in_len));
+                 len);
+  if (task_inline(t)) { /* its input, and the frame's padding, after it */
+    unsigned char *in = hd + HEAD_META + meta_len(t);
+    if (t->in_len)
+      memcpy(in, t->in, t->in_len);
+    memset(in + t->in_len, 0, mp__padded(len) - len);
+  }
 }
 
 static const char zeros[MP__ALIGN];
 
-/* The parts of t's bytes on the pipe into iov (at most 7); returns how
+/* The parts of t's bytes on the pipe into iov (at most 6); returns how
  * many, and their total into *total. */
 static int task_iov(mp__task *t, struct iovec *iov, size_t *total) {
   int n = 0;
@@ -278,10 +295,15 @@ static int task_iov(mp__task *t, struct iovec *iov, size_t *total) {
     iov[n++] = (struct iovec){(void *)zeros, mp__padded(l) - l};
   }
   uint32_t len = (uint32_t)(meta_len(t) + t->in_len);
-  iov[n++] = (struct iovec){t->tp_head + HEAD_FRAME, sizeof(mp__frame_hdr)};
-  iov[n++] = (struct iovec){t->tp_head + HEAD_META, meta_len(t)};
-  iov[n++] = (struct iovec){(void *)t->in, t->in_len};
-  iov[n++] = (struct iovec){(void *)zeros, mp__padded(len) - len};
+  if (task_inline(t)) {
+    iov[n++] = (struct iovec){t->tp_head + HEAD_FRAME,
+                              sizeof(mp__frame_hdr) + mp__padded(len)};
+  } else { /* the frame's header and its payload's are contiguous */
+    iov[n++] = (struct iovec){t->tp_head + HEAD_FRAME,
+                              sizeof(mp__frame_hdr) + meta_len(t)};
+    iov[n++] = (struct iovec){(void *)t->in, t->in_len};
+    iov[n++] = (struct iovec){(void *)zeros, mp__padded(len) - len};
+  }
   *total = 0;
   for (int i = 0; i < n; i++)
     *total += iov[i].iov_len;

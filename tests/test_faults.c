@@ -743,6 +743,76 @@ static void test_no_memory_for_a_result(void **state) {
   assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* Item "a": a 24 MiB result; any other: its length. */
+static int mid_result(const void *arg, size_t len, mp_buf *res) {
+  if (len != 1)
+    return mp_buf_append(res, &len, sizeof len);
+  (void)arg;
+  void *p = mp_buf_grow(res, (size_t)24 << 20);
+  if (!p)
+    return 1;
+  memset(p, 2, (size_t)24 << 20);
+  return 0;
+}
+
+/* In a child: an iterator's results are received and stored, then the
+ * address space is capped, so the copy of the 24 MiB one that
+ * mp_iter_next_bytes hands out cannot be made: that item is -ENOMEM (data
+ * NULL), the next one still comes, and the iterator ends as usual. */
+static void test_no_memory_for_an_iterator_copy(void **state) {
+  (void)state;
+  if (mpt_under_tool())
+    skip(); /* a sanitizer or valgrind reserves far more than it uses */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    mp_pool *p;
+    mp_iter *it;
+    mp_bytes in[2] = {{"a", 1}, {"bc", 2}};
+    if (mp_pool_create(&p, &(mp_pool_opts){.processes = 1}) < 0 ||
+        mp_pool_imap_bytes(p, mid_result, in, 2,
+                           &(mp_map_opts){.chunksize = 1}, &it) < 0)
+      _exit(2);
+    /* One worker runs in order: once this apply's result is in, both of
+     * the iterator's are stored. */
+    void *r = NULL;
+    size_t rl = 0;
+    if (mp_pool_apply(p, mid_result, "xy", 2, &r, &rl, NULL) < 0)
+      _exit(2);
+    free(r);
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &pages) != 1)
+      _exit(77);
+    fclose(f);
+    rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (8 << 20);
+    struct rlimit rl_as = {cap, cap};
+    if (setrlimit(RLIMIT_AS, &rl_as) < 0)
+      _exit(77);
+    mp_bytes b0, b1, b2;
+    mp_status st0 = {0, 0};
+    size_t i0 = 9, i1 = 9;
+    int rc0 = mp_iter_next_bytes(it, &b0, &i0, &st0, -1);
+    int rc1 = mp_iter_next_bytes(it, &b1, &i1, NULL, -1);
+    size_t v1 = 0;
+    if (rc1 == 0 && b1.len == sizeof v1)
+      memcpy(&v1, b1.data, sizeof v1);
+    int rc2 = mp_iter_next_bytes(it, &b2, NULL, NULL, -1);
+    int ok0 = rc0 == -ENOMEM && st0.code == -ENOMEM && i0 == 0 && !b0.data,
+        ok1 = rc1 == 0 && i1 == 1 && v1 == 2, ok2 = rc2 == MP_EOF;
+    mp_bytes_free(&b1, 1);
+    mp_iter_free(it);
+    mp_pool_free(p);
+    _exit(!ok0 ? 3 : !ok1 ? 4 : !ok2 ? 5 : 0);
+  }
+  int st;
+  assert_true(mpt_reap_within(pid, 30000, &st));
+  assert_true(WIFEXITED(st));
+  if (WEXITSTATUS(st) == 77)
+    skip();
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* ---- stress: 100,000 tasks, 1% crash, 1% time out ---- */
 
 static uint32_t mix(uint32_t x) {
@@ -828,6 +898,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_rlimit_nofile),
       MPT_TEST(test_wait_failure_is_returned),
       MPT_TEST(test_no_memory_for_a_result),
+      MPT_TEST(test_no_memory_for_an_iterator_copy),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

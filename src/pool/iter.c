@@ -190,11 +190,14 @@ static int iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
     size_t k = b->taken++;
     idx = b->start + k;
     st = b->st[k];
-    memcpy(out, b->outs + k * j->out_size, j->out_size);
-    if (b->taken == b->count) {
-      mp__list_remove(&b->link);
-      free(b);
+    if (j->kind == JOB_BYTES) {
+      if (mp__block_take_bytes(b, k, out) == -ENOMEM)
+        st = (mp_status){-ENOMEM, 0};
+    } else {
+      memcpy(out, b->outs + k * j->out_size, j->out_size);
     }
+    if (b->taken == b->count)
+      mp__block_done(j, b);
   }
   j->returned++;
   if (j->sink == SINK_ORDERED)

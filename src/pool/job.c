@@ -3,24 +3,24 @@
 #include "pool_internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Chunk records a pool keeps for reuse: a chunksize-1 map would otherwise
  * cost a malloc and a free per item. */
 enum { CHUNKS_KEPT = 1024 };
+/* The largest result block an iterator keeps for reuse, bytes: a block of
+ * 4096 items is about 128 KiB, which malloc would map and unmap (and the
+ * kernel zero) once per chunk. */
+enum { SPARE_MAX = 1024 * 1024 };
 
 void mp__job_unref(job *j) {
   if (--j->refs > 0)
     return;
-  MP__LIST_EACH(n, nx, &j->blocks) {
-    block *b = MP__ENTRY(n, block, link);
-    if (j->kind == JOB_BYTES) { /* results never taken */
-      mp_bytes *r = (mp_bytes *)(void *)b->outs;
-      mp_bytes_free(r + b->taken, b->count - b->taken);
-    }
-    free(b);
-  }
+  MP__LIST_EACH(n, nx, &j->blocks) /* a bytes block owns no copies */
+    free(MP__ENTRY(n, block, link));
+  free(j->spare);
   mp__buf_free(j->src_item);
   free(j->ctx);
   free(j->arg);
@@ -71,18 +71,23 @@ static void job_note_fail(job *j, size_t idx, int code, int detail) {
   }
 }
 
-static block *block_new(job *j, size_t start, size_t count) {
-  size_t sz = sizeof(block) + count * sizeof(mp_status) + count * j->out_size;
-  block *b = malloc(sz);
-  if (!b)
+/* A block for count items, with room for outs bytes of outputs. */
+static block *block_new(job *j, size_t start, size_t count, size_t outs) {
+  size_t need = count * sizeof(mp_status) + outs;
+  block *b = j->spare;
+  if (b && b->cap >= need) {
+    j->spare = NULL;
+  } else if ((b = malloc(sizeof(block) + need))) {
+    b->cap = need;
+  } else {
     return NULL;
+  }
   b->start = start;
   b->count = count;
   b->taken = 0;
   b->st = (mp_status *)(void *)(b + 1);
   b->outs = (char *)(b->st + count);
-  if (j->kind == JOB_BYTES) /* each result a malloc'd copy, none yet */
-    memset(b->outs, 0, count * j->out_size);
+  b->next = NULL;
   mp__list_push(&j->blocks, &b->link);
   return b;
 }
@@ -122,11 +127,22 @@ void mp__job_progress(job *j, size_t count) {
   mp__list_push(&p->prog_queue, &j->prog_link);
 }
 
+void mp__block_done(job *j, block *b) {
+  mp__list_remove(&b->link);
+  if (b->cap > SPARE_MAX || (j->spare && j->spare->cap >= b->cap)) {
+    free(b);
+    return;
+  }
+  free(j->spare);
+  j->spare = b;
+}
+
 /* Where the outcomes of items [start, start + count) of j go: its arrays
- * (either may be NULL) or, for an iterator, a new block. Returns 0, or -1
- * when the job takes no outcome (detached) or a block could not be had. */
-static int job_sink(job *j, size_t start, size_t count, mp_status **st,
-                    char **dst) {
+ * (either may be NULL) or, for an iterator, a new block with room for outs
+ * bytes of outputs, into *bp. Returns 0, or -1 when the job takes no
+ * outcome (detached) or a block could not be had. */
+static int job_sink(job *j, size_t start, size_t count, size_t outs,
+                    mp_status **st, char **dst, block **bp) {
   if (j->state == JOB_DETACHED)
     return -1;
   *st = j->status ? j->status + start : NULL;
@@ -134,7 +150,7 @@ static int job_sink(job *j, size_t start, size_t count, mp_status **st,
   if (j->kind == JOB_BYTES)
     *dst = j->bout ? (char *)(j->bout + start) : NULL;
   if (j->sink != SINK_ARRAY) {
-    block *b = block_new(j, start, count);
+    block *b = block_new(j, start, count, outs);
     if (!b) {
       /* Out of memory: these items are lost (each is reported as -ENOMEM
        * when reached) and no more input goes out. */
@@ -144,6 +160,7 @@ static int job_sink(job *j, size_t start, size_t count, mp_status **st,
     }
     *st = b->st;
     *dst = b->outs;
+    *bp = b;
   }
   return 0;
 }
@@ -154,7 +171,8 @@ static void job_deliver(job *j, size_t start, size_t count, const char *codes,
                         int full, const char *outs, int code, int detail) {
   mp_status *st;
   char *dst;
-  if (job_sink(j, start, count, &st, &dst) < 0)
+  block *b;
+  if (job_sink(j, start, count, count * j->out_size, &st, &dst, &b) < 0)
     return;
   if (dst && outs)
     memcpy(dst, outs, count * j->out_size);
@@ -245,7 +263,8 @@ chunk *mp__chunk_new(mp_pool *p, job *j, size_t start, size_t count,
   } else if (!(c = malloc(sizeof *c))) {
     return NULL;
   }
-  memset(c, 0, sizeof *c);
+  /* tp_head, the last field, is the transport's to fill at send. */
+  memset(c, 0, offsetof(chunk, t.tp_head));
   mp__list_init(&c->link);
   mp__list_init(&c->t.tp_link);
   c->j = j;
@@ -350,18 +369,26 @@ chunk *mp__bytes_chunk_sub(mp_pool *p, job *j, const chunk *from,
 }
 
 void mp__job_deliver_bytes(job *j, size_t start, size_t count,
-                           const char *payload) {
+                           const char *payload, size_t len) {
   mp_status *st;
   char *to;
-  if (job_sink(j, start, count, &st, &to) < 0)
+  block *b = NULL;
+  /* An iterator keeps the payload whole, its results copied out as they
+   * are taken (mp__block_take_bytes); map_bytes copies each into out. */
+  if (job_sink(j, start, count, j->sink == SINK_ARRAY ? 0 : len, &st, &to,
+               &b) < 0)
     return;
+  if (b) {
+    memcpy(b->outs, payload, len);
+    b->next = b->outs + count * sizeof(mp__item_res);
+  }
   mp_bytes *dst = (mp_bytes *)(void *)to;
   const char *data = payload + count * sizeof(mp__item_res);
   for (size_t i = 0; i < count; i++) {
     mp__item_res r;
     memcpy(&r, payload + i * sizeof r, sizeof r);
     int c = r.code, d = r.detail;
-    if (!c && r.len) {
+    if (!c && r.len && !b) {
       void *copy = malloc(r.len);
       if (copy) {
         memcpy(copy, data, r.len);
@@ -382,7 +409,8 @@ void mp__job_deliver_bytes(job *j, size_t start, size_t count,
 
 chunk *mp__source_chunk(mp_pool *p, job *j, size_t cnt) {
   size_t head = mp__pad8(cnt * sizeof(uint32_t)), used = head, k = 0;
-  size_t cap = head + 4096;
+  /* Room for as many bytes as the last chunk took: no realloc chain. */
+  size_t cap = head + (j->pack_hint > 4096 ? j->pack_hint : 4096);
   char *pack = malloc(cap);
   if (!pack)
     return NULL;
@@ -428,8 +456,25 @@ chunk *mp__source_chunk(mp_pool *p, job *j, size_t cnt) {
   }
   c->pack = pack;
   c->pack_len = used - head + mp__pad8(k * sizeof(uint32_t));
+  j->pack_hint = used - head < j->byte_bound ? used - head : j->byte_bound;
   j->n += k;
   j->next_item += k;
   return c;
 }
 
+
+int mp__block_take_bytes(block *b, size_t k, mp_bytes *out) {
+  mp__item_res r;
+  memcpy(&r, b->outs + k * sizeof r, sizeof r);
+  const char *data = b->next;
+  b->next += mp__pad8(r.len);
+  *out = (mp_bytes){NULL, 0};
+  if (b->st[k].code || !r.len)
+    return b->st[k].code;
+  void *copy = malloc(r.len);
+  if (!copy)
+    return -ENOMEM;
+  memcpy(copy, data, r.len);
+  *out = (mp_bytes){copy, r.len};
+  return 0;
+}

@@ -234,6 +234,7 @@ struct mp_result {
 
   /* iterators: result blocks waiting for mp_iter_next */
   mp__list blocks;
+  block *spare;      /* one block all taken, kept for the next one */
   size_t window;     /* items handed out and not yet returned, at most */
   size_t returned;   /* items returned by mp_iter_next */
   size_t next_ordered;
@@ -256,6 +257,7 @@ struct mp_result {
   void *src_arg;
   int src_end;         /* source: 0 active, 1 ended, < 0 its error */
   mp_buf *src_item;    /* the item the source is writing */
+  size_t pack_hint;    /* item bytes the last source chunk packed */
   size_t byte_bound;   /* bytes of items a default chunk holds at most */
   size_t cs_max;       /* items a default chunk holds at most */
   mp_bytes *bout;      /* map_bytes: the results */
@@ -272,11 +274,19 @@ struct mp_result {
 };
 typedef struct mp_result job;
 
+/* Outcomes of items [start, start + count) of an iterator's job, waiting
+ * for mp_iter_next; taken, oldest first, up to taken. For a bytes job outs
+ * is the result payload as it came (count mp__item_res, then the bytes):
+ * each result is copied out as it is taken, so a result costs a malloc
+ * just before its caller frees the one before (no heap of live copies),
+ * and next is where the next one's bytes start. */
 struct block {
   mp__list link;
   size_t start, count, taken;
+  size_t cap;     /* bytes after the header, for statuses and outputs */
   mp_status *st;
   char *outs;
+  const char *next;
 };
 
 /* Items [start, start + count) of a job, with a worker or awaiting one. */
@@ -410,9 +420,16 @@ chunk *mp__bytes_chunk_sub(mp_pool *p, job *j, const chunk *from,
  * memory. */
 chunk *mp__source_chunk(mp_pool *p, job *j, size_t cnt);
 /* Outcomes for items [start, start + count) of a bytes job from a result
- * payload already validated (mp__bytes_res_check). */
+ * payload of len bytes already validated (mp__bytes_res_check). */
 void mp__job_deliver_bytes(job *j, size_t start, size_t count,
-                           const char *payload);
+                           const char *payload, size_t len);
+/* The result of item k of bytes block b, its status st: a malloc'd copy
+ * into *out ({NULL, 0} when empty or failed). Items are taken in order:
+ * k is b->taken. Returns st's code, or -ENOMEM (no copy could be had). */
+int mp__block_take_bytes(block *b, size_t k, mp_bytes *out);
+/* Every item of j's block b is taken: it leaves j's list (kept as j's
+ * spare, or freed). */
+void mp__block_done(job *j, block *b);
 /* Release the chunk records kept for reuse. */
 void mp__chunks_release(mp_pool *p);
 

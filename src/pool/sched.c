@@ -200,7 +200,12 @@ static int sched_next_is_small(const mp_pool *p) {
  * worker; the map's last chunks go out shallow, so its end is balanced.
  */
 void mp__sched_feed(mp_pool *p) {
-  for (int level = 1; level <= MP__DEEP_WINDOW; level++) {
+  /* Levels no worker is below give nothing: start at the lowest queue. */
+  int low = MP__DEEP_WINDOW;
+  for (int i = 0; i < p->nproc; i++)
+    if (p->w[i].state == W_RUNNING && p->w[i].nq < low)
+      low = p->w[i].nq;
+  for (int level = low + 1; level <= MP__DEEP_WINDOW; level++) {
     int gave = 1;
     while (gave) {
       gave = 0;
@@ -365,7 +370,7 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
     if (mp__bytes_res_check(payload, (uint32_t)len, c->t.count,
                             (uint32_t)p->max_res) < 0)
       return MP_EPROTO;
-    mp__job_deliver_bytes(j, c->start, c->t.count, payload);
+    mp__job_deliver_bytes(j, c->start, c->t.count, payload, len);
   } else {
     int bad = p->tp_ops->item_status
                   ? mp__apply_res_st_check(payload, (uint32_t)len,
