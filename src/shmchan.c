@@ -142,6 +142,8 @@ ssize_t mp__chan_put(mp__chan *c, const struct iovec *iov, int n) {
     size_t len = iov[i].iov_len;
     if (len > room - put)
       len = room - put;
+    if (!len)
+      continue;
     size_t off = (size_t)(pos & RING_MASK);
     size_t first = len < MP__RING_BYTES - off ? len : MP__RING_BYTES - off;
     memcpy(c->tx + off, src, first);
