@@ -420,6 +420,40 @@ static int case_victim(void) {
   return 1;
 }
 
+/* Items that each run three times silent_timeout (0.5 s, set in main):
+ * the busy ranks' heartbeats keep them in the pool, and the map completes
+ * with no item run twice nor failed, no rank lost. */
+static int slower(const void *in, void *out) {
+  struct timespec ts = {1, 500 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  *(int64_t *)out = *(const int64_t *)in + 1;
+  return 0;
+}
+
+static int case_busy(void) {
+  mp_pool *p;
+  CHECK_RC(mp_mpi_pool_create(&p, &(mp_pool_opts){.processes = 1}, NULL), 0);
+  int n = mp_pool_processes(p);
+  int64_t in[8], out[8];
+  mp_status st[8];
+  for (int i = 0; i < 2 * n; i++)
+    in[i] = i;
+  CHECK_RC(mp_pool_map(p, slower, in, (size_t)(2 * n), sizeof *in, out,
+                       sizeof *out,
+                       &(mp_map_opts){.chunksize = 1, .status = st}),
+           0);
+  for (int i = 0; i < 2 * n; i++)
+    CHECK(st[i].code == 0 && out[i] == i + 1);
+  pid_t pids[8];
+  CHECK_RC(mp_pool_worker_pids(p, pids, 8), n);
+  for (int i = 0; i < n; i++)
+    CHECK(pids[i] > 0);
+  mp_pool_close(p);
+  CHECK_RC(mp_pool_join(p), 0);
+  mp_pool_free(p);
+  return 0;
+}
+
 /* A worker rank stopped or killed mid-map by lost_rank.sh, the job kept
  * alive (silent_timeout 1 s, set in main): the map completes with every
  * item right, its chunks run on the other ranks; the lost rank leaves
@@ -481,9 +515,9 @@ static int case_lost(void) {
 
 int main(int argc, char **argv) {
   const char *c = argc > 1 ? argv[1] : "";
-  int lost = strcmp(c, "lost") == 0;
-  mp_mpi_opts mo = {.silent_timeout = 1};
-  int rc = mp_mpi_init(&argc, &argv, lost ? &mo : NULL);
+  int lost = strcmp(c, "lost") == 0, busy = strcmp(c, "busy") == 0;
+  mp_mpi_opts mo = {.silent_timeout = busy ? 0.5 : 1};
+  int rc = mp_mpi_init(&argc, &argv, lost || busy ? &mo : NULL);
   if (strcmp(c, "one") == 0) {
     /* A world of one rank: the clear error, at once. */
     if (rc != MP_MPI_ENOWORKERS) {
@@ -525,6 +559,8 @@ int main(int argc, char **argv) {
     return case_victim();
   else if (lost)
     case_lost();
+  else if (busy)
+    case_busy();
   else {
     fprintf(stderr, "unknown case '%s'\n", c);
     failures++;
