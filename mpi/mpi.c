@@ -178,6 +178,7 @@ static void mpi_teardown(void) {
   if (mpi__st.owned)
     MPI_Finalize();
   free(mpi__st.pids);
+  free(mpi__st.lost);
   mpi__st = (mpi_state){.comm = MPI_COMM_NULL};
 }
 
@@ -282,7 +283,8 @@ int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts) {
   if (mpi__st.inited)
     return MP_ESTATE;
   mpi__ext = mp__ext_get();
-  if (opts && (!(opts->start_timeout >= 0) || !(opts->stop_timeout >= 0)))
+  if (opts && (!(opts->start_timeout >= 0) || !(opts->stop_timeout >= 0) ||
+               !(opts->silent_timeout >= 0)))
     return MP_EINVAL;
   if (mpi__ext->version != MP__EXT_VERSION || mpi__ext->size != sizeof(mp__ext))
     return MP_MPI_EBUILD;
@@ -308,6 +310,8 @@ int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts) {
       opts && opts->stop_timeout > 0 ? opts->stop_timeout : 10;
   mpi__st.start_timeout =
       opts && opts->start_timeout > 0 ? opts->start_timeout : 60;
+  double silent = opts && opts->silent_timeout > 0 ? opts->silent_timeout : 60;
+  mpi__st.silent_ns = silent > 1e9 ? 0 : (int64_t)(silent * 1e9);
   if (mpi__st.size < 2) {
     rc = MP_MPI_ENOWORKERS;
     goto error;
@@ -318,12 +322,15 @@ int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts) {
       goto error;
     mpi__st.inited = 1;
     rc = mpi__serve();
+    if (rc == MP_MPI_ELOST)
+      goto unfinalized;
     mpi_teardown();
     return rc < 0 ? rc : MP_MPI_WORKER;
   }
   mpi__st.pids = calloc((size_t)mpi__st.size, sizeof *mpi__st.pids);
+  mpi__st.lost = calloc((size_t)mpi__st.size, 1);
   char *said = calloc((size_t)mpi__st.size, 1);
-  if (!mpi__st.pids || !said) {
+  if (!mpi__st.pids || !mpi__st.lost || !said) {
     free(said);
     rc = -ENOMEM;
     goto unfinalized;
@@ -350,6 +357,7 @@ unfinalized:
    * for it. The program's non-zero exit ends the job. */
   MPI_Comm_free(&mpi__st.comm);
   free(mpi__st.pids);
+  free(mpi__st.lost);
   mpi__st = (mpi_state){.comm = MPI_COMM_NULL};
   return rc;
 }
@@ -358,12 +366,19 @@ int mp_mpi_finalize(void) {
   if (!mpi__st.inited || mpi__st.rank != 0 || mpi__st.pool_live)
     return MP_ESTATE;
   mpi_outbox box = {0};
-  int rc = 0, left = 0;
+  int rc = 0, left = 0, lost = 0;
   char *stopped = calloc((size_t)mpi__st.size, 1);
   if (!stopped)
     return -ENOMEM;
+  for (int r = 1; r < mpi__st.size; r++)
+    lost |= mpi__st.lost[r];
   for (int r = 1; r < mpi__st.size; r++) {
-    if (mpi__send_hdr(&box, r, TAG_DOWN, M_STOP, 0, 0, 0, 0) < 0)
+    if (mpi__st.lost[r])
+      continue; /* never written to again; what it sends is dropped */
+    /* With a rank lost, the others must not finalize MPI either: that
+     * would wait for it (for ever where the launcher keeps the job). */
+    if (mpi__send_hdr(&box, r, TAG_DOWN, M_STOP, 0, 0, lost ? MP_MPI_ELOST : 0,
+                      0) < 0)
       rc = MP_MPI_EMPI;
     left++;
   }
@@ -384,7 +399,7 @@ int mp_mpi_finalize(void) {
       msg_hdr h;
       memcpy(&h, m, sizeof h);
       free(m);
-      if (h.type == M_STOPPED && !stopped[from]) {
+      if (h.type == M_STOPPED && !stopped[from] && !mpi__st.lost[from]) {
         stopped[from] = 1;
         left--;
       }
@@ -398,6 +413,8 @@ int mp_mpi_finalize(void) {
   }
   free(stopped);
   mpi__outbox_drain(&box, deadline);
+  if (rc == 0 && lost)
+    rc = MP_MPI_ELOST;
   if (rc < 0) {
     /* Some rank is not listening: MPI_Finalize would wait for it. */
     mpi__st.inited = 0;
@@ -418,6 +435,8 @@ const char *mp_mpi_strerror(int code) {
     return "the MPI ranks run different builds of the program or library";
   case MP_MPI_EMPI:
     return "an MPI call failed";
+  case MP_MPI_ELOST:
+    return "a worker rank was lost: silent past silent_timeout";
   default:
     return mp_strerror(code);
   }

@@ -19,12 +19,19 @@
  *   TERM     0 -> rank  terminate the local pool of generation gen now
  *   CLOSE    0 -> rank  close and join it once its tasks are answered
  *   DONE     rank -> 0  generation gen is gone: nothing more comes of it
- *   STOP     0 -> rank  end the pool if any, acknowledge, stop serving
+ *   STOP     0 -> rank  end the pool if any, acknowledge, stop serving;
+ *                       code MP_MPI_ELOST: a rank was lost, leave MPI
  *   STOPPED  rank -> 0
+ *   ALIVE    rank -> 0  a heartbeat: sent while the rank holds tasks and
+ *                       has sent nothing else for beat_ms (OPEN)
  *
  * A generation numbers each local pool rank 0 asks a rank for; messages of
  * a generation that is no longer current are dropped on both sides, so a
  * terminated pool's late results never reach a new one.
+ *
+ * A rank that owes rank 0 an answer and stays silent past silent_timeout
+ * is lost for good (mpi_state.lost): rank 0 sends it nothing more, drops
+ * whatever it still sends, and leaves it out of later pools.
  */
 #ifndef MPOOL_MPI_INTERNAL_H
 #define MPOOL_MPI_INTERNAL_H
@@ -36,7 +43,7 @@
 #include <stdint.h>
 
 #define MPI__MAGIC 0x4d504d49u /* "MPMI" */
-enum { MPI__PROTO = 1 };
+enum { MPI__PROTO = 2 };
 enum { TAG_DOWN = 0x4d50, TAG_UP = 0x4d51 };
 
 enum msg_type {
@@ -51,6 +58,7 @@ enum msg_type {
   M_DONE,
   M_STOP,
   M_STOPPED,
+  M_ALIVE,
 };
 
 typedef struct msg_hdr {
@@ -78,7 +86,7 @@ typedef struct msg_open {
   uint64_t max_res;
   uint64_t initarg_len; /* bytes after this body */
   uint32_t has_init;
-  uint32_t pad;
+  uint32_t beat_ms; /* heartbeat period while busy; 0: none */
   mp__fnref init;
 } msg_open;
 
@@ -98,9 +106,11 @@ typedef struct mpi_state {
   int rank, size;
   MPI_Comm comm;
   double start_timeout, stop_timeout;
-  int64_t *pids; /* rank 0: each rank's pid, from its HELLO */
-  int pool_live; /* rank 0: a pool exists */
-  uint64_t gen;  /* rank 0: the last generation given out */
+  int64_t silent_ns; /* rank 0: silent_timeout; 0: never */
+  int64_t *pids;     /* rank 0: each rank's pid, from its HELLO */
+  char *lost;        /* rank 0: 1 for each rank lost to silent_timeout */
+  int pool_live;     /* rank 0: a pool exists */
+  uint64_t gen;      /* rank 0: the last generation given out */
 } mpi_state;
 
 extern mpi_state mpi__st;
@@ -153,7 +163,8 @@ int mpi__recv(int src, int tag, char **buf, size_t *len, int *from);
 
 /* ---- the worker rank's side (rank.c) ---- */
 
-/* Serve rank 0 until STOP. Returns 0 or MP_MPI_EMPI. */
+/* Serve rank 0 until STOP. Returns 0, MP_MPI_ELOST (STOP said a rank was
+ * lost: MPI must not be finalized) or MP_MPI_EMPI. */
 int mpi__serve(void);
 
 /* ---- rank 0's transport (tp_mpi.c) ---- */

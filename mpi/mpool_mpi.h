@@ -52,7 +52,20 @@
  *     for.
  *   - Losing a whole rank (its node fails, it is killed): Open MPI's mpirun
  *     and MPICH's mpiexec both end the whole job, non-zero, within seconds.
- *     Items are not moved to other ranks.
+ *     Where the job lives on (a rank that hangs or is stopped, a node cut
+ *     off; Open MPI's mpirun --enable-recovery after a rank dies; MPICH
+ *     4.0's -disable-auto-cleanup does not keep it), a rank that owes rank
+ *     0 an answer and has said nothing for silent_timeout is lost: its
+ *     chunks run again on the other ranks, rank 0 never writes to it again
+ *     and drops whatever it sends later, and mp_mpi_finalize returns
+ *     MP_MPI_ELOST. A rank is not silent while its tasks run, however long:
+ *     it sends a heartbeat every quarter of silent_timeout while it holds
+ *     work (a 32-byte message, none while results flow, none when idle).
+ *     The items are charged as a worker lost between items is locally:
+ *     none fails for it, but a chunk at the head of three ranks that went
+ *     silent fails with MP_ECRASHED (detail 0: no status), so an item that
+ *     hangs whole nodes does not take every rank. When every rank is lost,
+ *     items left fail with -EHOSTDOWN.
  *
  * The library never exits the caller's process. If the application
  * initialized MPI itself before mp_mpi_init, the library neither
@@ -80,12 +93,14 @@ extern "C" {
 /* The codes of this library, below mpool.h's. */
 enum {
   /* The world has one rank: no worker (started without mpirun/mpiexec, or
-   * with -n 1). */
+   * with -n 1); or, from mp_mpi_pool_create, every worker rank was lost. */
   MP_MPI_ENOWORKERS = -1101,
   /* Some rank runs another build of the program or of libmpool_mpi. */
   MP_MPI_EBUILD = -1102,
   /* An MPI call failed. */
-  MP_MPI_EMPI = -1103
+  MP_MPI_EMPI = -1103,
+  /* A worker rank was lost: silent past silent_timeout (mp_mpi_finalize). */
+  MP_MPI_ELOST = -1104
 };
 
 /* Options of mp_mpi_init; NULL or { 0 } means defaults. */
@@ -96,6 +111,14 @@ typedef struct mp_mpi_opts {
   /* Seconds mp_mpi_finalize, and freeing a pool, wait for the worker
    * ranks to acknowledge; 0: 10. */
   double stop_timeout;
+  /* Seconds a worker rank that owes rank 0 an answer (the result of a task
+   * it was sent, or the end of its pool) may stay silent before rank 0
+   * takes it as lost (see "Losing a whole rank" above); worker ranks send
+   * a heartbeat every quarter of it while they hold work. Judged on rank
+   * 0 inside the pool's calls: time rank 0 spends outside them is not
+   * held against a rank. 0: 60; INFINITY (or over 1e9): never. Rank 0's
+   * value is the one that counts. */
+  double silent_timeout;
 } mp_mpi_opts;
 
 /*
@@ -106,12 +129,16 @@ typedef struct mp_mpi_opts {
  * rank 0's pools and returns MP_MPI_WORKER after rank 0's mp_mpi_finalize.
  * Returns 0, MP_MPI_WORKER, or on every rank: MP_MPI_ENOWORKERS (a world
  * of one rank), MP_MPI_EBUILD (the ranks run different builds),
- * MP_MPI_EMPI, MP_ESTATE (called twice), -ENOMEM, MP_EINVAL (the program
- * has no build-id: link with -Wl,--build-id); on rank 0 also MP_ETIMEDOUT
+ * MP_MPI_EMPI, MP_ESTATE (called twice), -ENOMEM, MP_EINVAL (a timeout
+ * negative or NaN, checked before anything else; the program has no
+ * build-id: link with -Wl,--build-id); on rank 0 also MP_ETIMEDOUT
  * (a rank did not report within start_timeout: MPI is then left
- * initialized, and the program should exit non-zero, which ends the job).
- * After the other errors MPI is finalized again if this call initialized
- * it.
+ * initialized, and the program should exit non-zero, which ends the job);
+ * on a worker rank also MP_MPI_ELOST in place of MP_MPI_WORKER when rank
+ * 0 finalized after losing a rank (silent_timeout): this rank has served,
+ * but MPI is left initialized, as finalizing would wait for the lost
+ * rank; return from main. After the other errors MPI is finalized again
+ * if this call initialized it.
  */
 MP_EXPORT int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts);
 
@@ -123,17 +150,19 @@ typedef struct mp_mpi_pool_opts {
 } mp_mpi_pool_opts;
 
 /*
- * On rank 0, after mp_mpi_init: a pool whose workers are the other ranks,
+ * On rank 0, after mp_mpi_init: a pool whose workers are the other ranks
+ * (those not lost to silent_timeout),
  * each running its items in a local pool of opts->processes workers (see
  * above for what each option means here). Use it with the mp_pool_* calls
  * and release it with mp_pool_free, which waits (up to stop_timeout) until
  * every rank has ended its local pool. One such pool at a time.
  * Returns 0 and sets *out when every rank has made its local pool;
  * MP_EINVAL (bad options, an initializer that cannot be referenced);
- * MP_ESTATE (not rank 0 after mp_mpi_init, or a pool exists); the first
- * error a rank met making its pool (-EAGAIN, MP_ENOFUNC for an initializer
- * it cannot resolve...); MP_ETIMEDOUT (past start_timeout); -ENOMEM. On
- * error nothing is left.
+ * MP_ESTATE (not rank 0 after mp_mpi_init, or a pool exists);
+ * MP_MPI_ENOWORKERS (every worker rank was lost); the first error a rank
+ * met making its pool (-EAGAIN, MP_ENOFUNC for an initializer it cannot
+ * resolve...); MP_ETIMEDOUT (past start_timeout); -ENOMEM. On error
+ * nothing is left.
  */
 MP_EXPORT int mp_mpi_pool_create(mp_pool **out, const mp_pool_opts *opts,
                                  const mp_mpi_pool_opts *mopts);
@@ -144,8 +173,10 @@ MP_EXPORT int mp_mpi_pool_create(mp_pool **out, const mp_pool_opts *opts,
  * mp_mpi_init), then finalize MPI if mp_mpi_init initialized it.
  * Returns 0; MP_ESTATE (not rank 0 after mp_mpi_init, or a pool is still
  * there); MP_ETIMEDOUT when some rank did not acknowledge within
- * stop_timeout (MPI is then not finalized, as that would hang: exit
- * non-zero, and the launcher ends the job); MP_MPI_EMPI.
+ * stop_timeout, MP_MPI_ELOST when a rank was lost (silent_timeout): the
+ * other ranks are stopped, but MPI is not finalized, as that would wait
+ * for the missing rank: exit non-zero, and the launcher ends the job;
+ * MP_MPI_EMPI.
  */
 MP_EXPORT int mp_mpi_finalize(void);
 

@@ -6,6 +6,9 @@
  * this rank lives on. Results go back in the order the tasks came, as the
  * core expects. One loop polls MPI for messages, the local pool for
  * finished tasks and the sends in flight; with nothing to do it naps.
+ * While it holds tasks it is never silent for long: rank 0 takes a rank
+ * that owes it answers and says nothing as lost (tp_mpi.c), so when no
+ * result has gone for beat_ns it sends ALIVE.
  */
 #include "mpi_internal.h"
 
@@ -33,6 +36,8 @@ typedef struct rank {
   int closing;   /* CLOSE came: DONE once every task is answered */
   void *initarg; /* the initializer's copy of its argument */
   rtask *head, **tail;
+  int64_t beat_ns; /* heartbeat period while holding tasks; 0: none */
+  int64_t said;    /* when this rank last sent rank 0 word of its tasks */
 } rank;
 
 static void rtask_free(rtask *t) {
@@ -91,6 +96,7 @@ static void rank_open(rank *r, const msg_hdr *h, const char *m, size_t len) {
     rc = MP_EPROTO;
     goto done;
   }
+  r->beat_ns = (int64_t)o.beat_ms * 1000000;
   mp_pool_opts po = {.processes = o.processes,
                      .maxtasksperchild = o.maxtasks,
                      .task_timeout = o.task_timeout,
@@ -183,6 +189,8 @@ static void rank_task(rank *r, const msg_hdr *h, char *m, size_t len) {
   t->out_size = mt.out_size;
   if (!t->fail)
     rank_task_start(r, t, &mt, m + sizeof *h + sizeof mt, in_len);
+  if (!r->head)
+    r->said = mpi__now_ns(); /* busy from now: the first beat is due later */
   *r->tail = t;
   r->tail = &t->next;
 }
@@ -256,7 +264,7 @@ int mpi__serve(void) {
   r.tail = &r.head;
   mpi_backoff b;
   mpi__backoff_reset(&b);
-  int rc = 0, stop = 0;
+  int rc = 0, stop = 0, stop_code = 0;
   while (!stop) {
     int any = mpi__outbox_progress(&r.out);
     char *m;
@@ -292,14 +300,26 @@ int mpi__serve(void) {
         break;
       case M_STOP:
         stop = 1;
+        stop_code = h.code == MP_MPI_ELOST ? MP_MPI_ELOST : 0;
         break;
       default:
         break;
       }
       free(m);
     }
-    if (r.head || r.closing)
-      any |= rank_answer(&r);
+    int answered = (r.head || r.closing) && rank_answer(&r);
+    any |= answered;
+    if (r.head && r.beat_ns) {
+      /* Busy: a result is word enough; else a heartbeat when one is due.
+       * (A clock read per pass; the loop wakes each millisecond.) */
+      int64_t now = mpi__now_ns();
+      if (answered)
+        r.said = now;
+      else if (now - r.said >= r.beat_ns) {
+        mpi__send_hdr(&r.out, 0, TAG_UP, M_ALIVE, r.gen, 0, 0, 0);
+        r.said = now;
+      }
+    }
     if (any)
       mpi__backoff_reset(&b);
     else if (r.head && r.head->res)
@@ -313,5 +333,5 @@ int mpi__serve(void) {
   if (stop)
     mpi__send_hdr(&r.out, 0, TAG_UP, M_STOPPED, 0, 0, 0, 0);
   mpi__outbox_drain(&r.out, mpi__deadline(mpi__st.stop_timeout));
-  return rc;
+  return rc < 0 ? rc : stop_code;
 }

@@ -8,13 +8,26 @@
  * its whole outcome as the rank's local pool reported it (item_status), so
  * a crash or timeout fails one item and the core has nothing to blame: a
  * slot is lost only when rank 0 ends it (retire: CLOSE, then DONE; kill:
- * TERM) or its rank gives up on the pool (an unsolicited DONE). Timeouts,
- * maxtasksperchild and the initializer live in the ranks' local pools.
- * The core's wait() is a poll of MPI: Iprobe and Test, with the adaptive
- * naps of mpi.c until the deadline.
+ * TERM), its rank gives up on the pool (an unsolicited DONE), or its rank
+ * goes silent. Timeouts, maxtasksperchild and the initializer live in the
+ * ranks' local pools. The core's wait() is a poll of MPI: Iprobe and
+ * Test, with the adaptive naps of mpi.c until the deadline.
+ *
+ * Silence. A slot owes an answer while tasks sent to it have no result
+ * yet, or while it retires (DONE due). Any message from its rank counts
+ * as word from it; a busy rank sends ALIVE every quarter of the limit. A
+ * slot that owes and has not been heard from for silent_ns, judged only
+ * once everything waiting has been read, is lost for good: the core is
+ * told it ended with no status and nothing known about what it ran (so
+ * its chunks run again, the head one charged a death), its rank is marked
+ * in mpi__st.lost, and from then on its messages are dropped unread and
+ * its slot never starts again (-EHOSTDOWN). Time rank 0 spends outside
+ * wait() is not counted: a rank cannot answer a rank 0 that is not
+ * listening, and its heartbeats of that time may not all have landed.
  */
 #include "mpi_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -24,6 +37,7 @@ enum slot_state {
   S_EMPTY, /* no local pool on its rank (or one being ended) */
   S_RUNNING,
   S_RETIRING, /* CLOSE sent: DONE ends it */
+  S_DEAD,     /* its rank went silent: never written to or heard again */
 };
 
 typedef struct slot {
@@ -34,11 +48,16 @@ typedef struct slot {
   int open_rc, open_procs;
   int lost; /* a loss to report in wait() */
   mp__loss loss;
+  int rank;      /* its MPI rank */
+  int inflight;  /* tasks sent to this generation, not yet answered */
+  int64_t heard; /* when it last said something (or began to owe) */
 } slot;
 
 typedef struct tp_mpi {
   mp_pool *core;
-  int nproc;         /* worker ranks: slot w is rank w + 1 */
+  int nproc;         /* worker ranks, those not lost before the pool */
+  int *slot_of;      /* each rank's slot, -1 for none (rank 0, lost) */
+  int64_t listened;  /* when wait() last read MPI (0: not yet) */
   mp_pool_opts user; /* as the caller gave them: for the local pools */
   size_t initarg_size;
   slot *s;
@@ -61,17 +80,37 @@ static int mpi_create(const mp__tp_cfg *cfg, void *arg, void **out) {
   t->user = *a->user;
   t->initarg_size = a->initarg_size;
   t->s = calloc((size_t)t->nproc, sizeof *t->s);
-  if (!t->s) {
+  t->slot_of = malloc((size_t)mpi__st.size * sizeof *t->slot_of);
+  if (!t->s || !t->slot_of) {
+    free(t->s);
+    free(t->slot_of);
     free(t);
     return -ENOMEM;
   }
+  int w = 0;
+  for (int r = 0; r < mpi__st.size; r++) {
+    t->slot_of[r] = r > 0 && !mpi__st.lost[r] && w < t->nproc ? w : -1;
+    if (t->slot_of[r] >= 0)
+      t->s[w++].rank = r;
+  }
+  assert(w == t->nproc);
   *out = t;
   return 0;
+}
+
+/* The heartbeat period a busy rank keeps: a quarter of the limit. */
+static uint32_t mpi_beat_ms(void) {
+  int64_t ms = mpi__st.silent_ns / 4 / 1000000;
+  if (!mpi__st.silent_ns)
+    return 0;
+  return ms < 1 ? 1 : ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
 }
 
 static int mpi_start(void *tp, int w) {
   tp_mpi *t = tp;
   slot *s = &t->s[w];
+  if (s->state == S_DEAD)
+    return -EHOSTDOWN;
   const mp_pool_opts *u = &t->user;
   size_t arglen = u->initializer ? t->initarg_size : 0;
   size_t len = sizeof(msg_hdr) + sizeof(msg_open) + arglen;
@@ -85,7 +124,8 @@ static int mpi_start(void *tp, int w) {
                 .task_timeout = u->task_timeout,
                 .max_res = u->max_result_bytes,
                 .initarg_len = arglen,
-                .has_init = u->initializer != NULL};
+                .has_init = u->initializer != NULL,
+                .beat_ms = mpi_beat_ms()};
   if (u->initializer &&
       mpi__ext->fnref_make((mp__fn)u->initializer, &o.init) < 0) {
     free((mpi_out *)(void *)m - 1);
@@ -95,12 +135,13 @@ static int mpi_start(void *tp, int w) {
   memcpy(m + sizeof h, &o, sizeof o);
   if (arglen)
     memcpy(m + sizeof h + sizeof o, u->initarg, arglen);
-  int rc = mpi__send(&t->out, m, len, w + 1, TAG_DOWN);
+  int rc = mpi__send(&t->out, m, len, s->rank, TAG_DOWN);
   if (rc < 0)
     return rc;
   s->state = S_RUNNING;
   s->gen = gen;
   s->opened = s->lost = 0;
+  s->inflight = 0;
   return 0;
 }
 
@@ -124,7 +165,13 @@ static int mpi_send(void *tp, int w, mp__task *task) {
   memcpy(m + sizeof h, &mt, sizeof mt);
   if (task->in_len)
     memcpy(m + sizeof h + sizeof mt, task->in, task->in_len);
-  return mpi__send(&t->out, m, len, w + 1, TAG_DOWN);
+  slot *s = &t->s[w];
+  int rc = mpi__send(&t->out, m, len, s->rank, TAG_DOWN);
+  if (rc < 0)
+    return rc;
+  if (s->inflight++ == 0 && s->state == S_RUNNING)
+    s->heard = mpi__now_ns(); /* it owes from now */
+  return 0;
 }
 
 /* The input was copied at send: the caller's is never read again. */
@@ -136,6 +183,7 @@ static int mpi_cancel(void *tp, int w, uint64_t id) {
 /* Slot w's pool ends: its loss is reported at the next wait(). */
 static void slot_lose(slot *s, int why, int detail) {
   s->state = S_EMPTY;
+  s->inflight = 0;
   s->lost = 1;
   s->loss = (mp__loss){
       .why = why, .detail = detail, .status_known = 1, .init_done = 1};
@@ -145,9 +193,9 @@ static void mpi_kill(void *tp, int w, int drain) {
   (void)drain; /* results come whole or not at all: none is half read */
   tp_mpi *t = tp;
   slot *s = &t->s[w];
-  if (s->state == S_EMPTY)
+  if (s->state == S_EMPTY || s->state == S_DEAD)
     return;
-  if (mpi__send_hdr(&t->out, w + 1, TAG_DOWN, M_TERM, s->gen, 0, 0, 0) == 0)
+  if (mpi__send_hdr(&t->out, s->rank, TAG_DOWN, M_TERM, s->gen, 0, 0, 0) == 0)
     s->ending++;
   slot_lose(s, MP__LOST_EXIT, -SIGKILL);
 }
@@ -157,22 +205,27 @@ static void mpi_retire(void *tp, int w) {
   slot *s = &t->s[w];
   if (s->state != S_RUNNING)
     return;
-  if (mpi__send_hdr(&t->out, w + 1, TAG_DOWN, M_CLOSE, s->gen, 0, 0, 0) < 0) {
+  if (mpi__send_hdr(&t->out, s->rank, TAG_DOWN, M_CLOSE, s->gen, 0, 0, 0) < 0) {
     slot_lose(s, MP__LOST_EXIT, 0);
     return;
   }
   s->ending++;
   s->state = S_RETIRING;
+  if (!s->inflight)
+    s->heard = mpi__now_ns(); /* it owes its DONE from now */
 }
 
 /* One message from rank `from`. Returns 1 when the core heard of it. */
 static int mpi_handle(tp_mpi *t, int from, char *m, size_t len) {
   msg_hdr h;
   memcpy(&h, m, sizeof h);
-  if (from < 1 || from > t->nproc)
-    return 0;
-  int w = from - 1;
+  int w = from >= 0 && from < mpi__st.size ? t->slot_of[from] : -1;
+  if (w < 0)
+    return 0; /* rank 0, or a rank lost before this pool */
   slot *s = &t->s[w];
+  if (s->state == S_DEAD)
+    return 0; /* lost: its chunks went elsewhere */
+  s->heard = mpi__now_ns();
   switch (h.type) {
   case M_OPENED:
     if (h.gen == s->gen) {
@@ -198,6 +251,8 @@ static int mpi_handle(tp_mpi *t, int from, char *m, size_t len) {
   case M_RESULT:
     if (h.gen != s->gen || s->state == S_EMPTY)
       return 0; /* of a pool terminated since */
+    if (s->inflight > 0)
+      s->inflight--;
     if (mpi__ext->core_result(t->core, w, h.id, m + sizeof h, len - sizeof h) <
         0) {
       mpi_kill(t, w, 0);
@@ -226,9 +281,10 @@ static int mpi_report(tp_mpi *t) {
 }
 
 /* Receive what is there. Returns 1 when the core heard of something,
- * 0 when nothing came, or an error. */
-static int mpi_pump(tp_mpi *t) {
+ * 0 when nothing came, or an error; *drained: nothing is left waiting. */
+static int mpi_pump(tp_mpi *t, int *drained) {
   int heard = 0;
+  *drained = 0;
   mpi__outbox_progress(&t->out);
   for (int k = 0; k < 4 * t->nproc + 4; k++) {
     char *m;
@@ -239,12 +295,49 @@ static int mpi_pump(tp_mpi *t) {
       continue;
     if (rc < 0)
       return rc == -ENOMEM ? rc : -EIO;
-    if (rc == 0)
+    if (rc == 0) {
+      *drained = 1;
       break;
+    }
     heard |= mpi_handle(t, from, m, len);
     free(m);
   }
   return heard;
+}
+
+/* Slots that owe an answer and were silent past the limit are lost for
+ * good. Call once everything waiting has been read. Returns 1 when one
+ * was. */
+static int mpi_judge(tp_mpi *t, int64_t now) {
+  int any = 0;
+  for (int w = 0; w < t->nproc && mpi__st.silent_ns; w++) {
+    slot *s = &t->s[w];
+    int owes =
+        (s->state == S_RUNNING && s->inflight > 0) || s->state == S_RETIRING;
+    if (!owes || now - s->heard < mpi__st.silent_ns)
+      continue;
+    /* Ended with no status, running nothing known: chunk_settle runs
+     * every chunk again and charges the head one a death. */
+    slot_lose(s, MP__LOST_EXIT, 0);
+    s->loss.status_known = 0;
+    s->state = S_DEAD;
+    s->ending = 0; /* no DONE will be waited for */
+    mpi__st.lost[s->rank] = 1;
+    any = 1;
+  }
+  return any;
+}
+
+/* Rank 0 was away (not in wait()) since t->listened: past a heartbeat
+ * period, that time is not held against the ranks (a gap of a few naps
+ * is not away: crediting it would stop the clock). */
+static void mpi_listen(tp_mpi *t, int64_t now) {
+  int64_t away = t->listened ? now - t->listened : 0;
+  if (away > mpi__st.silent_ns / 4)
+    for (int w = 0; w < t->nproc; w++) {
+      slot *s = &t->s[w];
+      s->heard = s->heard + away < now ? s->heard + away : now;
+    }
 }
 
 static int mpi_wait(void *tp, int64_t deadline) {
@@ -254,12 +347,18 @@ static int mpi_wait(void *tp, int64_t deadline) {
   mpi_backoff b;
   mpi__backoff_reset(&b);
   for (;;) {
-    int rc = mpi_pump(t);
+    int drained;
+    mpi_listen(t, mpi__now_ns());
+    int rc = mpi_pump(t, &drained);
+    int64_t now = mpi__now_ns();
+    t->listened = now;
     if (rc < 0)
       return rc;
+    if (drained && mpi__st.silent_ns)
+      mpi_judge(t, now);
     if (mpi_report(t) || rc > 0)
       return 0;
-    if (mpi__now_ns() >= deadline)
+    if (now >= deadline)
       return 0;
     mpi__backoff(&b, deadline);
   }
@@ -278,7 +377,9 @@ static int mpi_ready(void *tp, int w) {
 
 static long mpi_ident(void *tp, int w) {
   tp_mpi *t = tp;
-  return t->s[w].state != S_EMPTY ? (long)mpi__st.pids[w + 1] : 0;
+  slot *s = &t->s[w];
+  return s->state != S_EMPTY && s->state != S_DEAD ? (long)mpi__st.pids[s->rank]
+                                                   : 0;
 }
 
 /* End every rank's pool and wait (up to stop_timeout) until each says it
@@ -286,8 +387,7 @@ static long mpi_ident(void *tp, int w) {
 static void mpi_destroy(void *tp) {
   tp_mpi *t = tp;
   for (int w = 0; w < t->nproc; w++)
-    if (t->s[w].state != S_EMPTY)
-      mpi_kill(t, w, 0);
+    mpi_kill(t, w, 0); /* not the empty and the dead */
   int64_t deadline = mpi__deadline(mpi__st.stop_timeout);
   mpi_backoff b;
   mpi__backoff_reset(&b);
@@ -308,9 +408,9 @@ static void mpi_destroy(void *tp) {
     if (rc == 1) {
       msg_hdr h;
       memcpy(&h, m, sizeof h);
-      if (h.type == M_DONE && from >= 1 && from <= t->nproc &&
-          t->s[from - 1].ending > 0)
-        t->s[from - 1].ending--;
+      int w = from >= 0 && from < mpi__st.size ? t->slot_of[from] : -1;
+      if (h.type == M_DONE && w >= 0 && t->s[w].ending > 0)
+        t->s[w].ending--; /* (never for the dead: their ending is 0) */
       free(m);
       got = 1;
     }
@@ -321,6 +421,7 @@ static void mpi_destroy(void *tp) {
   }
   mpi__outbox_drain(&t->out, deadline);
   free(t->s);
+  free(t->slot_of);
   free(t);
   mpi__st.pool_live = 0;
 }
@@ -361,9 +462,15 @@ int mp_mpi_pool_create(mp_pool **out, const mp_pool_opts *opts,
     if (mpi__ext->fnref_make((mp__fn)user.initializer, &ref) < 0)
       return MP_EINVAL;
   }
-  /* The core: one worker per rank, no timeouts, no maxtasksperchild and
-   * no initializer of its own: those are the local pools'. */
-  mp_pool_opts core = {.processes = mpi__st.size - 1,
+  /* The core: one worker per rank not lost, no timeouts, no
+   * maxtasksperchild and no initializer of its own: those are the local
+   * pools'. */
+  int live = 0;
+  for (int r = 1; r < mpi__st.size; r++)
+    live += !mpi__st.lost[r];
+  if (!live)
+    return MP_MPI_ENOWORKERS;
+  mp_pool_opts core = {.processes = live,
                        .max_result_bytes = user.max_result_bytes};
   tp_arg arg = {.user = &user, .initarg_size = initarg_size};
   mp_pool *p = NULL;
@@ -392,7 +499,8 @@ int mp_mpi_pool_create(mp_pool **out, const mp_pool_opts *opts,
         rc = MP_ETIMEDOUT;
       break;
     }
-    int got = mpi_pump(t);
+    int drained;
+    int got = mpi_pump(t, &drained);
     if (got < 0) {
       rc = got;
       break;

@@ -100,6 +100,24 @@ static void on_done(mp_result *r, void *arg) {
   ++*(int *)arg;
 }
 
+/* A square that takes a while, so a map of them is under way for seconds. */
+static int slow_square(const void *in, void *out) {
+  struct timespec ts = {0, 40 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  return square(in, out);
+}
+
+/* Says once, for the script that stops or kills a rank, that the map is
+ * under way. */
+static void on_progress(size_t done, size_t total, void *arg) {
+  (void)total;
+  if (done >= 4 && !*(int *)arg) {
+    *(int *)arg = 1;
+    printf("under-way\n");
+    fflush(stdout);
+  }
+}
+
 static int crash_apply(const void *arg, size_t len, mp_buf *res) {
   (void)arg, (void)len, (void)res;
   raise(SIGSEGV);
@@ -402,9 +420,104 @@ static int case_victim(void) {
   return 1;
 }
 
+/* Items that each run three times silent_timeout (0.5 s, set in main):
+ * the busy ranks' heartbeats keep them in the pool, and the map completes
+ * with no item run twice nor failed, no rank lost. */
+static int slower(const void *in, void *out) {
+  struct timespec ts = {1, 500 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  *(int64_t *)out = *(const int64_t *)in + 1;
+  return 0;
+}
+
+static int case_busy(void) {
+  mp_pool *p;
+  CHECK_RC(mp_mpi_pool_create(&p, &(mp_pool_opts){.processes = 1}, NULL), 0);
+  int n = mp_pool_processes(p);
+  int64_t in[8], out[8];
+  mp_status st[8];
+  for (int i = 0; i < 2 * n; i++)
+    in[i] = i;
+  CHECK_RC(mp_pool_map(p, slower, in, (size_t)(2 * n), sizeof *in, out,
+                       sizeof *out,
+                       &(mp_map_opts){.chunksize = 1, .status = st}),
+           0);
+  for (int i = 0; i < 2 * n; i++)
+    CHECK(st[i].code == 0 && out[i] == i + 1);
+  pid_t pids[8];
+  CHECK_RC(mp_pool_worker_pids(p, pids, 8), n);
+  for (int i = 0; i < n; i++)
+    CHECK(pids[i] > 0);
+  mp_pool_close(p);
+  CHECK_RC(mp_pool_join(p), 0);
+  mp_pool_free(p);
+  return 0;
+}
+
+/* A worker rank stopped or killed mid-map by lost_rank.sh, the job kept
+ * alive (silent_timeout 1 s, set in main): the map completes with every
+ * item right, its chunks run on the other ranks; the lost rank leaves
+ * the pool, later maps and pools run without it, close/join/free stay
+ * bounded, and mp_mpi_finalize (in main) says MP_MPI_ELOST at once. */
+static int case_lost(void) {
+  mp_pool *p;
+  CHECK_RC(mp_mpi_pool_create(&p, &(mp_pool_opts){.processes = 1}, NULL), 0);
+  pid_t pids[8];
+  int n = mp_pool_worker_pids(p, pids, 8);
+  for (int i = 0; i < n; i++)
+    printf("worker-pid %d\n", (int)pids[i]);
+  fflush(stdout);
+  enum { N = 80 };
+  static int64_t in[N], out[N];
+  static mp_status st[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i, out[i] = -1;
+  int said = 0;
+  double t0 = now();
+  CHECK_RC(mp_pool_map(p, slow_square, in, N, sizeof *in, out, sizeof *out,
+                       &(mp_map_opts){.chunksize = 1,
+                                      .status = st,
+                                      .progress = on_progress,
+                                      .progress_arg = &said}),
+           0);
+  double took = now() - t0;
+  int bad = 0;
+  for (int i = 0; i < N; i++)
+    bad += st[i].code != 0 || out[i] != (int64_t)i * i + 1;
+  CHECK(bad == 0);
+  CHECK(took < 15);
+  printf("lost: map of %d done in %.1f s, %d wrong\n", N, took, bad);
+  /* The lost rank is out of the pool: no pid for its slot. */
+  pid_t now_pids[8];
+  CHECK_RC(mp_pool_worker_pids(p, now_pids, 8), n);
+  int gone = 0;
+  for (int i = 0; i < n; i++)
+    gone += now_pids[i] == 0;
+  CHECK(gone == 1);
+  /* The ranks left run the next map. */
+  CHECK_RC(mp_pool_map(p, square, in, N, sizeof *in, out, sizeof *out, NULL),
+           0);
+  CHECK(out[N - 1] == (int64_t)(N - 1) * (N - 1) + 1);
+  t0 = now();
+  CHECK_RC(mp_pool_close(p), 0);
+  CHECK_RC(mp_pool_join(p), 0);
+  mp_pool_free(p);
+  CHECK(now() - t0 < 5);
+  /* A new pool is made of the ranks left. */
+  CHECK_RC(mp_mpi_pool_create(&p, NULL, NULL), 0);
+  CHECK_RC(mp_pool_processes(p), n - 1);
+  CHECK_RC(mp_pool_map(p, square, in, N, sizeof *in, out, sizeof *out, NULL),
+           0);
+  CHECK(out[7] == 50);
+  mp_pool_free(p);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *c = argc > 1 ? argv[1] : "";
-  int rc = mp_mpi_init(&argc, &argv, NULL);
+  int lost = strcmp(c, "lost") == 0, busy = strcmp(c, "busy") == 0;
+  mp_mpi_opts mo = {.silent_timeout = busy ? 0.5 : 1};
+  int rc = mp_mpi_init(&argc, &argv, lost || busy ? &mo : NULL);
   if (strcmp(c, "one") == 0) {
     /* A world of one rank: the clear error, at once. */
     if (rc != MP_MPI_ENOWORKERS) {
@@ -424,6 +537,8 @@ int main(int argc, char **argv) {
   }
   if (rc == MP_MPI_WORKER)
     return 0;
+  if (lost && rc == MP_MPI_ELOST)
+    return 3; /* a worker rank after rank 0's verdict: MPI left as is */
   if (rc < 0) {
     fprintf(stderr, "mp_mpi_init: %s\n", mp_mpi_strerror(rc));
     return 1;
@@ -442,17 +557,24 @@ int main(int argc, char **argv) {
     case_terminate();
   else if (strcmp(c, "victim") == 0)
     return case_victim();
+  else if (lost)
+    case_lost();
+  else if (busy)
+    case_busy();
   else {
     fprintf(stderr, "unknown case '%s'\n", c);
     failures++;
   }
   double t0 = now();
   int frc = mp_mpi_finalize();
-  CHECK_RC(frc, 0);
-  CHECK(now() - t0 < 10);
+  /* With a rank lost MPI is left unfinalized, and rank 0 exits non-zero
+   * (3, after its verdict) so that the launcher ends the job. */
+  CHECK_RC(frc, lost ? MP_MPI_ELOST : 0);
+  CHECK(now() - t0 < (lost ? 5 : 10));
   if (failures)
     fprintf(stderr, "%s: %d checks failed\n", c, failures);
   else
     printf("%s: ok\n", c);
-  return failures != 0;
+  fflush(stdout);
+  return failures ? 1 : lost ? 3 : 0;
 }
