@@ -36,6 +36,7 @@ static void test_errno_codes(void **state) {
   assert_string_equal(mp_err_name(-EMFILE), "EMFILE");
   assert_string_equal(mp_err_name(MP_EINVAL), "EINVAL");
   assert_string_equal(mp_err_name(-EMSGSIZE), "EMSGSIZE");
+  assert_string_equal(mp_err_name(-EHOSTDOWN), "EHOSTDOWN"); /* MPI: every rank lost */
   assert_string_equal(mp_strerror(-EAGAIN), strerror(EAGAIN));
   assert_string_equal(mp_strerror(-ENOMEM), strerror(ENOMEM));
 }
