@@ -56,9 +56,16 @@ int mp__chan_create(void) {
 int mp__cpus_usable(void) {
   /* The machine's CPUs, not this process's affinity: a spinner pinned to
    * one CPU still gains when its peer runs on another (whether the peer
-   * shares its CPU is checked wait by wait). */
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int)n : 1;
+   * shares its CPU is checked wait by wait). Read once (sysconf opens a
+   * file: not on every worker start). */
+  static _Atomic int cached;
+  int n = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (n <= 0) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    n = c > 0 ? (int)c : 1;
+    atomic_store_explicit(&cached, n, memory_order_relaxed);
+  }
+  return n;
 }
 
 int mp__chan_open(mp__chan *c, int fd, int parent, int wake_fd) {
@@ -107,6 +114,15 @@ int mp__chan_open(mp__chan *c, int fd, int parent, int wake_fd) {
   c->tx_pos = c->tx_seen = atomic_load(c->tx_tail);
   c->rx_pos = atomic_load(c->rx_head);
   return 0;
+}
+
+void mp__chan_reset(mp__chan *c) {
+  chan_page *pg = c->map;
+  memset(pg, 0, sizeof *pg);
+  atomic_store(&pg->worker_cpu, -1);
+  atomic_store(&pg->parent_cpu, -1);
+  c->tx_pos = c->tx_seen = c->rx_pos = 0;
+  c->woke = 0;
 }
 
 void mp__chan_close(mp__chan *c) {
@@ -234,6 +250,10 @@ void mp__chan_set_cpu(mp__chan *c, int cpu) {
 void mp__chan_sleep_begin(mp__chan *c, uint32_t what) {
   atomic_store_explicit(c->my_sleep, what, memory_order_relaxed);
   atomic_thread_fence(memory_order_seq_cst);
+}
+
+void mp__chan_gone(mp__chan *c) {
+  atomic_store_explicit(c->my_sleep, MP__SLEEP_GONE, memory_order_release);
 }
 
 void mp__chan_sleep_end(mp__chan *c) {

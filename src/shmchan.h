@@ -38,8 +38,10 @@ enum {
   MP__CHAN_WAKE = 0x57,        /* the wake-up byte on the result pipe */
 };
 
-/* What a sleeper waits for (its word in the shared page; 0: awake). */
-enum { MP__SLEEP_DATA = 1, MP__SLEEP_ROOM = 2 };
+/* What a sleeper waits for (its word in the shared page; 0: awake).
+ * GONE: the worker is exiting (nothing more will come from it; a
+ * spinning parent stops at once rather than at the end of its budget). */
+enum { MP__SLEEP_DATA = 1, MP__SLEEP_ROOM = 2, MP__SLEEP_GONE = 4 };
 
 /* One side's view of a channel. The indices it owns are kept here,
  * privately; the shared page only receives them. */
@@ -67,6 +69,9 @@ int mp__chan_create(void);
  * inherited by fork). parent: which side c is. wake_fd: the worker's result
  * pipe (the parent's side: -1). Returns 0 or -errno. */
 int mp__chan_open(mp__chan *c, int fd, int parent, int wake_fd);
+/* The parent's side, for a new worker on the same channel (the last one
+ * is gone): both rings empty, nobody asleep, no CPU known. */
+void mp__chan_reset(mp__chan *c);
 /* Unmap; c is empty afterwards. An empty c (map NULL) is a no-op. */
 void mp__chan_close(mp__chan *c);
 
@@ -101,7 +106,10 @@ int mp__chan_wait(mp__chan *c, int what, pid_t parent);
  * announcement back. */
 void mp__chan_sleep_begin(mp__chan *c, uint32_t what);
 void mp__chan_sleep_end(mp__chan *c);
-/* Whether the peer sleeps, and on which CPU it last ran (-1: unknown). */
+/* The worker, leaving: say so (MP__SLEEP_GONE), after its last bytes. */
+void mp__chan_gone(mp__chan *c);
+/* Whether the peer sleeps (or is gone), and on which CPU it last ran (-1:
+ * unknown). */
 int mp__chan_peer_asleep(const mp__chan *c);
 int mp__chan_peer_cpu(const mp__chan *c);
 /* Publish the CPU this side runs on. */

@@ -59,7 +59,11 @@ typedef struct fw {
   int why;         /* MP__LOST_PROTO or MP__LOST_NOMEM, as detected */
   uint64_t why_task; /* what it ran when that was detected */
   uint32_t why_item;
-  mp__chan chan;   /* shm: its channel (chan.map NULL: none) */
+  mp__chan chan;   /* shm: the slot's channel (chan.map NULL: none), kept
+                    * for the next worker of the slot: a replacement
+                    * then maps pages that exist, and the parent neither
+                    * makes nor unmaps any */
+  int chan_fd;     /* its memfd, for the next worker */
 } fw;
 
 typedef struct tp_fork {
@@ -81,11 +85,15 @@ typedef struct tp_fork {
                        * ncpu are used) */
 } tp_fork;
 
-/* An empty slot: no process, no fds. */
+/* An empty slot: no process, no fds but its channel's. */
 static void fw_clear(fw *w) {
+  mp__chan chan = w->chan;
+  int chan_fd = w->chan_fd;
   memset(w, 0, sizeof *w);
   w->task_fd = w->task_rd = w->res_fd = w->pidfd = -1;
   mp__list_init(&w->tasks);
+  w->chan = chan;
+  w->chan_fd = chan_fd;
 }
 
 static void fw_close_fds(fw *w) {
@@ -93,7 +101,6 @@ static void fw_close_fds(fw *w) {
   mp__fd_drop(&w->task_rd);
   mp__fd_drop(&w->res_fd);
   mp__fd_drop(&w->pidfd);
-  mp__chan_close(&w->chan);
 }
 
 static mp__task *task_of(mp__list *n) {
@@ -131,8 +138,10 @@ static int pipes_create(const mp__tp_cfg *cfg, const mp__spawn_ops *sp_ops,
     free(f);
     return err;
   }
-  for (int i = 0; i < f->nproc; i++)
+  for (int i = 0; i < f->nproc; i++) {
+    f->w[i].chan_fd = -1;
     fw_clear(&f->w[i]);
+  }
   *out = f;
   return 0;
 }
@@ -160,17 +169,23 @@ static int server_shm_create(const mp__tp_cfg *cfg, void *arg, void **out) {
 static int fork_start(void *tp, int idx) {
   tp_fork *f = tp;
   fw *w = &f->w[idx];
-  int tfd[2], rfd[2] = {-1, -1}, cfd = -1;
-  mp__chan chan = {0};
+  int tfd[2], rfd[2] = {-1, -1};
   int rc = mp__pipe_reg(tfd);
   if (rc < 0)
     return rc;
   if ((rc = mp__pipe_reg(rfd)) < 0 || (rc = mp__set_nonblock(tfd[1])) < 0 ||
       (rc = mp__set_nonblock(rfd[0])) < 0)
     goto error;
-  if (f->shm && ((rc = cfd = mp__chan_create()) < 0 ||
-                 (rc = mp__chan_open(&chan, cfd, 1, -1)) < 0))
-    goto error;
+  if (f->shm && !w->chan.map) {
+    if ((rc = w->chan_fd = mp__chan_create()) < 0 ||
+        (rc = mp__chan_open(&w->chan, w->chan_fd, 1, -1)) < 0) {
+      mp__fd_drop(&w->chan_fd);
+      goto error;
+    }
+  } else if (f->shm) {
+    /* The slot's last worker is buried: nobody else maps it. */
+    mp__chan_reset(&w->chan);
+  }
   mp__pipe_grow(tfd[1], PIPE_BYTES);
   /* Under shm the result pipe carries wake-up bytes only. */
   if (!f->shm)
@@ -183,10 +198,9 @@ static int fork_start(void *tp, int idx) {
   snprintf(name, sizeof name, "PoolWorker-%u", ++f->spawned);
   pid_t pid;
   int pidfd;
-  if ((rc = f->sp_ops->spawn(f->sp, idx, name, tfd[0], rfd[1], cfd, &pid,
-                             &pidfd)) < 0)
+  if ((rc = f->sp_ops->spawn(f->sp, idx, name, tfd[0], rfd[1], w->chan_fd,
+                             &pid, &pidfd)) < 0)
     goto error;
-  mp__fd_drop(&cfd); /* the mapping stays */
   /* The parent keeps its copy of the task pipe's read end: a pipe with a
    * reader never raises SIGPIPE, so a worker that dies while the parent
    * writes to it costs a full pipe at worst, and no signal (and no signal
@@ -198,7 +212,6 @@ static int fork_start(void *tp, int idx) {
   w->task_fd = tfd[1];
   w->task_rd = tfd[0];
   w->res_fd = rfd[0];
-  w->chan = chan;
   return 0;
 
 error:
@@ -206,8 +219,6 @@ error:
     mp__fd_drop(&tfd[i]);
     mp__fd_drop(&rfd[i]);
   }
-  mp__fd_drop(&cfd);
-  mp__chan_close(&chan);
   return rc;
 }
 
@@ -906,7 +917,10 @@ static int shm_spin(tp_fork *f, int64_t deadline) {
     if (mp__chan_peer_asleep(&w->chan))
       continue;
     awake++;
-    if (!mp__list_empty(&w->tasks) && mp__chan_peer_cpu(&w->chan) != cpu)
+    /* A worker that has not said where it runs (just forked: a child
+     * starts on its parent's CPU) may be on ours. */
+    int wcpu = mp__chan_peer_cpu(&w->chan);
+    if (!mp__list_empty(&w->tasks) && wcpu >= 0 && wcpu != cpu)
       producer = 1;
   }
   if (!producer || awake >= f->spin.ncpu)
@@ -916,13 +930,20 @@ static int shm_spin(tp_fork *f, int64_t deadline) {
     end = deadline;
   for (unsigned k = 1;; k++) {
     mp__cpu_relax();
+    int working = 0;
     for (int i = 0; i < f->nproc; i++) {
-      if (fw_live(&f->w[i]) && shm_due(&f->w[i])) {
+      fw *w = &f->w[i];
+      if (!fw_live(w))
+        continue;
+      if (shm_due(w)) {
         mp__spin_learn(&f->spin, mp__now_ns() - t0);
         return shm_scan(f);
       }
+      working |= !mp__list_empty(&w->tasks) && !mp__chan_peer_asleep(&w->chan);
     }
-    if (k % 32 == 0 && mp__now_ns() >= end)
+    /* Out of budget, or every worker that owes us something went to
+     * sleep or is leaving (maxtasksperchild): its answer needs a poll. */
+    if (!working || (k % 32 == 0 && mp__now_ns() >= end))
       break;
   }
   mp__spin_learn(&f->spin, -1);
@@ -1110,6 +1131,8 @@ static void fork_destroy(void *tp) {
   tp_fork *f = tp;
   for (int i = 0; i < f->nproc; i++) {
     fw *w = &f->w[i];
+    mp__chan_close(&w->chan);
+    mp__fd_drop(&w->chan_fd);
     if (!w->pid)
       continue;
     f->sp_ops->signal(f->sp, w->pid, w->pidfd, SIGKILL);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <unistd.h>
@@ -598,6 +599,7 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
     mp__fd_drop(&fd);
     if (rc < 0)
       mp__child_exit(1);
+    mp__chan_set_cpu(&chan, sched_getcpu());
   }
   if (cfg->initializer) {
     cfg->initializer(cfg->initarg);
@@ -647,6 +649,8 @@ _Noreturn void mp__worker_main(const mp__worker_cfg *cfg) {
       break;
   }
   (void)held_flush(&k);
+  if (k.chan)
+    mp__chan_gone(k.chan);
   current_wk = NULL;
   free(k.out);
   free(k.keep.data);
