@@ -173,17 +173,18 @@ def crc(line):
     return zlib.crc32(line)
 
 
-def row_lines_stream():
+def row_lines_stream(mode=None):
     """8: Pool(2).imap over the lines `seq 1 n` writes into a pipe,
     chunksize 10000, a cheap hash each, each hash printed (to /dev/null);
-    lines/s and this process's peak RSS."""
+    lines/s and this process's peak RSS. Mode "lb" (row 8b): each hash
+    its own write, line-buffered, as printed to a terminal."""
     import resource
     n = 50000 if QUICK else 5000000
     import subprocess
     with ctx().Pool(2) as pool:
         seq = subprocess.Popen(["seq", "1", str(n)], stdout=subprocess.PIPE)
         got = 0
-        with open("/dev/null", "w") as out:  # each hash printed, as a filter
+        with open("/dev/null", "w", buffering=1 if mode == "lb" else -1) as out:
             t0 = time.perf_counter()
             for h in pool.imap(crc, seq.stdout, chunksize=10000):
                 out.write(f"{h:08x}\n")
@@ -263,6 +264,8 @@ def main(argv):
         row_apply(mode)
     elif row == "fs":
         row_forkserver(mode)
+    elif row == "8":
+        row_lines_stream(mode)
     elif row in rows:
         rows[row]()
     else:

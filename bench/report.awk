@@ -107,7 +107,7 @@ function line(num, what, lib, floor, pyv, ratio, target, result) {
 
 BEGIN {
   QUIET = 0.15
-  NLOAD = 20 # rows 1, 2a, 2b, 3..11, 12a..12c, 13a..13e
+  NLOAD = 21 # rows 1, 2a, 2b, 3..11, 12a..12c, 13a..13e, 8b
   FS_WHAT[1] = "pool create + close + join, 2 workers, no tasks"
   FS_WHAT[2] = "apply round trip, 8-byte echo, 2 workers, one CPU"
   FS_WHAT[3] = "maxtasksperchild=1, 1 worker, per task"
@@ -237,9 +237,27 @@ END {
   line(8, "streaming imap over 5,000,000 lines from a pipe, a cheap hash each, 2 workers",
        fmt_rate(l) " lines/s; peak RSS " fmt(lr / 1024, "MiB"), "—",
        py == "ok" ? fmt_rate(p) " lines/s; peak RSS " fmt(pr / 1024, "MiB") : pycell(p, ""),
-       py == "ok" ? x(r1) " Python; RSS 1/" sprintf("%.0f", r2) " of Python's" : "—",
-       ">= 5x Python; RSS <= 1/20 of Python's",
-       pyverdict(r1, ">=", 5) ", " pyverdict(r2, ">=", 20))
+       py == "ok" ? x(r1) " Python; RSS 1/" sprintf("%.0f", r2) " of Python's (judged in 8b)" : "—",
+       ">= 5x Python (the RSS target: row 8b)",
+       pyverdict(r1, ">=", 5))
+
+  # 8b: the same stream, each hash its own line-buffered write: the
+  # consumer slower than the workers, as when printing to a terminal. The
+  # issue's RSS target is judged here: with a block-buffered consumer that
+  # keeps up (row 8) Python's imap does not read ahead (its task feeder
+  # blocks on its pipe) and its RSS stays at its interpreter's ~20 MiB;
+  # with a slower consumer its result queue, unbounded, grows with the
+  # input, which is what the issue measured (~300 MB), and ours stays flat.
+  l = vmed("8b", "lib", "lines_per_s"); p = vmed("8b", "py", "lines_per_s")
+  lr = vmed("8b", "lib", "rss_kb"); pr = vmed("8b", "py", "rss_kb")
+  r1 = rmed("8b", "lib", "lines_per_s", "py", "lines_per_s", "8b: libmpool / Python")
+  r2 = rmed("8b", "py", "rss_kb", "lib", "rss_kb", "8b: Python's peak RSS / libmpool's")
+  line("8b", "row 8 with each hash its own line-buffered write (a consumer slower than the workers, as printing to a terminal)",
+       fmt_rate(l) " lines/s; peak RSS " fmt(lr / 1024, "MiB"), "—",
+       py == "ok" ? fmt_rate(p) " lines/s; peak RSS " fmt(pr / 1024, "MiB") : pycell(p, ""),
+       py == "ok" ? x(r1) " Python (no target); RSS 1/" sprintf("%.0f", r2) " of Python's" : "—",
+       "RSS <= 1/20 of Python's",
+       pyverdict(r2, ">=", 20))
 
   # 9: lines to new strings of other lengths
   l = vmed(9, "lib", "lines_per_s"); f = vmed(9, "floor", "lines_per_s")
@@ -340,7 +358,7 @@ END {
 
   # Others' load per row: the noise each row ran under.
   for (i = 1; i <= NLOAD; i++) {
-    row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i <= 12 ? i - 1 : i <= 15 ? "12" substr("abc", i - 12, 1) : "13" substr("abcde", i - 15, 1)
+    row = i == 1 ? 1 : i == 2 ? "2a" : i == 3 ? "2b" : i <= 12 ? i - 1 : i <= 15 ? "12" substr("abc", i - 12, 1) : i <= 20 ? "13" substr("abcde", i - 15, 1) : "8b"
     lc = ""; lp = ""
     for (rr = 1; rr <= rounds; rr++) {
       if ((row, rr, "info", "other_c") in V)

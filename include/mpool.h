@@ -474,7 +474,10 @@ typedef struct mp_pool_opts {
   /* How tasks and results move between the pool and its workers (see
    * "Transports" below): MP_TRANSPORT_SHM or MP_TRANSPORT_PIPE; 0: the
    * default, MP_TRANSPORT_SHM unless the environment variable
-   * MPOOL_TRANSPORT was "pipe" when the program started. */
+   * MPOOL_TRANSPORT was "pipe" when the program started, or
+   * maxtasksperchild is 1 (a worker that runs one task has no wait to
+   * save, and shared memory would only add its mapping to each fork:
+   * pipes). */
   int transport;
 } mp_pool_opts;
 

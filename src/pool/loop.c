@@ -239,6 +239,10 @@ int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
   if (m < 0)
     return m;
   int t = opts && opts->transport ? opts->transport : default_transport;
+  /* By default, pipes where shared memory cannot win: a worker that runs
+   * one task and exits has no wait to save, and a channel to map. */
+  if (!(opts && opts->transport) && opts && opts->maxtasksperchild == 1)
+    t = MP_TRANSPORT_PIPE;
   if (t != MP_TRANSPORT_PIPE && t != MP_TRANSPORT_SHM)
     return MP_EINVAL;
   const mp__tp_ops *ops;
