@@ -57,6 +57,48 @@ static void test_both_transports_explicit(void **state) {
   }
 }
 
+static int over_shm(const void *in, void *out) {
+  (void)in;
+  *(int *)out = mp__worker_chan() != NULL;
+  return 0;
+}
+
+/* The default transport: shm, except for maxtasksperchild 1 (pipes); an
+ * explicit choice is kept either way. */
+static void test_default_transport(void **state) {
+  (void)state;
+  static const struct {
+    int transport, maxtasks, want;
+  } cases[] = {
+      {0, 0, 1},
+      {0, 1, 0},
+      {0, 2, 1},
+      {MP_TRANSPORT_SHM, 1, 1},
+      {MP_TRANSPORT_PIPE, 0, 0},
+  };
+  /* The environment may have made pipes the default. */
+  const char *env = getenv("MPOOL_TRANSPORT");
+  int pipes_default = env && strcmp(env, "pipe") == 0;
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    int want = cases[c].transport ? cases[c].want
+                                  : cases[c].want && !pipes_default;
+    mp_pool *p = mpt_pool((mp_pool_opts){.processes = 1,
+                                         .transport = cases[c].transport,
+                                         .maxtasksperchild =
+                                             cases[c].maxtasks});
+    int in[3] = {0}, out[3] = {-1, -1, -1};
+    assert_int_equal(mp_pool_map(p, over_shm, in, 3, sizeof *in, out,
+                                 sizeof *out, &(mp_map_opts){.chunksize = 1}),
+                     0);
+    for (int i = 0; i < 3; i++)
+      if (out[i] != want)
+        fail_msg("transport %d, maxtasksperchild %d: item %d %s shm",
+                 cases[c].transport, cases[c].maxtasks, i,
+                 out[i] ? "ran over" : "did not run over");
+    mpt_pool_done(p);
+  }
+}
+
 /* ---- a worker that scribbles on its ring ---- */
 
 enum { SCRIB_NONE, SCRIB_TAIL, SCRIB_HEAD, SCRIB_FRAME };
@@ -303,6 +345,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_unknown_transport_is_einval),
       MPT_TEST(test_both_transports_explicit),
+      MPT_TEST(test_default_transport),
       MPT_TEST(test_scribbled_tail_fails_its_item),
       MPT_TEST(test_scribbled_frame_fails_its_item),
       MPT_TEST(test_scribbled_head_replaces_its_worker),
