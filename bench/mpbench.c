@@ -140,13 +140,21 @@ static int sq(const void *in, void *out) {
   return 0;
 }
 
-static void row_map(void) {
+/* in[i] = i and room for as many outputs, n of each (freed by the row). */
+static size_t int_inputs(int64_t **in, int64_t **out) {
   size_t n = quick ? 20000 : 1000000;
-  int64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
-  if (!in || !out)
+  *in = malloc(n * sizeof **in);
+  *out = malloc(n * sizeof **out);
+  if (!*in || !*out)
     die("malloc", -ENOMEM);
   for (size_t i = 0; i < n; i++)
-    in[i] = (int64_t)i;
+    (*in)[i] = (int64_t)i;
+  return n;
+}
+
+static void row_map(void) {
+  int64_t *in, *out;
+  size_t n = int_inputs(&in, &out);
   mp_pool *pool;
   CHECK(mp_pool_create(&pool, &(mp_pool_opts){.processes = 2}));
   CHECK(mp_pool_map(pool, sq, in, n, sizeof *in, out, sizeof *out, NULL));
@@ -802,12 +810,8 @@ static double map1_rate(mp_pool *pool, const int64_t *in, int64_t *out,
 }
 
 static void shm_map1(void) {
-  size_t n = quick ? 20000 : 1000000;
-  int64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
-  if (!in || !out)
-    die("malloc", -ENOMEM);
-  for (size_t i = 0; i < n; i++)
-    in[i] = (int64_t)i;
+  int64_t *in, *out;
+  size_t n = int_inputs(&in, &out);
   mp_pool *shm = transport_pool(MP_TRANSPORT_SHM);
   mp_pool *pipe = transport_pool(MP_TRANSPORT_PIPE);
   double a[5], b[5];

@@ -695,6 +695,20 @@ static void test_wait_failure_is_returned(void **state) {
   assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* In a test's child: cap the address space at what it maps now plus
+ * room bytes; exit 77 (the test skips) where that cannot be done. */
+static void cap_address_space(rlim_t room) {
+  long pages = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f || fscanf(f, "%ld", &pages) != 1)
+    _exit(77);
+  fclose(f);
+  rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + room;
+  struct rlimit rl = {cap, cap};
+  if (setrlimit(RLIMIT_AS, &rl) < 0)
+    _exit(77);
+}
+
 static int big_result(const void *arg, size_t len, mp_buf *res) {
   (void)arg;
   (void)len;
@@ -718,15 +732,7 @@ static void test_no_memory_for_a_result(void **state) {
     mp_pool *p;
     if (mp_pool_create(&p, &(mp_pool_opts){.processes = 1}) < 0)
       _exit(2);
-    long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld", &pages) != 1)
-      _exit(77);
-    fclose(f);
-    rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (32 << 20);
-    struct rlimit rl = {cap, cap};
-    if (setrlimit(RLIMIT_AS, &rl) < 0)
-      _exit(77);
+    cap_address_space(32 << 20);
     void *r = NULL;
     size_t len = 0;
     mp_status st = {0, 0};
@@ -780,15 +786,7 @@ static void test_no_memory_for_an_iterator_copy(void **state) {
     if (mp_pool_apply(p, mid_result, "xy", 2, &r, &rl, NULL) < 0)
       _exit(2);
     free(r);
-    long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld", &pages) != 1)
-      _exit(77);
-    fclose(f);
-    rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (8 << 20);
-    struct rlimit rl_as = {cap, cap};
-    if (setrlimit(RLIMIT_AS, &rl_as) < 0)
-      _exit(77);
+    cap_address_space(8 << 20);
     mp_bytes b0, b1, b2;
     mp_status st0 = {0, 0};
     size_t i0 = 9, i1 = 9;
