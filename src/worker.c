@@ -519,7 +519,7 @@ static void worker_forked_child(void) {
   current_wk = NULL;
 }
 
-/* Run one frame. Returns 0, 1 when the worker is to stop, -1 on failure. */
+/* Run one frame. Returns 0, or -1 on failure. */
 static int run_frame(wk *k, int type, const mp__frame_hdr *h, char *payload,
                      int more) {
   switch (type) {
@@ -561,7 +561,9 @@ static int run_diverted(wk *k, const char *payload, uint32_t plen,
     *buf = b;
     *cap = (size_t)len;
   }
-  if (mp__read_full(k->cfg->task_fd, *buf, (size_t)len) != (ssize_t)len)
+  /* About to wait for the parent: nothing it waits for may be held. */
+  if (held_flush(k) < 0 ||
+      mp__read_full(k->cfg->task_fd, *buf, (size_t)len) != (ssize_t)len)
     return -1;
   int tasks = 0;
   size_t off = 0;
