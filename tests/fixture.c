@@ -524,6 +524,10 @@ int mpt_die_at_futex_works(void) {
 
 int mpt_kill_parent_of(pid_t mid, const pid_t *workers, int n) {
   int st, gone = 0, fds[16];
+  /* How long a worker may take to be gone: a bound for hangs, not a
+   * timing; a process under valgrind or a sanitizer tears down far more
+   * memory than its own, and CI runs two of them at once. */
+  int ms = mpt_under_tool() ? 5000 : 1000;
   /* Forkserver workers are not ours (their server is mid's child): watch
    * them through pidfds taken while they still run. */
   for (int i = 0; i < n && i < 16; i++)
@@ -539,7 +543,7 @@ int mpt_kill_parent_of(pid_t mid, const pid_t *workers, int n) {
       struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
       int r;
       do
-        r = poll(&pfd, 1, 1000);
+        r = poll(&pfd, 1, ms);
       while (r < 0 && errno == EINTR);
       gone += r == 1;
       if (r != 1)
@@ -549,12 +553,12 @@ int mpt_kill_parent_of(pid_t mid, const pid_t *workers, int n) {
     } else if (waitid(P_PID, (id_t)workers[i], &(siginfo_t){0},
                       WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD) {
       /* Not ours and no pidfd (valgrind): gone once kill finds no one. */
-      double end = mpt_now() + 1;
+      double end = mpt_now() + ms / 1000.0;
       while (kill(workers[i], 0) == 0 && mpt_now() < end)
         usleep(1000);
       gone += kill(workers[i], 0) < 0 && errno == ESRCH;
     } else {
-      gone += mpt_reap_within(workers[i], 1000, &st);
+      gone += mpt_reap_within(workers[i], ms, &st);
     }
   }
   /* What else became ours when mid died (a fork server) ends with it. */
