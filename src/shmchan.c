@@ -81,8 +81,7 @@ int mp__chan_open(mp__chan *c, int fd, int parent, int wake_fd) {
   c->map = m;
   c->parent = parent;
   c->wake_fd = wake_fd;
-  c->spin_ns = SPIN_START;
-  c->ncpu = mp__cpus_usable();
+  mp__spin_init(&c->spin);
   if (parent) {
     c->tx = task;
     c->rx = res;
@@ -260,18 +259,23 @@ void mp__chan_sleep_end(mp__chan *c) {
   atomic_store_explicit(c->my_sleep, 0, memory_order_relaxed);
 }
 
-int64_t mp__spin_budget(const mp__chan *c) {
-  return c->ncpu > 1 ? c->spin_ns : 0;
+void mp__spin_init(mp__spin *s) {
+  s->ns = SPIN_START;
+  s->ncpu = mp__cpus_usable();
 }
 
-void mp__spin_learn(mp__chan *c, int64_t took) {
+int64_t mp__spin_budget(const mp__spin *s) {
+  return s->ncpu > 1 ? s->ns : 0;
+}
+
+void mp__spin_learn(mp__spin *s, int64_t took) {
   if (took < 0) {
-    c->spin_ns = c->spin_ns / 2 > SPIN_MIN ? c->spin_ns / 2 : SPIN_MIN;
+    s->ns = s->ns / 2 > SPIN_MIN ? s->ns / 2 : SPIN_MIN;
     return;
   }
   int64_t want = 2 * took + SPIN_MIN;
-  if (want > c->spin_ns)
-    c->spin_ns = want < SPIN_MAX ? want : SPIN_MAX;
+  if (want > s->ns)
+    s->ns = want < SPIN_MAX ? want : SPIN_MAX;
 }
 
 static int ready(const mp__chan *c, int what) {
@@ -290,7 +294,7 @@ int mp__chan_wait(mp__chan *c, int what, pid_t parent) {
    * would make the parent's own spin fail (it would wait for our wake-up),
    * so neither would ever spin again. The budget ends spins that do not
    * pay: a parent that is truly idle costs at most SPIN_MIN a wait. */
-  int64_t budget = mp__spin_budget(c);
+  int64_t budget = mp__spin_budget(&c->spin);
   /* A parent we just woke answers after its wake-up, not at once: wait
    * for it as long as a wake-up takes, once, or the pair stays in the
    * regime where each side sleeps because the other did. */
@@ -308,7 +312,7 @@ int mp__chan_wait(mp__chan *c, int what, pid_t parent) {
       if (i % 64 == 0 && mp__now_ns() - t0 > budget)
         break;
     }
-    mp__spin_learn(c, took);
+    mp__spin_learn(&c->spin, took);
     if (took >= 0)
       return 0;
   }

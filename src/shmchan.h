@@ -43,6 +43,14 @@ enum {
  * spinning parent stops at once rather than at the end of its budget). */
 enum { MP__SLEEP_DATA = 1, MP__SLEEP_ROOM = 2, MP__SLEEP_GONE = 4 };
 
+/* A spin budget, which adapts to how long recent waits took (see
+ * mp__spin_learn): the worker keeps one in its channel, the parent one for
+ * all its workers. */
+typedef struct mp__spin {
+  int64_t ns;  /* the current budget */
+  int ncpu;    /* CPUs online, when made */
+} mp__spin;
+
 /* One side's view of a channel. The indices it owns are kept here,
  * privately; the shared page only receives them. */
 typedef struct mp__chan {
@@ -56,10 +64,9 @@ typedef struct mp__chan {
   _Atomic int32_t *my_cpu, *peer_cpu;
   int parent;       /* this is the parent's side */
   int wake_fd;      /* the worker's: the result pipe, to wake the parent */
-  int64_t spin_ns;  /* the current spin budget */
+  mp__spin spin;    /* the worker's budget (the parent keeps its own) */
   int woke;         /* this side woke its sleeping peer since it last
                      * waited */
-  int ncpu;         /* CPUs online, when opened */
 } mp__chan;
 
 /* A new channel's memfd (registered, close-on-exec), sized. Returns the fd
@@ -129,10 +136,12 @@ static inline void mp__cpu_relax(void) {
 /* The spin policy, shared by both sides. */
 /* CPUs the machine has online (at least 1). */
 int mp__cpus_usable(void);
+/* A budget to start from. */
+void mp__spin_init(mp__spin *s);
 /* The budget for the next spin, ns (0: do not spin). */
-int64_t mp__spin_budget(const mp__chan *c);
+int64_t mp__spin_budget(const mp__spin *s);
 /* A spin found what it waited for after took ns (took < 0: it did not). */
-void mp__spin_learn(mp__chan *c, int64_t took);
+void mp__spin_learn(mp__spin *s, int64_t took);
 
 /* In a worker: its channel, NULL under the pipes transport (for tests:
  * they scribble on it to check the parent's validation). */

@@ -1,8 +1,8 @@
 /*
  * spawner.h: where the pipes transport (tp_fork.c) gets its worker processes.
  * The transport owns the pipes, the frames, the poll loop and the burying;
- * a spawner only starts a worker on the two pipe ends it is given, signals
- * it, and learns its exit status. Two spawners: fork (tp_fork.c), workers
+ * a spawner only starts a worker on the pipe ends (and channel) it is
+ * given, signals it, and learns its exit status. Two spawners: fork (spawn_fork.c), workers
  * forked from the caller; and the fork server (tp_forkserver.c), workers
  * forked by a server process exec'd from the program's own image.
  */

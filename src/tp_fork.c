@@ -9,8 +9,8 @@
  * pidfds, never to a pid the kernel may have given to another process.
  *
  * Where the workers come from is a spawner's business (spawner.h): the fork
- * start method forks them from the caller here (mp__spawn_fork, and tasks
- * cross as pointers); the forkserver method has a server process fork them
+ * start method forks them from the caller (spawn_fork.c, and tasks cross
+ * as pointers); the forkserver method has a server process fork them
  * (tp_forkserver.c, and tasks cross as portable references).
  *
  * The shm transport is this one with the frames' bytes in a shared-memory
@@ -19,7 +19,7 @@
  * parent wake-up bytes when it sleeps in poll(), and the task pipe carries
  * the large inputs that go by reference (vmsplice), each announced in the
  * ring by an MP__FR_DIVERT frame. A wait looks at the rings first, spins
- * on them while that pays (see shm_may_spin), and only then sleeps in the
+ * on them while that pays (see shm_spin), and only then sleeps in the
  * same poll() as the pipes transport.
  */
 #include "pool/pool_internal.h"
@@ -80,9 +80,7 @@ typedef struct tp_fork {
   int *pfd_map;       /* what each entry is: 2 * worker (+ 1: task pipe) */
   int shm;            /* the bytes go through channels (shmchan.h) */
   int64_t polled_ns;  /* shm: when the pipes were last polled */
-  int cpu;            /* shm: the CPU the last wait ran on */
-  mp__chan spin;      /* shm: the parent's spin budget (only spin_ns and
-                       * ncpu are used) */
+  mp__spin spin;      /* shm: the parent's spin budget */
 } tp_fork;
 
 /* An empty slot: no process, no fds but its channel's. */
@@ -118,8 +116,7 @@ static int pipes_create(const mp__tp_cfg *cfg, const mp__spawn_ops *sp_ops,
   if (!f)
     return -ENOMEM;
   f->shm = shm;
-  f->spin.spin_ns = 20000;
-  f->spin.ncpu = mp__cpus_usable();
+  mp__spin_init(&f->spin);
   f->core = cfg->core;
   f->nproc = cfg->nproc;
   f->opts = cfg->opts;
@@ -321,6 +318,14 @@ static int task_iov(mp__task *t, struct iovec *iov, size_t *total) {
   return n;
 }
 
+/* The bytes of t's frames. */
+static size_t task_total(mp__task *t) {
+  struct iovec iov[7];
+  size_t total;
+  (void)task_iov(t, iov, &total);
+  return total;
+}
+
 /* Drop the first off bytes of iov[0..n): returns the first entry left. */
 static int iov_skip(struct iovec *iov, int n, size_t off) {
   int first = 0;
@@ -387,9 +392,7 @@ static int gather(fw *w, mp__task *t, struct iovec *iov) {
 /* Spread wrote bytes over w's pending tasks, oldest first. */
 static void tx_advance(fw *w, size_t left) {
   while (w->tx) {
-    struct iovec tmp[7];
-    size_t total;
-    (void)task_iov(w->tx, tmp, &total);
+    size_t total = task_total(w->tx);
     size_t rest = total - w->tx->tp_off;
     if (left < rest) {
       w->tx->tp_off += left;
@@ -419,10 +422,7 @@ static void fw_write_shm(tp_fork *f, int idx) {
     ssize_t wrote;
     if (!t->tp_divert && t->tp_off == 0 && task_spliced(t) &&
         w->task_fd >= 0) {
-      struct iovec tmp[7];
-      size_t total;
-      (void)task_iov(t, tmp, &total);
-      uint64_t len = total;
+      uint64_t len = task_total(t);
       mp__frame_hdr h;
       mp__frame_init(&h, MP__FR_DIVERT, t->id, sizeof len);
       char frame[sizeof h + MP__ALIGN] = {0}; /* padded as every frame */
@@ -862,6 +862,43 @@ static void fw_bury_dead(tp_fork *f) {
       fw_bury(f, i);
 }
 
+/*
+ * The fds a wait polls, into out[0..max) (map[k], when map is not NULL:
+ * 2 * worker, + 1 for a task pipe): each worker's result pipe (its EOF is
+ * how a death is seen; under shm it also brings wake-up bytes) and its task
+ * pipe while a task goes there (under shm, only a diverted one). Returns
+ * how many there are, which may exceed max. Lowers *due (when not NULL) to
+ * 0 for a worker that needs a wait at once: dead and not yet buried, or
+ * with something in its ring.
+ */
+static int shm_due(const fw *w);
+static int fw_pollset(tp_fork *f, struct pollfd *out, int *map, int max,
+                      int64_t *due) {
+  int n = 0;
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!w->pid)
+      continue;
+    if (due && (w->dead || (f->shm && shm_due(w))))
+      *due = 0;
+    if (n < max) {
+      out[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
+      if (map)
+        map[n] = 2 * i;
+    }
+    n++;
+    if (w->tx && w->task_fd >= 0 && (!f->shm || w->tx->tp_divert)) {
+      if (n < max) {
+        out[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
+        if (map)
+          map[n] = 2 * i + 1;
+      }
+      n++;
+    }
+  }
+  return n;
+}
+
 /* ---- shm: the wait ---- */
 
 /* A shm wait sleeps in poll() only when nothing is ready; while results
@@ -904,11 +941,10 @@ static int shm_scan(tp_fork *f) {
  * the budget (which adapts: see mp__spin_learn) lasts. Returns whether
  * something became due (then moved).
  */
-static int shm_spin(tp_fork *f, int64_t deadline) {
+static int shm_spin(tp_fork *f, int cpu, int64_t deadline) {
   int64_t budget = mp__spin_budget(&f->spin);
   if (budget <= 0)
     return 0;
-  int cpu = f->cpu;
   int awake = 0, producer = 0;
   for (int i = 0; i < f->nproc; i++) {
     fw *w = &f->w[i];
@@ -950,24 +986,6 @@ static int shm_spin(tp_fork *f, int64_t deadline) {
   return 0;
 }
 
-/* The pipes a shm wait polls: each live worker's result pipe (wake-up
- * bytes, EOF), and its task pipe while a task goes there. */
-static unsigned shm_pollset(tp_fork *f) {
-  unsigned n = 0;
-  for (int i = 0; i < f->nproc; i++) {
-    fw *w = &f->w[i];
-    if (!fw_live(w))
-      continue;
-    f->pfd[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
-    f->pfd_map[n++] = 2 * i;
-    if (w->tx && w->tx->tp_divert && w->task_fd >= 0) {
-      f->pfd[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
-      f->pfd_map[n++] = 2 * i + 1;
-    }
-  }
-  return n;
-}
-
 /* Announce to every live worker that we sleep (and for what). */
 static void shm_sleep_begin(tp_fork *f) {
   for (int i = 0; i < f->nproc; i++) {
@@ -988,17 +1006,17 @@ static void shm_sleep_end(tp_fork *f) {
 static int shm_wait(tp_fork *f, int64_t deadline) {
   fw_bury_dead(f);
   /* Where we run, for the workers' spin policy and ours. */
-  f->cpu = sched_getcpu();
+  int cpu = sched_getcpu();
   for (int i = 0; i < f->nproc; i++)
     if (f->w[i].chan.map)
-      mp__chan_set_cpu(&f->w[i].chan, f->cpu);
+      mp__chan_set_cpu(&f->w[i].chan, cpu);
   for (int i = 0; i < f->nproc; i++)
     if (fw_live(&f->w[i]) && f->w[i].tx)
       fw_write_shm(f, i);
   int got = shm_scan(f);
   int64_t now = mp__now_ns();
   if (!got && deadline > now)
-    got = shm_spin(f, deadline);
+    got = shm_spin(f, cpu, deadline);
   if (got) {
     if (now - f->polled_ns < SHM_POLL_EVERY) {
       fw_bury_dead(f);
@@ -1006,7 +1024,8 @@ static int shm_wait(tp_fork *f, int64_t deadline) {
     }
     deadline = 0; /* look at the pipes, without sleeping */
   }
-  unsigned n = shm_pollset(f);
+  unsigned n = (unsigned)fw_pollset(f, f->pfd, f->pfd_map, 2 * f->nproc,
+                                    NULL);
   if (deadline > now) {
     shm_sleep_begin(f);
     for (int i = 0; i < f->nproc; i++)
@@ -1030,30 +1049,6 @@ static int shm_wait(tp_fork *f, int64_t deadline) {
   return rc < 0 ? rc : 0;
 }
 
-/* What shm_wait would poll, the sleep announced (a wait(tp, 0) after the
- * caller's poll takes it back); due now when a ring has something. */
-static int shm_pollfds(tp_fork *f, struct pollfd *out, int max,
-                       int64_t *due) {
-  int n = 0;
-  shm_sleep_begin(f);
-  for (int i = 0; i < f->nproc; i++) {
-    fw *w = &f->w[i];
-    if (!w->pid)
-      continue;
-    if (w->dead || shm_due(w))
-      *due = 0;
-    if (n < max)
-      out[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
-    n++;
-    if (w->tx && w->tx->tp_divert && w->task_fd >= 0) {
-      if (n < max)
-        out[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
-      n++;
-    }
-  }
-  return n;
-}
-
 /*
  * The wait: each worker's result pipe (EOF there is how a worker's death is
  * seen: see mp__worker_main for children its tasks fork) and its task pipe
@@ -1073,18 +1068,7 @@ static int fork_wait(void *tp, int64_t deadline) {
       fw_write(&f->w[i]);
   struct pollfd *pfd = f->pfd;
   int *map = f->pfd_map;
-  unsigned n = 0;
-  for (int i = 0; i < f->nproc; i++) {
-    fw *w = &f->w[i];
-    if (!w->pid)
-      continue;
-    pfd[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
-    map[n++] = 2 * i;
-    if (w->tx && w->task_fd >= 0) {
-      pfd[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
-      map[n++] = 2 * i + 1;
-    }
-  }
+  unsigned n = (unsigned)fw_pollset(f, pfd, map, 2 * f->nproc, NULL);
   int rc = n ? mp__poll(pfd, n, deadline) : 0;
   for (unsigned k = 0; rc > 0 && k < n; k++) {
     if (!pfd[k].revents)
@@ -1101,30 +1085,15 @@ static int fork_wait(void *tp, int64_t deadline) {
   return rc < 0 ? rc : 0;
 }
 
-/* The fds fork_wait would poll now; a worker dead but not yet buried
- * needs a wait at once. */
+/* The fds fork_wait would poll now. Under shm the sleep is announced
+ * first, so that a result wakes the caller's poll (the wait(tp, 0) after
+ * it takes the announcement back). */
 static int fork_pollfds(void *tp, struct pollfd *out, int max,
                         int64_t *due) {
   tp_fork *f = tp;
   if (f->shm)
-    return shm_pollfds(f, out, max, due);
-  int n = 0;
-  for (int i = 0; i < f->nproc; i++) {
-    fw *w = &f->w[i];
-    if (!w->pid)
-      continue;
-    if (w->dead)
-      *due = 0;
-    if (n < max)
-      out[n] = (struct pollfd){.fd = w->res_fd, .events = POLLIN};
-    n++;
-    if (w->tx && w->task_fd >= 0) {
-      if (n < max)
-        out[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
-      n++;
-    }
-  }
-  return n;
+    shm_sleep_begin(f);
+  return fw_pollset(f, out, NULL, max, due);
 }
 
 static void fork_destroy(void *tp) {
@@ -1164,90 +1133,3 @@ const mp__tp_ops mp__tp_fork = PIPES_OPS(fork_create, 0);
 const mp__tp_ops mp__tp_forkserver = PIPES_OPS(server_create, 1);
 const mp__tp_ops mp__tp_fork_shm = PIPES_OPS(fork_shm_create, 0);
 const mp__tp_ops mp__tp_forkserver_shm = PIPES_OPS(server_shm_create, 1);
-
-/* ---- the fork spawner: workers forked from the caller ---- */
-
-typedef struct spawn_fork {
-  const mp_pool_opts *opts;
-  size_t max_res;
-  mp__slot *slots;
-  size_t slots_len;
-} spawn_fork;
-
-static int sf_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
-  spawn_fork *s = calloc(1, sizeof *s);
-  if (!s)
-    return -ENOMEM;
-  s->opts = cfg->opts;
-  s->max_res = cfg->max_res;
-  s->slots_len = (size_t)cfg->nproc * sizeof(mp__slot);
-  void *m = NULL;
-  int err = mp__ipc_map(&m, s->slots_len);
-  if (err < 0) {
-    free(s);
-    return err;
-  }
-  s->slots = m;
-  *slots = m;
-  *out = s;
-  return 0;
-}
-
-static int sf_spawn(void *sp, int idx, const char *name, int task_rd,
-                    int res_wr, int chan_fd, pid_t *pid_out, int *pidfd) {
-  spawn_fork *s = sp;
-  int keep[3] = {task_rd, res_wr, chan_fd};
-  mp__fork_req req = {.keep = keep, .nkeep = chan_fd >= 0 ? 3 : 2,
-                      .die_with_parent = 1, .name = name};
-  pid_t parent = getpid();
-  pid_t pid = mp__fork(&req);
-  if (pid == 0) {
-    mp__worker_cfg cfg = {
-        .task_fd = task_rd,
-        .res_fd = res_wr,
-        .chan_fd = chan_fd,
-        .slot = &s->slots[idx],
-        .parent = parent,
-        .initializer = s->opts->initializer,
-        .initarg = s->opts->initarg,
-        .maxtasks = s->opts->maxtasksperchild,
-        .timed = s->opts->task_timeout > 0,
-        .max_res = (uint32_t)s->max_res,
-        .max_task = UINT32_MAX,
-    };
-    mp__worker_main(&cfg);
-  }
-  if (pid < 0)
-    return pid;
-  *pid_out = pid;
-  *pidfd = mp__child_pidfd(pid);
-  return 0;
-}
-
-static void sf_signal(void *sp, pid_t pid, int pidfd, int sig) {
-  (void)sp;
-  (void)mp__child_signal(pid, pidfd, sig);
-}
-
-static int sf_reap(void *sp, pid_t pid, int *code) {
-  (void)sp;
-  int ws;
-  if (mp__waitpid(pid, &ws, 0) != pid)
-    return 0;
-  *code = mp__exitcode(ws);
-  return 1;
-}
-
-static void sf_destroy(void *sp) {
-  spawn_fork *s = sp;
-  mp__ipc_unmap(s->slots, s->slots_len);
-  free(s);
-}
-
-const mp__spawn_ops mp__spawn_fork = {
-    .create = sf_create,
-    .spawn = sf_spawn,
-    .signal = sf_signal,
-    .reap = sf_reap,
-    .destroy = sf_destroy,
-};

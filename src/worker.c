@@ -570,10 +570,12 @@ static int run_diverted(wk *k, const char *payload, uint32_t plen,
   while (off < len) {
     mp__frame_hdr h;
     size_t framelen;
-    int type = mp__frame_next(*buf + off, (size_t)len - off,
-                              k->cfg->max_task, &h, &framelen);
-    if (type <= 0 || (type = mp__frame_check(&h, k->cfg->max_task)) < 0 ||
-        type == MP__FR_DIVERT || type == MP__FR_STOP)
+    /* Whole and valid (mp__frame_next checks the header) or a failure. */
+    if (mp__frame_next(*buf + off, (size_t)len - off, k->cfg->max_task, &h,
+                       &framelen) != 1)
+      return -1;
+    int type = (int)(h.magic_type & ~MP__FRAME_MAGIC_MASK);
+    if (type == MP__FR_DIVERT || type == MP__FR_STOP)
       return -1;
     int last = off + framelen >= len;
     if (run_frame(k, type, &h, *buf + off + sizeof h, more || !last) < 0)

@@ -709,6 +709,23 @@ static void cap_address_space(rlim_t room) {
     _exit(77);
 }
 
+/* Run body in a child of its own (the address-space cap must not reach
+ * the test process): it passes when body returns 0, skips on 77. */
+static void in_capped_child(int (*body)(void)) {
+  if (mpt_under_tool())
+    skip(); /* a sanitizer or valgrind reserves far more than it uses */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0)
+    _exit(body());
+  int st;
+  assert_true(mpt_reap_within(pid, 30000, &st));
+  assert_true(WIFEXITED(st));
+  if (WEXITSTATUS(st) == 77)
+    skip();
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static int big_result(const void *arg, size_t len, mp_buf *res) {
   (void)arg;
   (void)len;
@@ -722,31 +739,23 @@ static int big_result(const void *arg, size_t len, mp_buf *res) {
 /* In a child: the parent's address space is capped after its worker is
  * forked, so a 64 MiB result cannot be received: that is -ENOMEM (it was
  * reported as MP_EPROTO, a worker breaking the protocol). */
+static int no_memory_for_a_result(void) {
+  mp_pool *p;
+  if (mp_pool_create(&p, &(mp_pool_opts){.processes = 1}) < 0)
+    return 2;
+  cap_address_space(32 << 20);
+  void *r = NULL;
+  size_t len = 0;
+  mp_status st = {0, 0};
+  int rc = mp_pool_apply(p, big_result, NULL, 0, &r, &len, &st);
+  free(r);
+  mp_pool_free(p);
+  return rc == -ENOMEM && st.code == -ENOMEM ? 0 : rc == MP_EPROTO ? 4 : 3;
+}
+
 static void test_no_memory_for_a_result(void **state) {
   (void)state;
-  if (mpt_under_tool())
-    skip(); /* a sanitizer or valgrind reserves far more than it uses */
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    mp_pool *p;
-    if (mp_pool_create(&p, &(mp_pool_opts){.processes = 1}) < 0)
-      _exit(2);
-    cap_address_space(32 << 20);
-    void *r = NULL;
-    size_t len = 0;
-    mp_status st = {0, 0};
-    int rc = mp_pool_apply(p, big_result, NULL, 0, &r, &len, &st);
-    free(r);
-    mp_pool_free(p);
-    _exit(rc == -ENOMEM && st.code == -ENOMEM ? 0 : rc == MP_EPROTO ? 4 : 3);
-  }
-  int st;
-  assert_true(mpt_reap_within(pid, 30000, &st));
-  assert_true(WIFEXITED(st));
-  if (WEXITSTATUS(st) == 77)
-    skip();
-  assert_int_equal(WEXITSTATUS(st), 0);
+  in_capped_child(no_memory_for_a_result);
 }
 
 /* Item "a": a 24 MiB result; any other: its length. */
@@ -765,50 +774,42 @@ static int mid_result(const void *arg, size_t len, mp_buf *res) {
  * address space is capped, so the copy of the 24 MiB one that
  * mp_iter_next_bytes hands out cannot be made: that item is -ENOMEM (data
  * NULL), the next one still comes, and the iterator ends as usual. */
+static int no_memory_for_an_iterator_copy(void) {
+  mp_pool *p;
+  mp_iter *it;
+  mp_bytes in[2] = {{"a", 1}, {"bc", 2}};
+  if (mp_pool_create(&p, &(mp_pool_opts){.processes = 1}) < 0 ||
+      mp_pool_imap_bytes(p, mid_result, in, 2,
+                         &(mp_map_opts){.chunksize = 1}, &it) < 0)
+    return 2;
+  /* One worker runs in order: once this apply's result is in, both of
+   * the iterator's are stored. */
+  void *r = NULL;
+  size_t rl = 0;
+  if (mp_pool_apply(p, mid_result, "xy", 2, &r, &rl, NULL) < 0)
+    return 2;
+  free(r);
+  cap_address_space(8 << 20);
+  mp_bytes b0, b1, b2;
+  mp_status st0 = {0, 0};
+  size_t i0 = 9, i1 = 9;
+  int rc0 = mp_iter_next_bytes(it, &b0, &i0, &st0, -1);
+  int rc1 = mp_iter_next_bytes(it, &b1, &i1, NULL, -1);
+  size_t v1 = 0;
+  if (rc1 == 0 && b1.len == sizeof v1)
+    memcpy(&v1, b1.data, sizeof v1);
+  int rc2 = mp_iter_next_bytes(it, &b2, NULL, NULL, -1);
+  int ok0 = rc0 == -ENOMEM && st0.code == -ENOMEM && i0 == 0 && !b0.data,
+      ok1 = rc1 == 0 && i1 == 1 && v1 == 2, ok2 = rc2 == MP_EOF;
+  mp_bytes_free(&b1, 1);
+  mp_iter_free(it);
+  mp_pool_free(p);
+  return !ok0 ? 3 : !ok1 ? 4 : !ok2 ? 5 : 0;
+}
+
 static void test_no_memory_for_an_iterator_copy(void **state) {
   (void)state;
-  if (mpt_under_tool())
-    skip(); /* a sanitizer or valgrind reserves far more than it uses */
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    mp_pool *p;
-    mp_iter *it;
-    mp_bytes in[2] = {{"a", 1}, {"bc", 2}};
-    if (mp_pool_create(&p, &(mp_pool_opts){.processes = 1}) < 0 ||
-        mp_pool_imap_bytes(p, mid_result, in, 2,
-                           &(mp_map_opts){.chunksize = 1}, &it) < 0)
-      _exit(2);
-    /* One worker runs in order: once this apply's result is in, both of
-     * the iterator's are stored. */
-    void *r = NULL;
-    size_t rl = 0;
-    if (mp_pool_apply(p, mid_result, "xy", 2, &r, &rl, NULL) < 0)
-      _exit(2);
-    free(r);
-    cap_address_space(8 << 20);
-    mp_bytes b0, b1, b2;
-    mp_status st0 = {0, 0};
-    size_t i0 = 9, i1 = 9;
-    int rc0 = mp_iter_next_bytes(it, &b0, &i0, &st0, -1);
-    int rc1 = mp_iter_next_bytes(it, &b1, &i1, NULL, -1);
-    size_t v1 = 0;
-    if (rc1 == 0 && b1.len == sizeof v1)
-      memcpy(&v1, b1.data, sizeof v1);
-    int rc2 = mp_iter_next_bytes(it, &b2, NULL, NULL, -1);
-    int ok0 = rc0 == -ENOMEM && st0.code == -ENOMEM && i0 == 0 && !b0.data,
-        ok1 = rc1 == 0 && i1 == 1 && v1 == 2, ok2 = rc2 == MP_EOF;
-    mp_bytes_free(&b1, 1);
-    mp_iter_free(it);
-    mp_pool_free(p);
-    _exit(!ok0 ? 3 : !ok1 ? 4 : !ok2 ? 5 : 0);
-  }
-  int st;
-  assert_true(mpt_reap_within(pid, 30000, &st));
-  assert_true(WIFEXITED(st));
-  if (WEXITSTATUS(st) == 77)
-    skip();
-  assert_int_equal(WEXITSTATUS(st), 0);
+  in_capped_child(no_memory_for_an_iterator_copy);
 }
 
 /* ---- stress: 100,000 tasks, 1% crash, 1% time out ---- */
