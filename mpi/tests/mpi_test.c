@@ -401,16 +401,29 @@ static int case_terminate(void) {
   return 0;
 }
 
-/* Run a long map, after printing the worker ranks' pids for the script
- * that kills one of them. */
-static int case_victim(void) {
+/* A pool over the worker ranks, their pids printed for the script that
+ * stops or kills one of them. NULL (said on stderr) if it cannot be made. */
+static mp_pool *pool_for_script(void) {
   mp_pool *p;
-  CHECK_RC(mp_mpi_pool_create(&p, &(mp_pool_opts){.processes = 1}, NULL), 0);
+  int rc = mp_mpi_pool_create(&p, &(mp_pool_opts){.processes = 1}, NULL);
+  if (rc != 0) {
+    fprintf(stderr, "mp_mpi_pool_create: %s\n", mp_strerror(rc));
+    return NULL;
+  }
   pid_t pids[8];
   int n = mp_pool_worker_pids(p, pids, 8);
   for (int i = 0; i < n; i++)
     printf("worker-pid %d\n", (int)pids[i]);
   fflush(stdout);
+  return p;
+}
+
+/* Run a long map, after printing the worker ranks' pids for the script
+ * that kills one of them. */
+static int case_victim(void) {
+  mp_pool *p = pool_for_script();
+  if (!p)
+    return 1;
   enum { N = 64 };
   int in[N] = {0}, out[N];
   mp_pool_map(p, sleepy, in, N, sizeof *in, out, sizeof *out,
@@ -460,13 +473,10 @@ static int case_busy(void) {
  * the pool, later maps and pools run without it, close/join/free stay
  * bounded, and mp_mpi_finalize (in main) says MP_MPI_ELOST at once. */
 static int case_lost(void) {
-  mp_pool *p;
-  CHECK_RC(mp_mpi_pool_create(&p, &(mp_pool_opts){.processes = 1}, NULL), 0);
-  pid_t pids[8];
-  int n = mp_pool_worker_pids(p, pids, 8);
-  for (int i = 0; i < n; i++)
-    printf("worker-pid %d\n", (int)pids[i]);
-  fflush(stdout);
+  mp_pool *p = pool_for_script();
+  if (!p)
+    return 1;
+  int n = mp_pool_processes(p);
   enum { N = 80 };
   static int64_t in[N], out[N];
   static mp_status st[N];
