@@ -1473,8 +1473,9 @@ typedef struct mp_shm_opts {
  * mp_shm_create with options. A tracked named segment is removed when its
  * creating process dies, however it dies (SIGKILL included), as promptly
  * as the kernel closes a dead process's fds: a tracker process, forked at
- * the first tracked create and reaped at the last free, watches a socket
- * only the creator holds. Exactly:
+ * the first tracked create and reaped at the last free (which kills it
+ * if it has not gone within a second: a stopped tracker never holds up a
+ * free), watches a socket only the creator holds. Exactly:
  * - removing the name is all it does: processes that have the segment
  *   attached keep their mapping; later attaches get -ENOENT;
  * - it never removes a name its creator did not create, nor one the

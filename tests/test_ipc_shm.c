@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -312,6 +313,59 @@ static void test_shm_creators_killed_at_random(void **state) {
   }
 }
 
+/* A tracker that does not go when told (stopped here) does not hold up
+ * the free that lets it go: it is killed after a bound and reaped. The
+ * child that owns it runs the free; it reports the tracker's pid, so a
+ * hung run's tracker can be cleaned up. */
+static int g_trk[2];
+
+/* This process's only child, from the kernel's list; 0 if none. */
+static pid_t only_child(void) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)gettid());
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  long pid = 0;
+  if (fscanf(f, "%ld", &pid) != 1)
+    pid = 0;
+  fclose(f);
+  return (pid_t)pid;
+}
+
+static int free_beside_stopped_tracker(void *arg) {
+  (void)arg;
+  mp_shm *s;
+  if (mp_shm_create(&s, g_name, 4096) != 0)
+    return 1;
+  pid_t trk = only_child();
+  mpt_write(g_trk[1], &trk, sizeof trk);
+  if (trk <= 0 || kill(trk, SIGSTOP) < 0)
+    return 2;
+  siginfo_t si;
+  if (waitid(P_PID, (id_t)trk, &si, WSTOPPED | WNOWAIT) < 0)
+    return 3;
+  mp_shm_free(s); /* the last tracked segment: the tracker must go */
+  return kill(trk, 0) < 0 && errno == ESRCH ? 0 : 4;
+}
+
+static void test_shm_tracker_stopped(void **state) {
+  (void)state;
+  fresh_name();
+  assert_int_equal(pipe2(g_trk, O_CLOEXEC), 0);
+  mp_process *p = mpt_start(free_beside_stopped_tracker, NULL);
+  close(g_trk[1]);
+  pid_t trk = 0;
+  mpt_read(g_trk[0], &trk, sizeof trk);
+  close(g_trk[0]);
+  int rc = mpt_finish_within(p, 10);
+  if (rc != 0 && trk > 0)
+    kill(trk, SIGKILL); /* a hung free left it stopped */
+  assert_int_equal(rc, 0);
+  struct stat st;
+  assert_int_equal(name_stat(g_name, &st), -ENOENT);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_shm_anonymous),
@@ -321,6 +375,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_shm_creator_killed),
       MPT_TEST(test_shm_tracker_holds_nothing),
       MPT_TEST(test_shm_creators_killed_at_random),
+      MPT_TEST(test_shm_tracker_stopped),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

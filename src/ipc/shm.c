@@ -11,7 +11,8 @@
  * It closes every other fd it inherited (so it holds no one's pipe open),
  * ignores the terminal's signals (so ^C reaches the program, not it first),
  * and lives only while this process has tracked segments: the last free
- * closes the socket and reaps it.
+ * closes the socket and reaps it (killing it first if it has not gone
+ * within a second: a stopped tracker never holds up a free).
  * A name is told to the tracker only after shm_open(O_EXCL) made it ours,
  * and the creator tells it of a removal before removing: the tracker never
  * removes a name someone else created. (A creator killed between create
@@ -22,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,11 +140,21 @@ static int trk_send(int op, const char *name) {
   }
 }
 
-/* The tracker has no more names to watch: let it go. trk_lock held. */
+/* The tracker has no more names to watch: let it go. trk_lock held.
+ * Our EOF tells it to go, and its end hangs up when it has gone. One
+ * that has not within TRK_EXIT_S (stopped, say) is killed, which costs
+ * nothing: it watches no name now, and a removal it was told of but had
+ * not read yet is the creator's own to make. */
+enum { TRK_EXIT_S = 1 };
 static void trk_stop(void) {
+  (void)shutdown(trk_fd, SHUT_WR);
+  struct pollfd p = {.fd = trk_fd, .events = POLLIN};
+  int gone = mp__poll(&p, 1, mp__deadline(TRK_EXIT_S)) > 0;
   mp__fd_drop(&trk_fd);
+  if (!gone)
+    (void)mp__child_signal(trk_pid, -1, SIGKILL);
   int ws;
-  (void)mp__waitpid(trk_pid, &ws, 0); /* it exits at EOF */
+  (void)mp__waitpid(trk_pid, &ws, 0);
   trk_pid = 0;
 }
 
