@@ -159,14 +159,18 @@ enum {
 };
 
 /*
- * A static English message for any return code: 0, -errno or MP_E*.
- * Never NULL; unknown codes give "unknown error".
+ * A static English message for any return code: 0, -errno (the C
+ * library's own text for it, as strerror gives) or MP_E*. Never NULL;
+ * codes that are none of these give "unknown error". Safe from any thread:
+ * the text is never overwritten by a later call.
  */
 MP_EXPORT const char *mp_strerror(int code);
 
 /*
- * The code's symbolic name without sign: "ECRASHED", "EAGAIN", "OK" for 0,
- * "UNKNOWN" for codes the table does not know. Static; never NULL.
+ * The code's symbolic name without sign: "ECRASHED", "EAGAIN", "OK" for 0;
+ * every errno value the system defines has its name (a value with two
+ * names gets one: "EAGAIN", not "EWOULDBLOCK"); "UNKNOWN" for any other
+ * code. Static; never NULL.
  */
 MP_EXPORT const char *mp_err_name(int code);
 
