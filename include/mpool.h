@@ -763,10 +763,13 @@ typedef int (*mp_source_fn)(void *arg, mp_buf *item);
 /*
  * imap and imap_unordered over the items src produces, their number not
  * known in advance. Results come from mp_iter_next_bytes; when the source
- * has ended and every item is returned, mp_iter_next_bytes gives MP_EOF,
- * or, if the source stopped with an error, that error (the items it made
- * before are all returned first, intact). opts->chunksize caps items per
- * task (0: the guided rule, on what has come so far).
+ * has ended and every item is returned, mp_iter_next_bytes gives MP_EOF.
+ * If the source stopped with an error, the items it made before are all
+ * returned first, intact; then that error comes once, as the outcome of
+ * the item the source failed to make (index: the number of items it made;
+ * status: the error, detail 0), and MP_EOF after it, so a loop that goes
+ * on past failed items ends. opts->chunksize caps items per task (0: the
+ * guided rule, on what has come so far).
  */
 MP_EXPORT int mp_pool_imap_source(mp_pool *pool, mp_apply_fn f,
                                   mp_source_fn src, void *src_arg,

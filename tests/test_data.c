@@ -218,7 +218,8 @@ static void drain_source(mp_pool *p, counter *c, int unordered, int expect_end,
   for (int i = 0; i < c->limit; i++)
     assert_int_equal(seen[i], 1);
   mp_bytes r;
-  assert_int_equal(mp_iter_next_bytes(it, &r, NULL, NULL, -1), expect_end);
+  /* The end is told once (an error too); then the iterator is at its end. */
+  assert_int_equal(mp_iter_next_bytes(it, &r, NULL, NULL, -1), MP_EOF);
   mp_iter_free(it);
   free(seen);
 }
@@ -232,7 +233,7 @@ static void test_imap_source(void **state) {
   c = (counter){0, 20000, 0};
   drain_source(p, &c, 1, MP_EOF, 24576);
   /* A source that fails mid-way: what it made is delivered, then its
-   * error, for good. */
+   * error, once. */
   c = (counter){0, 777, -EIO};
   drain_source(p, &c, 0, -EIO, 24576);
   c = (counter){0, 0, 0};
@@ -450,6 +451,53 @@ static void test_status_str(void **state) {
   assert_int_equal(strlen(small), 7);
 }
 
+/* A source that fails ends its iterator: the error once, with the index
+ * the failed item would have had and its status, then MP_EOF for good; a
+ * loop that goes on past failed items stops. */
+static void test_source_error_then_eof(void **state) {
+  (void)state;
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2});
+  for (int unordered = 0; unordered < 2; unordered++) {
+    counter c = {0, 5, -EIO};
+    mp_iter *it;
+    assert_int_equal((unordered ? mp_pool_imap_source_unordered
+                                : mp_pool_imap_source)(p, twice_bar,
+                                                       count_source, &c, NULL,
+                                                       &it),
+                     0);
+    int ok = 0, errors = 0, rc;
+    size_t idx;
+    mp_status st;
+    /* Bounded: the old behaviour answered -EIO forever. */
+    for (int calls = 0; calls < 100; calls++) {
+      mp_bytes r;
+      idx = 12345;
+      st = (mp_status){77, 77};
+      rc = mp_iter_next_bytes(it, &r, &idx, &st, 30);
+      if (rc == MP_EOF)
+        break;
+      if (rc == 0) {
+        ok++;
+        mp_bytes_free(&r, 1);
+        continue;
+      }
+      assert_int_equal(rc, -EIO);
+      assert_int_equal(idx, 5);
+      assert_int_equal(st.code, -EIO);
+      assert_int_equal(st.detail, 0);
+      assert_null(r.data);
+      errors++;
+    }
+    assert_int_equal(rc, MP_EOF);
+    assert_int_equal(ok, 5);
+    assert_int_equal(errors, 1);
+    mp_bytes r;
+    assert_int_equal(mp_iter_next_bytes(it, &r, NULL, NULL, -1), MP_EOF);
+    mp_iter_free(it);
+  }
+  mpt_pool_done(p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_map_bytes),
@@ -461,6 +509,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_chunksize_honoured),
       MPT_TEST(test_batched_results_blame),
       MPT_TEST(test_status_str),
+      MPT_TEST(test_source_error_then_eof),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

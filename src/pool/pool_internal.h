@@ -255,7 +255,8 @@ struct mp_result {
   const mp_bytes *bin; /* the items, or */
   mp_source_fn src;    /* where they come from, one at a time */
   void *src_arg;
-  int src_end;         /* source: 0 active, 1 ended, < 0 its error */
+  int src_end;         /* source: 0 active, 1 ended, < 0 its error (not
+                        * yet returned by mp_iter_next_bytes) */
   mp_buf *src_item;    /* the item the source is writing */
   size_t pack_hint;    /* item bytes the last source chunk packed */
   size_t byte_bound;   /* bytes of items a default chunk holds at most */
