@@ -435,9 +435,18 @@ MP_EXPORT void *mp_buf_grow(mp_buf *b, size_t n);
  */
 typedef int (*mp_apply_fn)(const void *arg, size_t len, mp_buf *result);
 
+/* The most worker processes mp_pool_create starts (see processes). */
+#define MP_POOL_MAX_PROCESSES 4096
+
 /* Pool options; NULL or { 0 } means defaults. */
 typedef struct mp_pool_opts {
-  /* Worker processes; 0: mp_cpu_count(). */
+  /* Worker processes; 0: mp_cpu_count() (at most MP_POOL_MAX_PROCESSES).
+   * A count that cannot work is refused with MP_EINVAL before anything is
+   * forked: above MP_POOL_MAX_PROCESSES, or more workers than
+   * RLIMIT_NOFILE has fds for (each needs at least 2 in the pool's
+   * process, its pipes' ends; up to 5 with its pidfd and shared-memory
+   * channel). Limits met on the way fail as they come (-EAGAIN from fork
+   * at RLIMIT_NPROC, -EMFILE), everything started undone. */
   int processes;
   /* Run once in every worker before its first task (replacements too).
    * task_timeout bounds it as it bounds a task: past it the worker is
@@ -511,7 +520,9 @@ enum {
 
 /*
  * Start the workers. Returns 0 and sets *out; MP_EINVAL for a NULL out or a
- * negative count or timeout, an unknown start_method or transport, an initializer that
+ * negative count or timeout, a count past the limits (see processes:
+ * refused before anything is forked), an unknown start_method or
+ * transport, an initializer that
  * cannot be made a portable reference (forkserver); MP_ENOFUNC when the
  * fork server cannot resolve the initializer; -ENOENT (or another error of
  * exec) when the fork server cannot be started from /proc/self/exe; -EAGAIN (fork: e.g. RLIMIT_NPROC), -EMFILE /

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -878,6 +879,40 @@ static void test_two_pools_do_not_share_fds(void **state) {
   mpt_shared_free(&sh);
 }
 
+/* A pool that cannot work is refused with MP_EINVAL before anything is
+ * forked: more workers than the fd limit has room for, or than the cap. */
+static void test_processes_beyond_limits(void **state) {
+  (void)state;
+  struct rlimit old;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  /* Each worker needs 2 fds at least in the pool's process: 50 cannot
+   * live in 64. */
+  struct rlimit low = {64, old.rlim_max};
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  mp_pool *p = NULL;
+  int rc = mp_pool_create(&p, &(mp_pool_opts){.processes = 50});
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+  if (rc == 0)
+    mp_pool_free(p);
+  assert_int_equal(rc, MP_EINVAL);
+  assert_false(mpt_has_children());
+  /* Past the cap, whatever the limits (100000 once forked for a minute). */
+  double t0 = mpt_now();
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.processes = 100000}),
+                   MP_EINVAL);
+  assert_int_equal(
+      mp_pool_create(&p, &(mp_pool_opts){.processes = MP_POOL_MAX_PROCESSES + 1}),
+      MP_EINVAL);
+  assert_false(mpt_has_children());
+  assert_true(mpt_now() - t0 < 10);
+  /* Within them, a pool works as ever. */
+  p = pool_of(2);
+  int x = 3, y = 0;
+  assert_int_equal(mp_pool_map(p, square_int, &x, 1, sizeof x, &y, sizeof y, NULL), 0);
+  assert_int_equal(y, 9);
+  mpt_pool_done(p);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_map_matches_serial),
@@ -902,6 +937,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_terminate_fails_pending),
       MPT_TEST(test_free_without_close),
       MPT_TEST(test_two_pools_do_not_share_fds),
+      MPT_TEST(test_processes_beyond_limits),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

@@ -189,6 +189,10 @@ extern const mp__tp_ops mp__tp_fork;
 extern const mp__tp_ops mp__tp_forkserver;
 extern const mp__tp_ops mp__tp_fork_shm;
 extern const mp__tp_ops mp__tp_forkserver_shm;
+/* The fds these hold in the pool's process per worker, at least: its task
+ * pipe's write end and its result pipe's read end (and up to 3 more: a
+ * copy of the task pipe's read end, a pidfd, a shared-memory channel). */
+enum { MP__FDS_PER_WORKER_MIN = 2 };
 
 /* ---- the core's records ---- */
 
