@@ -562,7 +562,9 @@ typedef struct mp_map_opts {
   void *progress_arg;
   /* Optional bytes handed to every item of this call (Python's
    * functools.partial): copied at submit, sent to each worker once per
-   * call, read by the task with mp_context(). */
+   * call, read by the task with mp_context(). At most 2 GiB - 4 KiB: a
+   * longer context is refused with MP_EINVAL at submit, before a byte of
+   * it is read or copied. */
   const void *context;
   size_t context_len;
   /* Seconds one item of this call may run, as the pool's task_timeout,
@@ -580,7 +582,8 @@ typedef struct mp_map_opts {
  * failed items' indices and codes are in opts->status when given.
  * Returns 0, the code of the lowest-indexed failed item (MP_ETASK,
  * MP_ECRASHED, MP_ETIMEDOUT, MP_EPROTO, MP_ECLOSED), MP_EINVAL (NULL
- * arguments, zero sizes, element sizes over 1 GiB), MP_ECLOSED after
+ * arguments, zero sizes, element sizes over 1 GiB, a context over 2 GiB -
+ * 4 KiB), MP_ECLOSED after
  * close/terminate, -ENOMEM; or -errno when waiting on the workers itself
  * fails (poll: -EINVAL when RLIMIT_NOFILE was lowered below the pool's
  * fds, -ENOMEM): the map is then abandoned, as by mp_result_free, and its
@@ -620,8 +623,9 @@ typedef struct mp_async_opts {
   mp_result_cb callback;       /* on success */
   mp_result_cb error_callback; /* on failure */
   void *arg;                   /* handed to both */
-  /* For apply_async: context and timeout as in mp_map_opts (a map_async
-   * takes its own from its mp_map_opts; these are then ignored). */
+  /* For apply_async: context (at most 2 GiB - 4 KiB) and timeout as in
+   * mp_map_opts (a map_async takes its own from its mp_map_opts; these
+   * are then ignored). */
   const void *context;
   size_t context_len;
   double task_timeout;

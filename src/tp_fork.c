@@ -28,6 +28,7 @@
 
 #include <sched.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -249,6 +250,9 @@ static int task_inline(const mp__task *t) {
 /* t's headers, in its tp_head (a tiny task's input too: task_inline);
  * whether its call's context goes first. */
 static void tx_prepare(fw *w, mp__task *t) {
+  /* The core refused at submit what a frame cannot carry. */
+  assert(t->ctx_len <= MP__FRAME_MAX &&
+         meta_len(t) + t->in_len <= MP__FRAME_MAX);
   unsigned char *hd = t->tp_head;
   t->tp_ctx = t->ctx_id && t->ctx_id != w->ctx_sent;
   if (t->tp_ctx)

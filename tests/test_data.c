@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -498,6 +499,81 @@ static void test_source_error_then_eof(void **state) {
   mpt_pool_done(p);
 }
 
+/* A context, an argument or an item the frame format cannot carry (4 GiB
+ * and more: its 32-bit length would be cut, and the rest of it read as
+ * frames) is refused at submit with MP_EINVAL, before a byte of it is
+ * read: here it is address space no byte can be read from, so a copy
+ * would crash the test. The same for anything past the documented 2 GiB
+ * - 4 KiB a context or an argument may hold. */
+static void test_oversized_refused_before_copy(void **state) {
+  (void)state;
+  const size_t huge = ((size_t)4 << 30) + 64, over = ((size_t)2 << 30) - 4095;
+  void *none = mmap(NULL, huge, PROT_NONE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  assert_true(none != MAP_FAILED);
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 1});
+  int in[2] = {1, 2}, out[2];
+  mp_bytes bin[1] = {{"x", 1}}, bout[1];
+  mp_result *r = NULL;
+  mp_iter *it = NULL;
+  counter c = {0, 3, 0};
+  const size_t lens[2] = {huge, over};
+  for (int k = 0; k < 2; k++) {
+    mp_map_opts mo = {.context = none, .context_len = lens[k]};
+    mp_async_opts ao = {.context = none, .context_len = lens[k]};
+    assert_int_equal(mp_pool_map(p, times_ctx, in, 2, sizeof *in, out,
+                                 sizeof *out, &mo),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_map_async(p, times_ctx, in, 2, sizeof *in, out,
+                                       sizeof *out,
+                                       &(mp_map_async_opts){.map = mo}, &r),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_imap(p, times_ctx, in, 2, sizeof *in,
+                                  sizeof *out, &mo, &it),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_imap_unordered(p, times_ctx, in, 2, sizeof *in,
+                                            sizeof *out, &mo, &it),
+                     MP_EINVAL);
+    void *res = NULL;
+    size_t res_len = 0;
+    assert_int_equal(mp_pool_apply_async(p, ctx_len_apply, "a", 1, &ao, &r),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_map_bytes(p, twice_bar, bin, 1, bout, &mo),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_imap_bytes(p, twice_bar, bin, 1, &mo, &it),
+                     MP_EINVAL);
+    assert_int_equal(
+        mp_pool_imap_bytes_unordered(p, twice_bar, bin, 1, &mo, &it),
+        MP_EINVAL);
+    assert_int_equal(
+        mp_pool_imap_source(p, twice_bar, count_source, &c, &mo, &it),
+        MP_EINVAL);
+    assert_int_equal(mp_pool_imap_source_unordered(p, twice_bar, count_source,
+                                                   &c, &mo, &it),
+                     MP_EINVAL);
+    /* An argument, and an item, of the same length. */
+    assert_int_equal(mp_pool_apply(p, ctx_len_apply, none, lens[k], &res,
+                                   &res_len, NULL),
+                     MP_EINVAL);
+    mp_bytes big[1] = {{none, lens[k]}};
+    assert_int_equal(mp_pool_map_bytes(p, twice_bar, big, 1, bout, NULL),
+                     MP_EINVAL);
+  }
+  assert_null(r);
+  assert_null(it);
+  assert_int_equal(c.next, 0);
+  /* The pool is unharmed: a context within the limit reaches the task. */
+  int k = 3;
+  assert_int_equal(
+      mp_pool_map(p, times_ctx, in, 2, sizeof *in, out, sizeof *out,
+                  &(mp_map_opts){.context = &k, .context_len = sizeof k}),
+      0);
+  assert_int_equal(out[0], 3);
+  assert_int_equal(out[1], 6);
+  mpt_pool_done(p);
+  assert_int_equal(munmap(none, huge), 0);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_map_bytes),
@@ -510,6 +586,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_batched_results_blame),
       MPT_TEST(test_status_str),
       MPT_TEST(test_source_error_then_eof),
+      MPT_TEST(test_oversized_refused_before_copy),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

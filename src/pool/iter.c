@@ -68,7 +68,7 @@ static int iter_bytes_create(mp_pool *pool, mp_apply_fn f,
                              void *src_arg, const mp_map_opts *opts,
                              enum job_sink sink, mp_iter **out) {
   mp__fnref ref = {0};
-  int rc = mp__bytes_args_ok(pool, f, in, n, &ref);
+  int rc = mp__bytes_args_ok(pool, f, in, n, opts, &ref);
   if (rc < 0)
     return rc;
   if (!out || (opts && opts->chunksize > UINT32_MAX / 2))

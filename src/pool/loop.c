@@ -10,7 +10,6 @@
 #include <sys/resource.h>
 
 enum { INIT_FAILURES_MAX = 3 }; /* workers in a row lost in the initializer */
-#define MAX_RESULT_CAP (((size_t)2 << 30) - 4096)
 #define DEFAULT_MAX_RESULT ((size_t)256 << 20)
 
 static int pool_live_workers(const mp_pool *p) {
@@ -188,7 +187,7 @@ int mp__pool_create_with(mp_pool **out, const mp_pool_opts *opts,
                          const mp__tp_ops *ops, void *arg) {
   mp_pool_opts o = opts ? *opts : (mp_pool_opts){0};
   if (!out || o.processes < 0 || o.maxtasksperchild < 0 ||
-      !(o.task_timeout >= 0) || o.max_result_bytes > MAX_RESULT_CAP)
+      !(o.task_timeout >= 0) || o.max_result_bytes > MP__ARG_MAX)
     return MP_EINVAL;
   if (o.processes == 0)
     o.processes = mp_cpu_count();

@@ -367,7 +367,7 @@ int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
                     mp__fnref *ref);
 /* The same for variable-length items (in may be NULL for a source). */
 int mp__bytes_args_ok(mp_pool *p, mp_apply_fn f, const mp_bytes *in,
-                      size_t n, mp__fnref *ref);
+                      size_t n, const mp_map_opts *mo, mp__fnref *ref);
 /* A job of n items (so far) with a call's options (context, timeout,
  * status, progress), not yet linked: set its inputs, then mp__job_start. */
 job *mp__job_new_items(mp_pool *p, enum job_kind kind, enum job_sink sink,
