@@ -742,11 +742,14 @@ typedef struct mp_bytes {
  * its mp_buf; out[i] receives a malloc'd copy of it (data NULL when empty),
  * in input order. The item bytes are sent by value, so they may live
  * anywhere (memory made after the pool exists is fine); the library
- * batches many small items into one message, as it does for map. Release
+ * batches many small items into one message, as it does for map (an
+ * explicit chunksize is honoured as far as one message carries it: its
+ * items' bytes up to 2 GiB - 4 KiB, at least one item). Release
  * the results with mp_bytes_free(out, n), also after a failure. A failed
  * item's out[i] is {NULL, 0}; its code is in opts->status when given.
  * Returns as mp_pool_map. Each result is at most max_result_bytes
- * (-EMSGSIZE for that item past it); an item is at most 1 GiB.
+ * (-EMSGSIZE for that item past it, or past the 4 GiB one message of its
+ * chunk's results carries); an item is at most 1 GiB.
  */
 MP_EXPORT int mp_pool_map_bytes(mp_pool *pool, mp_apply_fn f,
                                 const mp_bytes *in, size_t n, mp_bytes *out,

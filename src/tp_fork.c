@@ -683,8 +683,7 @@ static uint32_t fw_rx_max(const tp_fork *f, fw *w) {
   if (t->kind == MP__TASK_BYTES) {
     uint64_t max = (uint64_t)t->count *
                    (sizeof(mp__item_res) + mp__pad8(f->max_res));
-    return max > UINT32_MAX - MP__ALIGN ? UINT32_MAX - MP__ALIGN
-                                        : (uint32_t)max;
+    return max > MP__FRAME_MAX ? (uint32_t)MP__FRAME_MAX : (uint32_t)max;
   }
   size_t max = (size_t)t->count * (sizeof(int32_t) + t->out_size);
   /* A task sent by reference may come back as a task failure. */

@@ -437,7 +437,9 @@ static int run_bytes(wk *k, uint64_t id, const char *p, uint32_t len,
     outcome(&b, rc, &r.code, &r.detail);
     if (!r.code) {
       r.len = (uint32_t)b.len;
-      if (out_room(k, used + mp__pad8(b.len)) < 0) {
+      if (used + mp__pad8(b.len) > MP__FRAME_MAX) { /* past one frame */
+        r = (mp__item_res){-EMSGSIZE, 0, 0, 0};
+      } else if (out_room(k, used + mp__pad8(b.len)) < 0) {
         r = (mp__item_res){-ENOMEM, 0, 0, 0};
       } else {
         if (b.len)
