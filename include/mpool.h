@@ -686,8 +686,9 @@ MP_EXPORT int mp_result_successful(mp_result *r);
  * still in flight are discarded (never written to the caller's arrays after
  * this returns). Nor is its input read after this returns: a chunk half
  * sent is finished from a copy (or, without memory for one, its worker is
- * replaced), so the caller may free the input at once. A handle may outlive its pool: once the pool is freed it
- * reports MP_ECLOSED. free(NULL) is a no-op.
+ * replaced), so the caller may free the input at once. A handle may
+ * outlive its pool (see mp_pool_free for what it then reports), and must
+ * be freed all the same. free(NULL) is a no-op.
  */
 MP_EXPORT void mp_result_free(mp_result *r);
 
@@ -849,8 +850,9 @@ MP_EXPORT const char *mp_status_str(const mp_status *st, char *buf,
                          sizeof(out_type), __VA_ARGS__)
 
 /* Release the iterator; items not yet returned are cancelled or discarded,
- * and its input is never read after this returns (as mp_result_free).
- * free(NULL) is a no-op. */
+ * and its input is never read after this returns (as mp_result_free). An
+ * iterator may outlive its pool (see mp_pool_free), and must be freed all
+ * the same: the pool does not free it. free(NULL) is a no-op. */
 MP_EXPORT void mp_iter_free(mp_iter *it);
 
 /* ---- lifetime ---- */
@@ -881,8 +883,14 @@ MP_EXPORT int mp_pool_join(mp_pool *pool);
 
 /*
  * Terminate what is left (as leaving `with Pool() as p:` does), reap the
- * workers and release the pool. Result handles and iterators still held
- * remain valid and report MP_ECLOSED. free(NULL) is a no-op.
+ * workers and release the pool. Result handles and iterators are the
+ * caller's, not the pool's: each must still be released with
+ * mp_result_free or mp_iter_free, before or after this (one never
+ * released is leaked, with the results it holds). After this a handle
+ * stays valid: a result complete before keeps its outcome (and an apply's
+ * bytes), one still pending is complete with MP_ECLOSED, and an iterator
+ * returns the items it had buffered and MP_ECLOSED for each item never
+ * computed, in its order, then MP_EOF. free(NULL) is a no-op.
  */
 MP_EXPORT void mp_pool_free(mp_pool *pool);
 
