@@ -159,14 +159,18 @@ enum {
 };
 
 /*
- * A static English message for any return code: 0, -errno or MP_E*.
- * Never NULL; unknown codes give "unknown error".
+ * A static English message for any return code: 0, -errno (the C
+ * library's own text for it, as strerror gives) or MP_E*. Never NULL;
+ * codes that are none of these give "unknown error". Safe from any thread:
+ * the text is never overwritten by a later call.
  */
 MP_EXPORT const char *mp_strerror(int code);
 
 /*
- * The code's symbolic name without sign: "ECRASHED", "EAGAIN", "OK" for 0,
- * "UNKNOWN" for codes the table does not know. Static; never NULL.
+ * The code's symbolic name without sign: "ECRASHED", "EAGAIN", "OK" for 0;
+ * every errno value the system defines has its name (a value with two
+ * names gets one: "EAGAIN", not "EWOULDBLOCK"); "UNKNOWN" for any other
+ * code. Static; never NULL.
  */
 MP_EXPORT const char *mp_err_name(int code);
 
@@ -431,9 +435,18 @@ MP_EXPORT void *mp_buf_grow(mp_buf *b, size_t n);
  */
 typedef int (*mp_apply_fn)(const void *arg, size_t len, mp_buf *result);
 
+/* The most worker processes mp_pool_create starts (see processes). */
+#define MP_POOL_MAX_PROCESSES 4096
+
 /* Pool options; NULL or { 0 } means defaults. */
 typedef struct mp_pool_opts {
-  /* Worker processes; 0: mp_cpu_count(). */
+  /* Worker processes; 0: mp_cpu_count() (at most MP_POOL_MAX_PROCESSES).
+   * A count that cannot work is refused with MP_EINVAL before anything is
+   * forked: above MP_POOL_MAX_PROCESSES, or more workers than
+   * RLIMIT_NOFILE has fds for (each needs at least 2 in the pool's
+   * process, its pipes' ends; up to 5 with its pidfd and shared-memory
+   * channel). Limits met on the way fail as they come (-EAGAIN from fork
+   * at RLIMIT_NPROC, -EMFILE), everything started undone. */
   int processes;
   /* Run once in every worker before its first task (replacements too).
    * task_timeout bounds it as it bounds a task: past it the worker is
@@ -507,7 +520,9 @@ enum {
 
 /*
  * Start the workers. Returns 0 and sets *out; MP_EINVAL for a NULL out or a
- * negative count or timeout, an unknown start_method or transport, an initializer that
+ * negative count or timeout, a count past the limits (see processes:
+ * refused before anything is forked), an unknown start_method or
+ * transport, an initializer that
  * cannot be made a portable reference (forkserver); MP_ENOFUNC when the
  * fork server cannot resolve the initializer; -ENOENT (or another error of
  * exec) when the fork server cannot be started from /proc/self/exe; -EAGAIN (fork: e.g. RLIMIT_NPROC), -EMFILE /
@@ -547,7 +562,9 @@ typedef struct mp_map_opts {
   void *progress_arg;
   /* Optional bytes handed to every item of this call (Python's
    * functools.partial): copied at submit, sent to each worker once per
-   * call, read by the task with mp_context(). */
+   * call, read by the task with mp_context(). At most 2 GiB - 4 KiB: a
+   * longer context is refused with MP_EINVAL at submit, before a byte of
+   * it is read or copied. */
   const void *context;
   size_t context_len;
   /* Seconds one item of this call may run, as the pool's task_timeout,
@@ -565,7 +582,8 @@ typedef struct mp_map_opts {
  * failed items' indices and codes are in opts->status when given.
  * Returns 0, the code of the lowest-indexed failed item (MP_ETASK,
  * MP_ECRASHED, MP_ETIMEDOUT, MP_EPROTO, MP_ECLOSED), MP_EINVAL (NULL
- * arguments, zero sizes, element sizes over 1 GiB), MP_ECLOSED after
+ * arguments, zero sizes, element sizes over 1 GiB, a context over 2 GiB -
+ * 4 KiB), MP_ECLOSED after
  * close/terminate, -ENOMEM; or -errno when waiting on the workers itself
  * fails (poll: -EINVAL when RLIMIT_NOFILE was lowered below the pool's
  * fds, -ENOMEM): the map is then abandoned, as by mp_result_free, and its
@@ -605,8 +623,9 @@ typedef struct mp_async_opts {
   mp_result_cb callback;       /* on success */
   mp_result_cb error_callback; /* on failure */
   void *arg;                   /* handed to both */
-  /* For apply_async: context and timeout as in mp_map_opts (a map_async
-   * takes its own from its mp_map_opts; these are then ignored). */
+  /* For apply_async: context (at most 2 GiB - 4 KiB) and timeout as in
+   * mp_map_opts (a map_async takes its own from its mp_map_opts; these
+   * are then ignored). */
   const void *context;
   size_t context_len;
   double task_timeout;
@@ -667,8 +686,9 @@ MP_EXPORT int mp_result_successful(mp_result *r);
  * still in flight are discarded (never written to the caller's arrays after
  * this returns). Nor is its input read after this returns: a chunk half
  * sent is finished from a copy (or, without memory for one, its worker is
- * replaced), so the caller may free the input at once. A handle may outlive its pool: once the pool is freed it
- * reports MP_ECLOSED. free(NULL) is a no-op.
+ * replaced), so the caller may free the input at once. A handle may
+ * outlive its pool (see mp_pool_free for what it then reports), and must
+ * be freed all the same. free(NULL) is a no-op.
  */
 MP_EXPORT void mp_result_free(mp_result *r);
 
@@ -723,11 +743,14 @@ typedef struct mp_bytes {
  * its mp_buf; out[i] receives a malloc'd copy of it (data NULL when empty),
  * in input order. The item bytes are sent by value, so they may live
  * anywhere (memory made after the pool exists is fine); the library
- * batches many small items into one message, as it does for map. Release
+ * batches many small items into one message, as it does for map (an
+ * explicit chunksize is honoured as far as one message carries it: its
+ * items' bytes up to 2 GiB - 4 KiB, at least one item). Release
  * the results with mp_bytes_free(out, n), also after a failure. A failed
  * item's out[i] is {NULL, 0}; its code is in opts->status when given.
  * Returns as mp_pool_map. Each result is at most max_result_bytes
- * (-EMSGSIZE for that item past it); an item is at most 1 GiB.
+ * (-EMSGSIZE for that item past it, or past the 4 GiB one message of its
+ * chunk's results carries); an item is at most 1 GiB.
  */
 MP_EXPORT int mp_pool_map_bytes(mp_pool *pool, mp_apply_fn f,
                                 const mp_bytes *in, size_t n, mp_bytes *out,
@@ -759,10 +782,13 @@ typedef int (*mp_source_fn)(void *arg, mp_buf *item);
 /*
  * imap and imap_unordered over the items src produces, their number not
  * known in advance. Results come from mp_iter_next_bytes; when the source
- * has ended and every item is returned, mp_iter_next_bytes gives MP_EOF,
- * or, if the source stopped with an error, that error (the items it made
- * before are all returned first, intact). opts->chunksize caps items per
- * task (0: the guided rule, on what has come so far).
+ * has ended and every item is returned, mp_iter_next_bytes gives MP_EOF.
+ * If the source stopped with an error, the items it made before are all
+ * returned first, intact; then that error comes once, as the outcome of
+ * the item the source failed to make (index: the number of items it made;
+ * status: the error, detail 0), and MP_EOF after it, so a loop that goes
+ * on past failed items ends. opts->chunksize caps items per task (0: the
+ * guided rule, on what has come so far).
  */
 MP_EXPORT int mp_pool_imap_source(mp_pool *pool, mp_apply_fn f,
                                   mp_source_fn src, void *src_arg,
@@ -824,8 +850,9 @@ MP_EXPORT const char *mp_status_str(const mp_status *st, char *buf,
                          sizeof(out_type), __VA_ARGS__)
 
 /* Release the iterator; items not yet returned are cancelled or discarded,
- * and its input is never read after this returns (as mp_result_free).
- * free(NULL) is a no-op. */
+ * and its input is never read after this returns (as mp_result_free). An
+ * iterator may outlive its pool (see mp_pool_free), and must be freed all
+ * the same: the pool does not free it. free(NULL) is a no-op. */
 MP_EXPORT void mp_iter_free(mp_iter *it);
 
 /* ---- lifetime ---- */
@@ -856,8 +883,14 @@ MP_EXPORT int mp_pool_join(mp_pool *pool);
 
 /*
  * Terminate what is left (as leaving `with Pool() as p:` does), reap the
- * workers and release the pool. Result handles and iterators still held
- * remain valid and report MP_ECLOSED. free(NULL) is a no-op.
+ * workers and release the pool. Result handles and iterators are the
+ * caller's, not the pool's: each must still be released with
+ * mp_result_free or mp_iter_free, before or after this (one never
+ * released is leaked, with the results it holds). After this a handle
+ * stays valid: a result complete before keeps its outcome (and an apply's
+ * bytes), one still pending is complete with MP_ECLOSED, and an iterator
+ * returns the items it had buffered and MP_ECLOSED for each item never
+ * computed, in its order, then MP_EOF. free(NULL) is a no-op.
  */
 MP_EXPORT void mp_pool_free(mp_pool *pool);
 

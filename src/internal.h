@@ -230,6 +230,20 @@ static inline uint32_t mp__padded(uint32_t len) {
   return (len + (MP__ALIGN - 1)) & ~(MP__ALIGN - 1);
 }
 
+/* The largest payload a frame carries: its length is 32 bits, and so is
+ * that length padded to MP__ALIGN. A transport asserts that each frame it
+ * sends is within it; the core refuses at submit what would not be. */
+#define MP__FRAME_MAX ((size_t)UINT32_MAX + 1 - MP__ALIGN)
+/* The most bytes of one apply argument, one call's context or one apply
+ * result (2 GiB - 4 KiB), and of one map element, bytes item or explicit
+ * map chunk's input or output (1 GiB): with their headers, far within a
+ * frame. */
+#define MP__ARG_MAX (((size_t)2 << 30) - 4096)
+#define MP__ELEM_MAX ((size_t)1 << 30)
+_Static_assert(MP__ARG_MAX + 4096 <= MP__FRAME_MAX &&
+                   MP__ELEM_MAX < MP__ARG_MAX,
+               "arguments and contexts fit a frame with their headers");
+
 typedef struct mp__frame_hdr {
   uint32_t magic_type;
   uint32_t len;

@@ -28,6 +28,7 @@
 
 #include <sched.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -249,6 +250,9 @@ static int task_inline(const mp__task *t) {
 /* t's headers, in its tp_head (a tiny task's input too: task_inline);
  * whether its call's context goes first. */
 static void tx_prepare(fw *w, mp__task *t) {
+  /* The core refused at submit what a frame cannot carry. */
+  assert(t->ctx_len <= MP__FRAME_MAX &&
+         meta_len(t) + t->in_len <= MP__FRAME_MAX);
   unsigned char *hd = t->tp_head;
   t->tp_ctx = t->ctx_id && t->ctx_id != w->ctx_sent;
   if (t->tp_ctx)
@@ -679,8 +683,7 @@ static uint32_t fw_rx_max(const tp_fork *f, fw *w) {
   if (t->kind == MP__TASK_BYTES) {
     uint64_t max = (uint64_t)t->count *
                    (sizeof(mp__item_res) + mp__pad8(f->max_res));
-    return max > UINT32_MAX - MP__ALIGN ? UINT32_MAX - MP__ALIGN
-                                        : (uint32_t)max;
+    return max > MP__FRAME_MAX ? (uint32_t)MP__FRAME_MAX : (uint32_t)max;
   }
   size_t max = (size_t)t->count * (sizeof(int32_t) + t->out_size);
   /* A task sent by reference may come back as a task failure. */

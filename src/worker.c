@@ -4,6 +4,7 @@
 #include "internal.h"
 #include "shmchan.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -275,6 +276,7 @@ static int send_result(wk *k, unsigned type, uint64_t id,
   size_t len = 0;
   for (int i = 0; i < nparts; i++)
     len += parts[i].iov_len;
+  assert(len <= MP__FRAME_MAX);
   mp__frame_hdr h;
   mp__frame_init(&h, type, id, (uint32_t)len);
   size_t framed = sizeof h + mp__padded((uint32_t)len);
@@ -435,7 +437,9 @@ static int run_bytes(wk *k, uint64_t id, const char *p, uint32_t len,
     outcome(&b, rc, &r.code, &r.detail);
     if (!r.code) {
       r.len = (uint32_t)b.len;
-      if (out_room(k, used + mp__pad8(b.len)) < 0) {
+      if (used + mp__pad8(b.len) > MP__FRAME_MAX) { /* past one frame */
+        r = (mp__item_res){-EMSGSIZE, 0, 0, 0};
+      } else if (out_room(k, used + mp__pad8(b.len)) < 0) {
         r = (mp__item_res){-ENOMEM, 0, 0, 0};
       } else {
         if (b.len)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -218,7 +219,8 @@ static void drain_source(mp_pool *p, counter *c, int unordered, int expect_end,
   for (int i = 0; i < c->limit; i++)
     assert_int_equal(seen[i], 1);
   mp_bytes r;
-  assert_int_equal(mp_iter_next_bytes(it, &r, NULL, NULL, -1), expect_end);
+  /* The end is told once (an error too); then the iterator is at its end. */
+  assert_int_equal(mp_iter_next_bytes(it, &r, NULL, NULL, -1), MP_EOF);
   mp_iter_free(it);
   free(seen);
 }
@@ -232,7 +234,7 @@ static void test_imap_source(void **state) {
   c = (counter){0, 20000, 0};
   drain_source(p, &c, 1, MP_EOF, 24576);
   /* A source that fails mid-way: what it made is delivered, then its
-   * error, for good. */
+   * error, once. */
   c = (counter){0, 777, -EIO};
   drain_source(p, &c, 0, -EIO, 24576);
   c = (counter){0, 0, 0};
@@ -450,6 +452,128 @@ static void test_status_str(void **state) {
   assert_int_equal(strlen(small), 7);
 }
 
+/* A source that fails ends its iterator: the error once, with the index
+ * the failed item would have had and its status, then MP_EOF for good; a
+ * loop that goes on past failed items stops. */
+static void test_source_error_then_eof(void **state) {
+  (void)state;
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2});
+  for (int unordered = 0; unordered < 2; unordered++) {
+    counter c = {0, 5, -EIO};
+    mp_iter *it;
+    assert_int_equal((unordered ? mp_pool_imap_source_unordered
+                                : mp_pool_imap_source)(p, twice_bar,
+                                                       count_source, &c, NULL,
+                                                       &it),
+                     0);
+    int ok = 0, errors = 0, rc;
+    size_t idx;
+    mp_status st;
+    /* Bounded: the old behaviour answered -EIO forever. */
+    for (int calls = 0; calls < 100; calls++) {
+      mp_bytes r;
+      idx = 12345;
+      st = (mp_status){77, 77};
+      rc = mp_iter_next_bytes(it, &r, &idx, &st, 30);
+      if (rc == MP_EOF)
+        break;
+      if (rc == 0) {
+        ok++;
+        mp_bytes_free(&r, 1);
+        continue;
+      }
+      assert_int_equal(rc, -EIO);
+      assert_int_equal(idx, 5);
+      assert_int_equal(st.code, -EIO);
+      assert_int_equal(st.detail, 0);
+      assert_null(r.data);
+      errors++;
+    }
+    assert_int_equal(rc, MP_EOF);
+    assert_int_equal(ok, 5);
+    assert_int_equal(errors, 1);
+    mp_bytes r;
+    assert_int_equal(mp_iter_next_bytes(it, &r, NULL, NULL, -1), MP_EOF);
+    mp_iter_free(it);
+  }
+  mpt_pool_done(p);
+}
+
+/* A context, an argument or an item the frame format cannot carry (4 GiB
+ * and more: its 32-bit length would be cut, and the rest of it read as
+ * frames) is refused at submit with MP_EINVAL, before a byte of it is
+ * read: here it is address space no byte can be read from, so a copy
+ * would crash the test. The same for anything past the documented 2 GiB
+ * - 4 KiB a context or an argument may hold. */
+static void test_oversized_refused_before_copy(void **state) {
+  (void)state;
+  const size_t huge = ((size_t)4 << 30) + 64, over = ((size_t)2 << 30) - 4095;
+  void *none = mmap(NULL, huge, PROT_NONE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  assert_true(none != MAP_FAILED);
+  mp_pool *p = mpt_pool((mp_pool_opts){.processes = 1});
+  int in[2] = {1, 2}, out[2];
+  mp_bytes bin[1] = {{"x", 1}}, bout[1];
+  mp_result *r = NULL;
+  mp_iter *it = NULL;
+  counter c = {0, 3, 0};
+  const size_t lens[2] = {huge, over};
+  for (int k = 0; k < 2; k++) {
+    mp_map_opts mo = {.context = none, .context_len = lens[k]};
+    mp_async_opts ao = {.context = none, .context_len = lens[k]};
+    assert_int_equal(mp_pool_map(p, times_ctx, in, 2, sizeof *in, out,
+                                 sizeof *out, &mo),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_map_async(p, times_ctx, in, 2, sizeof *in, out,
+                                       sizeof *out,
+                                       &(mp_map_async_opts){.map = mo}, &r),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_imap(p, times_ctx, in, 2, sizeof *in,
+                                  sizeof *out, &mo, &it),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_imap_unordered(p, times_ctx, in, 2, sizeof *in,
+                                            sizeof *out, &mo, &it),
+                     MP_EINVAL);
+    void *res = NULL;
+    size_t res_len = 0;
+    assert_int_equal(mp_pool_apply_async(p, ctx_len_apply, "a", 1, &ao, &r),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_map_bytes(p, twice_bar, bin, 1, bout, &mo),
+                     MP_EINVAL);
+    assert_int_equal(mp_pool_imap_bytes(p, twice_bar, bin, 1, &mo, &it),
+                     MP_EINVAL);
+    assert_int_equal(
+        mp_pool_imap_bytes_unordered(p, twice_bar, bin, 1, &mo, &it),
+        MP_EINVAL);
+    assert_int_equal(
+        mp_pool_imap_source(p, twice_bar, count_source, &c, &mo, &it),
+        MP_EINVAL);
+    assert_int_equal(mp_pool_imap_source_unordered(p, twice_bar, count_source,
+                                                   &c, &mo, &it),
+                     MP_EINVAL);
+    /* An argument, and an item, of the same length. */
+    assert_int_equal(mp_pool_apply(p, ctx_len_apply, none, lens[k], &res,
+                                   &res_len, NULL),
+                     MP_EINVAL);
+    mp_bytes big[1] = {{none, lens[k]}};
+    assert_int_equal(mp_pool_map_bytes(p, twice_bar, big, 1, bout, NULL),
+                     MP_EINVAL);
+  }
+  assert_null(r);
+  assert_null(it);
+  assert_int_equal(c.next, 0);
+  /* The pool is unharmed: a context within the limit reaches the task. */
+  int k = 3;
+  assert_int_equal(
+      mp_pool_map(p, times_ctx, in, 2, sizeof *in, out, sizeof *out,
+                  &(mp_map_opts){.context = &k, .context_len = sizeof k}),
+      0);
+  assert_int_equal(out[0], 3);
+  assert_int_equal(out[1], 6);
+  mpt_pool_done(p);
+  assert_int_equal(munmap(none, huge), 0);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_map_bytes),
@@ -461,6 +585,8 @@ int main(int argc, char **argv) {
       MPT_TEST(test_chunksize_honoured),
       MPT_TEST(test_batched_results_blame),
       MPT_TEST(test_status_str),
+      MPT_TEST(test_source_error_then_eof),
+      MPT_TEST(test_oversized_refused_before_copy),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -878,6 +879,97 @@ static void test_two_pools_do_not_share_fds(void **state) {
   mpt_shared_free(&sh);
 }
 
+/* A pool that cannot work is refused with MP_EINVAL before anything is
+ * forked: more workers than the fd limit has room for, or than the cap. */
+static void test_processes_beyond_limits(void **state) {
+  (void)state;
+  struct rlimit old;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  /* Each worker needs 2 fds at least in the pool's process: 50 cannot
+   * live in 64. */
+  struct rlimit low = {64, old.rlim_max};
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  mp_pool *p = NULL;
+  int rc = mp_pool_create(&p, &(mp_pool_opts){.processes = 50});
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+  if (rc == 0)
+    mp_pool_free(p);
+  assert_int_equal(rc, MP_EINVAL);
+  assert_false(mpt_has_children());
+  /* Past the cap, whatever the limits (100000 once forked for a minute). */
+  double t0 = mpt_now();
+  assert_int_equal(mp_pool_create(&p, &(mp_pool_opts){.processes = 100000}),
+                   MP_EINVAL);
+  assert_int_equal(
+      mp_pool_create(&p, &(mp_pool_opts){.processes = MP_POOL_MAX_PROCESSES + 1}),
+      MP_EINVAL);
+  assert_false(mpt_has_children());
+  assert_true(mpt_now() - t0 < 10);
+  /* Within them, a pool works as ever. */
+  p = pool_of(2);
+  int x = 3, y = 0;
+  assert_int_equal(mp_pool_map(p, square_int, &x, 1, sizeof x, &y, sizeof y, NULL), 0);
+  assert_int_equal(y, 9);
+  mpt_pool_done(p);
+}
+
+/* Handles and iterators are the caller's: freed after their pool, each
+ * releases all it holds (the sanitizer and valgrind runs check), and until
+ * then each says what the header promises: a result complete before keeps
+ * its outcome and bytes, a pending one reports MP_ECLOSED, an iterator
+ * returns the items it had buffered and MP_ECLOSED for each item never
+ * computed, in its order, then MP_EOF. */
+static void test_handles_after_pool_free(void **state) {
+  (void)state;
+  int gate[2];
+  assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
+  mp_pool *p = pool_of(2);
+  enum { N = 1000 };
+  static int in[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i;
+  mp_result *done, *pending;
+  mp_iter *it;
+  assert_int_equal(mp_pool_apply_async(p, echo_reverse, "abc", 3, NULL, &done), 0);
+  assert_int_equal(mp_result_wait(done, -1), 0);
+  assert_int_equal(mp_pool_apply_async(p, wait_for_byte, &gate[0], sizeof gate[0],
+                                       NULL, &pending),
+                   0);
+  assert_int_equal(mp_pool_imap(p, square_int, in, N, sizeof *in, sizeof(int),
+                                &(mp_map_opts){.chunksize = 1}, &it),
+                   0);
+  int y;
+  size_t idx;
+  assert_int_equal(mp_iter_next(it, &y, &idx, NULL, -1), 0);
+  assert_int_equal(idx, 0);
+  mp_pool_free(p);
+  const void *data;
+  size_t len;
+  assert_int_equal(mp_result_get(done, 0, &data, &len, NULL), 0);
+  assert_int_equal(len, 3);
+  assert_memory_equal(data, "cba", 3);
+  assert_true(mp_result_ready(pending));
+  assert_int_equal(mp_result_get(pending, 0, NULL, NULL, NULL), MP_ECLOSED);
+  int ok = 0, closed = 0, rc;
+  while ((rc = mp_iter_next(it, &y, &idx, NULL, 0)) != MP_EOF) {
+    assert_int_equal(idx, (size_t)(ok + closed + 1));
+    if (rc == 0) {
+      assert_int_equal(y, (int)(idx * idx));
+      ok++;
+    } else {
+      assert_int_equal(rc, MP_ECLOSED);
+      closed++;
+    }
+  }
+  assert_int_equal(ok + closed, N - 1);
+  assert_int_equal(mp_iter_next(it, &y, &idx, NULL, 0), MP_EOF);
+  mp_iter_free(it);
+  mp_result_free(pending);
+  mp_result_free(done);
+  close(gate[0]);
+  close(gate[1]);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       MPT_TEST(test_map_matches_serial),
@@ -902,6 +994,8 @@ int main(int argc, char **argv) {
       MPT_TEST(test_terminate_fails_pending),
       MPT_TEST(test_free_without_close),
       MPT_TEST(test_two_pools_do_not_share_fds),
+      MPT_TEST(test_processes_beyond_limits),
+      MPT_TEST(test_handles_after_pool_free),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

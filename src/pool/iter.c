@@ -68,7 +68,7 @@ static int iter_bytes_create(mp_pool *pool, mp_apply_fn f,
                              void *src_arg, const mp_map_opts *opts,
                              enum job_sink sink, mp_iter **out) {
   mp__fnref ref = {0};
-  int rc = mp__bytes_args_ok(pool, f, in, n, &ref);
+  int rc = mp__bytes_args_ok(pool, f, in, n, opts, &ref);
   if (rc < 0)
     return rc;
   if (!out || (opts && opts->chunksize > UINT32_MAX / 2))
@@ -161,19 +161,34 @@ static int iter_has_next(void *arg) {
          j->state == JOB_COMPLETE;
 }
 
+/* Every item returned: MP_EOF, or once, the error a source stopped with,
+ * as the outcome of the item it failed to make (index: the number of items
+ * it made). Then its job has ended like any other: MP_EOF from then on. */
+static int iter_end(job *j, size_t *index, mp_status *status) {
+  if (j->src_end >= 0)
+    return MP_EOF;
+  int err = j->src_end;
+  j->src_end = 1;
+  if (index)
+    *index = j->n;
+  if (status)
+    *status = (mp_status){err, 0};
+  return err;
+}
+
 /* The next item of it: its output (out_size bytes) into out. */
 static int iter_next(mp_iter *it, void *out, size_t *index, mp_status *status,
                      double timeout) {
   job *j = it->j;
   if (iter_exhausted(j))
-    return j->src_end < 0 ? j->src_end : MP_EOF;
+    return iter_end(j, index, status);
   block *b = iter_find(j);
   if (!b && !iter_at_tail(j) && j->state != JOB_COMPLETE) {
     int rc = mp__pool_drive(j->pool, iter_has_next, j, mp__deadline(timeout));
     if (rc < 0)
       return rc;
     if (iter_exhausted(j)) /* a source that ended with nothing more */
-      return j->src_end < 0 ? j->src_end : MP_EOF;
+      return iter_end(j, index, status);
     b = iter_find(j);
   }
   size_t idx;

@@ -7,9 +7,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 enum { INIT_FAILURES_MAX = 3 }; /* workers in a row lost in the initializer */
-#define MAX_RESULT_CAP (((size_t)2 << 30) - 4096)
 #define DEFAULT_MAX_RESULT ((size_t)256 << 20)
 
 static int pool_live_workers(const mp_pool *p) {
@@ -187,7 +187,7 @@ int mp__pool_create_with(mp_pool **out, const mp_pool_opts *opts,
                          const mp__tp_ops *ops, void *arg) {
   mp_pool_opts o = opts ? *opts : (mp_pool_opts){0};
   if (!out || o.processes < 0 || o.maxtasksperchild < 0 ||
-      !(o.task_timeout >= 0) || o.max_result_bytes > MAX_RESULT_CAP)
+      !(o.task_timeout >= 0) || o.max_result_bytes > MP__ARG_MAX)
     return MP_EINVAL;
   if (o.processes == 0)
     o.processes = mp_cpu_count();
@@ -234,14 +234,35 @@ __attribute__((constructor)) static void transport_from_env(void) {
     default_transport = MP_TRANSPORT_PIPE;
 }
 
+/* Whether n workers of the fork transports can live in this process's
+ * limits: the cap, and the fds each needs at least in the pool's process.
+ * Checked before anything is forked, so an absurd count fails at once, not
+ * after minutes of forking. What fails later (fork at RLIMIT_NPROC, the
+ * rest of the fds) fails as it comes, -EAGAIN or -EMFILE, and is undone. */
+static int pool_fits(int n) {
+  if (n > MP_POOL_MAX_PROCESSES)
+    return 0;
+  struct rlimit r;
+  return !(getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY &&
+           (rlim_t)n * MP__FDS_PER_WORKER_MIN > r.rlim_cur);
+}
+
 int mp_pool_create(mp_pool **out, const mp_pool_opts *opts) {
-  int m = mp__start_method(opts ? opts->start_method : 0);
+  mp_pool_opts o = opts ? *opts : (mp_pool_opts){0};
+  if (o.processes == 0) {
+    int cpus = mp_cpu_count();
+    o.processes = cpus < MP_POOL_MAX_PROCESSES ? cpus : MP_POOL_MAX_PROCESSES;
+  }
+  if (o.processes > 0 && !pool_fits(o.processes))
+    return MP_EINVAL;
+  opts = &o;
+  int m = mp__start_method(opts->start_method);
   if (m < 0)
     return m;
-  int t = opts && opts->transport ? opts->transport : default_transport;
+  int t = opts->transport ? opts->transport : default_transport;
   /* By default, pipes where shared memory cannot win: a worker that runs
    * one task and exits has no wait to save, and a channel to map. */
-  if (!(opts && opts->transport) && opts && opts->maxtasksperchild == 1)
+  if (!opts->transport && opts->maxtasksperchild == 1)
     t = MP_TRANSPORT_PIPE;
   if (t != MP_TRANSPORT_PIPE && t != MP_TRANSPORT_SHM)
     return MP_EINVAL;

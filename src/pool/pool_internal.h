@@ -189,6 +189,10 @@ extern const mp__tp_ops mp__tp_fork;
 extern const mp__tp_ops mp__tp_forkserver;
 extern const mp__tp_ops mp__tp_fork_shm;
 extern const mp__tp_ops mp__tp_forkserver_shm;
+/* The fds these hold in the pool's process per worker, at least: its task
+ * pipe's write end and its result pipe's read end (and up to 3 more: a
+ * copy of the task pipe's read end, a pidfd, a shared-memory channel). */
+enum { MP__FDS_PER_WORKER_MIN = 2 };
 
 /* ---- the core's records ---- */
 
@@ -255,7 +259,8 @@ struct mp_result {
   const mp_bytes *bin; /* the items, or */
   mp_source_fn src;    /* where they come from, one at a time */
   void *src_arg;
-  int src_end;         /* source: 0 active, 1 ended, < 0 its error */
+  int src_end;         /* source: 0 active, 1 ended, < 0 its error (not
+                        * yet returned by mp_iter_next_bytes) */
   mp_buf *src_item;    /* the item the source is writing */
   size_t pack_hint;    /* item bytes the last source chunk packed */
   size_t byte_bound;   /* bytes of items a default chunk holds at most */
@@ -362,7 +367,7 @@ int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
                     mp__fnref *ref);
 /* The same for variable-length items (in may be NULL for a source). */
 int mp__bytes_args_ok(mp_pool *p, mp_apply_fn f, const mp_bytes *in,
-                      size_t n, mp__fnref *ref);
+                      size_t n, const mp_map_opts *mo, mp__fnref *ref);
 /* A job of n items (so far) with a call's options (context, timeout,
  * status, progress), not yet linked: set its inputs, then mp__job_start. */
 job *mp__job_new_items(mp_pool *p, enum job_kind kind, enum job_sink sink,

@@ -56,14 +56,15 @@ static size_t job_next_count(const mp_pool *p, const job *j) {
 }
 
 /* How many of the next cnt items of bytes job j's array fit its byte
- * bound (at least one; all cnt when the chunksize was given). */
+ * bound (at least one). A chunksize given is honoured as far as one frame
+ * can carry it: its items up to MP__ARG_MAX bytes, lengths included. */
 static size_t bytes_fit(const job *j, size_t cnt) {
-  if (j->chunksize)
-    return cnt;
+  size_t bound = j->chunksize ? MP__ARG_MAX : j->byte_bound;
   size_t bytes = 0, k = 0;
   while (k < cnt) {
-    bytes += mp__pad8(j->bin[j->next_item + k].len);
-    if (k && bytes > j->byte_bound)
+    bytes += mp__pad8(j->bin[j->next_item + k].len) +
+             (j->chunksize ? sizeof(uint32_t) : 0);
+    if (k && bytes > bound)
       break;
     k++;
   }

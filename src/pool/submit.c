@@ -11,8 +11,6 @@ enum {
   ITER_CHUNK_BYTES = 64 * 1024, /* tighter bound for iterators: flat memory */
   BYTES_ITEMS_MAX = 4096,       /* variable-length items per default chunk */
 };
-#define MAX_ELEM ((size_t)1 << 30)
-#define MAX_ARG (((size_t)2 << 30) - 4096)
 
 job *mp__job_new(mp_pool *p, enum job_kind kind, enum job_sink sink) {
   (void)p;
@@ -31,10 +29,13 @@ job *mp__job_new(mp_pool *p, enum job_kind kind, enum job_sink sink) {
 
 /* MP_EINVAL for a call the pool's transport cannot carry as asked: items
  * of their own lengths, a context or a call's timeout over a transport
- * that carries none (fixed_calls_only). */
+ * that carries none (fixed_calls_only), or a context too long for one
+ * frame (checked here, before a byte of it is copied). */
 static int call_ok(const mp_pool *p, int bytes, const void *ctx,
-                   double timeout) {
+                   size_t ctx_len, double timeout) {
   if (p->tp_ops->fixed_calls_only && (bytes || ctx || timeout != 0))
+    return MP_EINVAL;
+  if (ctx && ctx_len > MP__ARG_MAX)
     return MP_EINVAL;
   return 0;
 }
@@ -47,17 +48,17 @@ static int fn_ref(const mp_pool *p, mp__fn f, mp__fnref *ref) {
 int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
                     size_t in_size, size_t out_size, const mp_map_opts *mo,
                     mp__fnref *ref) {
-  if (!p || !f || in_size == 0 || out_size == 0 || in_size > MAX_ELEM ||
-      out_size > MAX_ELEM || (n && !in) || n > SIZE_MAX / 2 / in_size ||
+  if (!p || !f || in_size == 0 || out_size == 0 || in_size > MP__ELEM_MAX ||
+      out_size > MP__ELEM_MAX || (n && !in) || n > SIZE_MAX / 2 / in_size ||
       n > SIZE_MAX / 2 / out_size)
     return MP_EINVAL;
-  /* An explicit chunk travels as one message of at most MAX_ELEM bytes
+  /* An explicit chunk travels as one message of at most MP__ELEM_MAX bytes
    * each way: a larger one is refused, not cut down. */
   size_t cs = mo ? mo->chunksize : 0;
-  if (cs && (cs > MAX_ELEM / in_size ||
-             cs > MAX_ELEM / (out_size + sizeof(int32_t))))
+  if (cs && (cs > MP__ELEM_MAX / in_size ||
+             cs > MP__ELEM_MAX / (out_size + sizeof(int32_t))))
     return MP_EINVAL;
-  if (mo && call_ok(p, 0, mo->context, mo->task_timeout) < 0)
+  if (mo && call_ok(p, 0, mo->context, mo->context_len, mo->task_timeout) < 0)
     return MP_EINVAL;
   if (p->closed)
     return MP_ECLOSED;
@@ -245,9 +246,10 @@ int mp_pool_map(mp_pool *pool, mp_map_fn f, const void *in, size_t n,
 
 static int apply_submit(mp_pool *pool, mp_apply_fn f, const void *arg,
                         size_t len, const mp_async_opts *opts, job **out) {
-  if (!pool || !f || (len && !arg) || len > MAX_ARG)
+  if (!pool || !f || (len && !arg) || len > MP__ARG_MAX)
     return MP_EINVAL;
-  if (opts && call_ok(pool, 0, opts->context, opts->task_timeout) < 0)
+  if (opts && call_ok(pool, 0, opts->context, opts->context_len,
+                      opts->task_timeout) < 0)
     return MP_EINVAL;
   if (pool->closed)
     return MP_ECLOSED;
@@ -389,13 +391,13 @@ void mp_bytes_free(mp_bytes *b, size_t n) {
 }
 
 int mp__bytes_args_ok(mp_pool *p, mp_apply_fn f, const mp_bytes *in,
-                      size_t n, mp__fnref *ref) {
+                      size_t n, const mp_map_opts *mo, mp__fnref *ref) {
   if (!p || !f || (n && !in) || n > SIZE_MAX / sizeof(mp_bytes))
     return MP_EINVAL;
   for (size_t i = 0; i < n; i++)
-    if (in[i].len > MAX_ELEM || (in[i].len && !in[i].data))
+    if (in[i].len > MP__ELEM_MAX || (in[i].len && !in[i].data))
       return MP_EINVAL;
-  if (call_ok(p, 1, NULL, 0) < 0)
+  if (call_ok(p, 1, mo ? mo->context : NULL, mo ? mo->context_len : 0, 0) < 0)
     return MP_EINVAL;
   if (p->closed)
     return MP_ECLOSED;
@@ -405,7 +407,7 @@ int mp__bytes_args_ok(mp_pool *p, mp_apply_fn f, const mp_bytes *in,
 int mp_pool_map_bytes(mp_pool *pool, mp_apply_fn f, const mp_bytes *in,
                       size_t n, mp_bytes *out, const mp_map_opts *opts) {
   mp__fnref ref = {0};
-  int rc = mp__bytes_args_ok(pool, f, in, n, &ref);
+  int rc = mp__bytes_args_ok(pool, f, in, n, opts, &ref);
   if (rc < 0)
     return rc;
   if (n && !out)
