@@ -64,10 +64,14 @@
  *   should create its pools and processes before starting them, or make
  *   sure the task functions touch nothing those threads may hold (locks
  *   inside malloc and stdio are the usual trap). Daemon processes and pool
- *   workers forked so die when the *thread* that created them exits (this
- *   is how the kernel's parent-death signal works): create them from a
- *   thread that outlives them, typically the main thread. The forkserver
- *   start method lifts both caveats: see "Start methods" below.
+ *   workers forked so die when the *thread* that forked them exits (this
+ *   is how the kernel's parent-death signal works), always: the forking
+ *   call returns only once the child has armed that signal, so none
+ *   outlives its thread by a race. A pool's first workers are forked by
+ *   the thread that creates it; a replacement by the thread whose call
+ *   replaced a lost worker. Create and use them from a thread that
+ *   outlives them, typically the main thread. The forkserver start method
+ *   lifts both caveats: see "Start methods" below.
  *
  * Functions cross as references
  *   Under fork, a child is a forked copy of its parent, so a function
@@ -510,7 +514,9 @@ enum {
  * negative count or timeout, an unknown start_method or transport, an initializer that
  * cannot be made a portable reference (forkserver); MP_ENOFUNC when the
  * fork server cannot resolve the initializer; -ENOENT (or another error of
- * exec) when the fork server cannot be started from /proc/self/exe; -EAGAIN (fork: e.g. RLIMIT_NPROC), -EMFILE /
+ * exec) when the fork server cannot be started from /proc/self/exe;
+ * -EAGAIN (fork: e.g. RLIMIT_NPROC; or a child that did not arm its
+ * parent-death signal within 10 seconds, killed), -EMFILE /
  * -ENFILE (pipes: e.g. RLIMIT_NOFILE), -ENOMEM. On failure every worker
  * already forked is killed and reaped and every fd closed.
  */

@@ -67,8 +67,11 @@ typedef struct mp__fork_req {
 /*
  * fork() with the hygiene every child needs: stdio flushed before, signals
  * blocked across it, registered fds not in keep closed in the child, the
- * parent-death signal armed (and the race re-checked) when asked.
- * Returns the pid in the parent, 0 in the child, -errno on failure.
+ * parent-death signal armed (and the race re-checked) when asked: then the
+ * forking thread returns only once the child has armed it (it follows that
+ * thread), and a child that has not within 10 s is killed and reaped
+ * (-EAGAIN). Returns the pid in the parent, 0 in the child, -errno on
+ * failure.
  */
 pid_t mp__fork(const mp__fork_req *req);
 

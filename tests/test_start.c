@@ -269,6 +269,59 @@ static void test_pool_outlives_creating_thread(void **state) {
   mpt_pool_done(p);
 }
 
+/* A pool created on a thread that exits, many times over (a worker's
+ * parent-death signal raced the thread's exit: one of two workers
+ * sometimes outlived it and kept serving). Fork: both workers die with the
+ * thread, every time. Forkserver: the server forks them, so the thread's
+ * exit touches neither: both keep serving, every time. */
+typedef struct made_pool {
+  mp_pool_opts opts;
+  mp_pool *pool;
+  pid_t w[2]; /* its workers, seen by the thread before it exits */
+} made_pool;
+
+static void *create_pool_and_exit(void *arg) {
+  made_pool *mp = arg;
+  if (mp_pool_create(&mp->pool, &mp->opts) == 0 &&
+      mp_pool_worker_pids(mp->pool, mp->w, 2) != 2)
+    mp->w[0] = mp->w[1] = 0;
+  return NULL;
+}
+
+static void test_creating_thread_exit_is_all_or_none(void **state) {
+  (void)state;
+  enum { ROUNDS = 20 };
+  for (int m = 0; m < NMETHODS; m++) {
+    for (int k = 0; k < ROUNDS; k++) {
+      pthread_t th;
+      made_pool mp = {.opts = {.processes = 2, .start_method = methods[m]}};
+      assert_int_equal(pthread_create(&th, NULL, create_pool_and_exit, &mp),
+                       0);
+      pthread_join(th, NULL);
+      mp_pool *p = mp.pool;
+      assert_non_null(p);
+      pid_t *w = mp.w;
+      assert_true(w[0] > 0 && w[1] > 0);
+      if (methods[m] == MP_START_FORK) {
+        int e[2];
+        for (int i = 0; i < 2; i++)
+          e[i] = ended_within(w[i], 10000);
+        mp_pool_free(p); /* kills a survivor: nothing is left behind */
+        if (e[0] < 0)
+          skip(); /* no pidfd here to see it end */
+        assert_int_equal(e[0], 1); /* both ended, in round k */
+        assert_int_equal(e[1], 1);
+      } else {
+        assert_squares(p, 8);
+        pid_t now[2];
+        assert_int_equal(mp_pool_worker_pids(p, now, 2), 2);
+        assert_memory_equal(w, now, sizeof now); /* none died, none replaced */
+        mpt_pool_done(p);
+      }
+    }
+  }
+}
+
 /* A worker killed from outside shows as 0 until it is replaced (it used to
  * show as the zombie it was), under both methods. */
 static void test_gone_worker_shows_as_zero(void **state) {
@@ -571,6 +624,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_no_line_printed_twice),
       MPT_TEST(test_forkserver_beside_locking_threads),
       MPT_TEST(test_pool_outlives_creating_thread),
+      MPT_TEST(test_creating_thread_exit_is_all_or_none),
       MPT_TEST(test_gone_worker_shows_as_zero),
       MPT_TEST(test_no_parent_atexit_in_children),
       MPT_TEST(test_grandchild_does_not_report),
