@@ -366,13 +366,23 @@ MP_EXPORT pid_t mp_parent_process(const char **name);
  * environment the program started with (copied before main: setenv calls
  * made later are not seen, and no thread's setenv can race the exec).
  * The server and its workers end when the creating process ends, whichever
- * thread created the pool (the pool's socket to its server reaches EOF); a
- * pool created on a thread that exits keeps working. Workers are the server's children: they die with it
+ * thread created the pool and however the process ended, also while the
+ * server is stopped (SIGSTOP): the server is killed (SIGKILL) when a pipe
+ * only the creating process holds hangs up. A pool created on a thread
+ * that exits keeps its server and workers, every time, and keeps working.
+ * Workers are the server's children: they die with it
  * (parent-death signal), their exit statuses reach the pool through it,
  * and signals reach them through pidfds it passes back (Linux 5.3 and
  * later; else through the server). A server that is killed takes its
  * workers with it: the items they held fail with MP_ECRASHED, and work
- * that needs a new worker fails with -EPIPE. An mp_process child under
+ * that needs a new worker fails with -EPIPE. The pool waits on its server
+ * at most 30 seconds for its start and 2 seconds for each later answer (a
+ * new worker, a lost worker's exit status, its exit at free): a server
+ * that does not answer in time (stopped, hung) or breaks the protocol is
+ * taken for lost, and the pool kills it, with the outcome above. So a
+ * call that needs the server (a wait whose items need a replacement for a
+ * crashed worker, free) returns within its own timeout plus those 2
+ * seconds, and free always returns. An mp_process child under
  * forkserver is the program's image started directly, without a server:
  * it runs the target before main and exits. Costs: a pool create execs the program
  * once (about a millisecond); the rest runs as fork does. Needs
@@ -515,6 +525,7 @@ enum {
  * cannot be made a portable reference (forkserver); MP_ENOFUNC when the
  * fork server cannot resolve the initializer; -ENOENT (or another error of
  * exec) when the fork server cannot be started from /proc/self/exe;
+ * MP_ETIMEDOUT when it does not answer within 30 seconds of its start;
  * -EAGAIN (fork: e.g. RLIMIT_NPROC; or a child that did not arm its
  * parent-death signal within 10 seconds, killed), -EMFILE /
  * -ENFILE (pipes: e.g. RLIMIT_NOFILE), -ENOMEM. On failure every worker
@@ -648,7 +659,9 @@ MP_EXPORT int mp_result_ready(mp_result *r);
 
 /* Wait up to timeout seconds (negative: forever) for completion. Returns 0,
  * MP_ETIMEDOUT, MP_EINVAL for NULL, or -errno when waiting on the workers
- * fails (as for mp_pool_map; the result stays pending). */
+ * fails (as for mp_pool_map; the result stays pending). Under forkserver a
+ * wait that needs the fork server may last up to 2 seconds longer when
+ * that server does not answer: see "Start methods". */
 MP_EXPORT int mp_result_wait(mp_result *r, double timeout);
 
 /*
@@ -863,7 +876,10 @@ MP_EXPORT int mp_pool_join(mp_pool *pool);
 /*
  * Terminate what is left (as leaving `with Pool() as p:` does), reap the
  * workers and release the pool. Result handles and iterators still held
- * remain valid and report MP_ECLOSED. free(NULL) is a no-op.
+ * remain valid and report MP_ECLOSED. Bounded also when a worker or the
+ * fork server is stopped: workers are killed with SIGKILL, and a server
+ * that does not answer within 2 seconds is killed (see "Start methods").
+ * free(NULL) is a no-op.
  */
 MP_EXPORT void mp_pool_free(mp_pool *pool);
 

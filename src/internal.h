@@ -50,10 +50,12 @@ int mp__socketpair_reg(int fds[2]);
 int mp__fd_reg_make(int (*make)(void *arg), void *arg);
 /* memfd_create(name, MFD_CLOEXEC), registered. Returns the fd or -errno. */
 int mp__memfd_reg(const char *name);
-/* Wait (poll, no deadline) for a message on fd, then mp__recv_msg it with
- * its fds registered: received and registered in one step with respect to
- * every fork the library makes. Returns as mp__recv_msg. */
-ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds);
+/* Wait (poll, until deadline: ns, CLOCK_MONOTONIC; INT64_MAX: none) for a
+ * message on fd, then mp__recv_msg it with its fds registered: received
+ * and registered in one step with respect to every fork the library makes.
+ * Returns as mp__recv_msg, or MP_ETIMEDOUT (no fds) at the deadline. */
+ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds,
+                         int64_t deadline);
 /* Unregister and close *fd, then set it to -1; -1 is ignored. */
 void mp__fd_drop(int *fd);
 

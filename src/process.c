@@ -73,12 +73,16 @@ int mp__memfd_reg(const char *name) {
   return mp__fd_reg_make(memfd_make, (void *)name);
 }
 
-ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds) {
+ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds,
+                         int64_t deadline) {
+  *nfds = 0;
   for (;;) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    int rc = mp__poll(&p, 1, INT64_MAX);
+    int rc = mp__poll(&p, 1, deadline);
     if (rc < 0)
       return rc;
+    if (rc == 0)
+      return MP_ETIMEDOUT;
     pthread_mutex_lock(&reg_lock);
     ssize_t r = reg_reserve(MP__MSG_MAX_FDS);
     if (r == 0)
