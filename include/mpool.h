@@ -224,7 +224,8 @@ typedef struct mp_process_opts {
    * started afresh, which runs the target (a portable reference) on a copy
    * of arg_len bytes at arg. 0: the process-wide default
    * (mp_get_start_method()). Either way a daemon is armed with the
-   * parent-death signal, which follows the thread that started it. */
+   * parent-death signal, which follows the thread that started it, before
+   * mp_process_start returns: it dies when that thread exits, always. */
   int start_method;
   /* Forkserver: the bytes at arg the child gets a copy of; the target's
    * arg then points to that copy (16-byte aligned). 0: arg is handed over
@@ -245,7 +246,9 @@ MP_EXPORT int mp_process_create(mp_process **out, mp_target_fn target,
 
 /*
  * Fork the child and run the target in it. Returns 0, MP_ESTATE if already
- * started, -EAGAIN / -ENOMEM (fork), -EMFILE / -ENFILE (its status pipe).
+ * started, -EAGAIN / -ENOMEM (fork; -EAGAIN also for a daemon that did not
+ * arm its parent-death signal within 10 seconds, killed and reaped),
+ * -EMFILE / -ENFILE (its status pipe).
  * Forkserver also: MP_EINVAL when the target cannot be made a portable
  * reference (see "Functions cross as references"), -ENOENT and other
  * errors of exec when /proc/self/exe cannot be run. A child that cannot

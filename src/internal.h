@@ -114,6 +114,15 @@ int mp__pidfd_signal(int pidfd, int sig);
  * when we were forked, is gone already. */
 void mp__die_with_parent(pid_t parent);
 
+/* In the parent of pid, a child just started that arms its parent-death
+ * signal and then writes a byte to the pipe whose read end is rd (the
+ * parent has closed its write end): wait for that byte, or the child's
+ * end, up to 10 s; a child that gives neither is killed and reaped.
+ * Returns 0, or -EAGAIN for the one killed. The signal follows the thread
+ * that started the child: returning only then means no child outlives
+ * that thread by a race. */
+int mp__await_armed(pid_t pid, int rd);
+
 /* Exit code from a wait status: the exit status, or -N for signal N. */
 int mp__exitcode(int wstatus);
 

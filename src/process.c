@@ -207,7 +207,7 @@ static void flush_quietly(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* How long a fork waits for its child to arm the parent-death signal: a
+/* How long a start waits for its child to arm the parent-death signal: a
  * bound for a child stopped or starved at birth, not a timing. */
 #define FORK_ARM_NS (10 * (int64_t)1000000000)
 
@@ -220,9 +220,9 @@ static void flush_quietly(void) {
  * armed it: the child says so on a pipe, and the parent waits for that
  * (or the child's end) up to FORK_ARM_NS. A child that does neither in
  * that time is killed and reaped, and the fork fails with -EAGAIN. Returns
- * 0 or -EAGAIN.
+ * 0 or -EAGAIN. (A daemon exec'd by mp__exec_process waits the same way.)
  */
-static int fork_await_armed(pid_t pid, int rd) {
+int mp__await_armed(pid_t pid, int rd) {
   struct pollfd p = {.fd = rd, .events = POLLIN};
   /* A byte (armed) or EOF (gone): either is final. A second, short look
    * for a pair stopped and resumed together (job control) as time ran. */
@@ -281,13 +281,13 @@ pid_t mp__fork(const mp__fork_req *req) {
     pthread_mutex_unlock(&reg_lock);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     mp__fd_drop(&armed[1]);
-    int rc = pid > 0 && armed[0] >= 0 ? fork_await_armed(pid, armed[0]) : 0;
+    int rc = pid > 0 && armed[0] >= 0 ? mp__await_armed(pid, armed[0]) : 0;
     mp__fd_drop(&armed[0]);
     return pid < 0 ? -err : rc < 0 ? rc : pid;
   }
 
   /* Child. First of all, while the forking thread still waits for it
-   * (fork_await_armed): the parent-death signal. */
+   * (mp__await_armed): the parent-death signal. */
   if (req->die_with_parent) {
     mp__die_with_parent(parent);
     char c = 1;

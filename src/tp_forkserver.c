@@ -111,7 +111,7 @@ static char **start_env;
 
 /*
  * posix_spawn the program's image with argv {name, mark, fds...}: each of
- * fds (at most 2) stays open in it at the same number, its number in argv.
+ * fds (at most 3) stays open in it at the same number, its number in argv.
  * posix_spawn (clone + exec, nothing run in between but the file actions)
  * copies nothing of the caller's threads and takes no lock they may hold.
  * Signals start at their defaults, unblocked. Returns 0 with *pid, or
@@ -119,8 +119,8 @@ static char **start_env;
  */
 static int fs_exec_image(const char *name, const char *mark, const int *fds,
                          int nfds, pid_t *pid) {
-  char num[2][16];
-  char *argv[5] = {(char *)name, (char *)mark, NULL, NULL, NULL};
+  char num[3][16];
+  char *argv[6] = {(char *)name, (char *)mark, NULL, NULL, NULL, NULL};
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   int rc = posix_spawn_file_actions_init(&fa);
@@ -694,6 +694,7 @@ typedef struct fs_proc {
   uint64_t arg_val; /* arg itself when arg_len is 0 */
   int32_t daemon;
   int32_t parent;
+  int32_t armed_fd; /* a daemon's: write a byte once armed; -1: none */
   char name[64];
   char ident[80];
 } fs_proc;
@@ -704,15 +705,28 @@ pid_t mp__exec_process(const mp__proc_spec *spec) {
   fs_proc h = {.arg_len = spec->arg_len,
                .arg_val = spec->arg_len ? 0 : (uint64_t)(uintptr_t)spec->arg,
                .daemon = spec->daemon,
-               .parent = (int32_t)getpid()};
+               .parent = (int32_t)getpid(),
+               .armed_fd = -1};
   if (mp__fnref_make((mp__fn)spec->target, &h.target) < 0)
     return MP_EINVAL;
+  /* A daemon's parent-death signal follows the starting thread: that
+   * thread returns only once the child has armed it (mp__await_armed). */
+  int armed[2] = {-1, -1};
+  if (spec->daemon) {
+    int rc = mp__pipe_reg(armed);
+    if (rc < 0)
+      return rc;
+    h.armed_fd = armed[1];
+  }
   snprintf(h.name, sizeof h.name, "%s", spec->name);
   snprintf(h.ident, sizeof h.ident, "%s", spec->ident);
   size_t len = FS_PROC_ARG_OFF + spec->arg_len;
   int memfd = mp__memfd_reg("mpool-process");
-  if (memfd < 0)
+  if (memfd < 0) {
+    mp__fd_drop(&armed[0]);
+    mp__fd_drop(&armed[1]);
     return memfd;
+  }
   int rc = ftruncate(memfd, (off_t)len) < 0 ? -errno : 0;
   char *m = rc ? MAP_FAILED
                : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
@@ -726,20 +740,31 @@ pid_t mp__exec_process(const mp__proc_spec *spec) {
   }
   pid_t pid = 0;
   if (!rc) {
-    int fds[2] = {memfd, spec->status_fd};
-    if (spec->status_fd >= 0 && spec->status_fd < memfd) {
-      fds[0] = spec->status_fd; /* ascending, as the child closes others */
-      fds[1] = memfd;
-    }
-    rc = fs_exec_image("mpool-process", FS_MARK_PROCESS, fds,
-                       spec->status_fd >= 0 ? 2 : 1, &pid);
+    int fds[3], n = 0;
+    fds[n++] = memfd;
+    if (spec->status_fd >= 0)
+      fds[n++] = spec->status_fd;
+    if (armed[1] >= 0)
+      fds[n++] = armed[1];
+    for (int i = 1; i < n; i++) /* ascending, as the child closes others */
+      for (int j = i; j > 0 && fds[j] < fds[j - 1]; j--) {
+        int t = fds[j];
+        fds[j] = fds[j - 1];
+        fds[j - 1] = t;
+      }
+    rc = fs_exec_image("mpool-process", FS_MARK_PROCESS, fds, n, &pid);
   }
   mp__fd_drop(&memfd);
+  mp__fd_drop(&armed[1]);
+  if (!rc && armed[0] >= 0)
+    rc = mp__await_armed(pid, armed[0]);
+  mp__fd_drop(&armed[0]);
   return rc < 0 ? rc : pid;
 }
 
 /* In the image started with FS_MARK_PROCESS: fds (ascending) hold the
- * spec's memfd and the status pipe, told apart by fstat. */
+ * spec's memfd (told apart by fstat), the status pipe and a daemon's
+ * armed pipe (the one the spec names). */
 static _Noreturn void process_main(const int *fds, int nfds) {
   fs_close_others(fds, nfds);
   int memfd = -1, status_fd = -1;
@@ -747,9 +772,7 @@ static _Noreturn void process_main(const int *fds, int nfds) {
     struct stat st;
     if (fstat(fds[i], &st) < 0)
       _exit(127);
-    if (S_ISFIFO(st.st_mode))
-      status_fd = fds[i];
-    else
+    if (!S_ISFIFO(st.st_mode))
       memfd = fds[i];
   }
   struct stat st;
@@ -762,6 +785,23 @@ static _Noreturn void process_main(const int *fds, int nfds) {
     _exit(127);
   memcpy(&h, m, sizeof h);
   h.name[sizeof h.name - 1] = h.ident[sizeof h.ident - 1] = 0;
+  int armed_fd = -1;
+  for (int i = 0; i < nfds; i++) {
+    if (fds[i] == memfd)
+      continue;
+    if (fds[i] == h.armed_fd)
+      armed_fd = fds[i];
+    else
+      status_fd = fds[i];
+  }
+  if (h.daemon) {
+    /* First, while the starting thread waits for it (mp__await_armed). */
+    mp__die_with_parent((pid_t)h.parent);
+    char c = 1;
+    (void)mp__write_full(armed_fd, &c, 1);
+  }
+  if (armed_fd >= 0)
+    close(armed_fd);
   void *arg = (void *)(uintptr_t)h.arg_val;
   if ((uint64_t)st.st_size != FS_PROC_ARG_OFF + h.arg_len)
     _exit(127);
@@ -775,8 +815,6 @@ static _Noreturn void process_main(const int *fds, int nfds) {
   mp__fn target;
   if (mp__fnref_resolve(&h.target, &target) < 0)
     _exit(127);
-  if (h.daemon)
-    mp__die_with_parent((pid_t)h.parent);
   mp__set_process_name(h.name);
   mp__process_child((mp_target_fn)target, arg, h.ident, status_fd);
 }
@@ -817,10 +855,11 @@ __attribute__((constructor)) static void fs_ctor(int argc, char **argv,
       _exit(127);
     server_main(fd, life);
   }
-  if (strcmp(argv[1], FS_MARK_PROCESS) == 0 && argc <= 4) {
-    int fds[2] = {fs_parse_fd(argv[2]), argc == 4 ? fs_parse_fd(argv[3]) : 0};
-    if (fds[0] < 0 || fds[1] < 0)
-      _exit(127);
+  if (strcmp(argv[1], FS_MARK_PROCESS) == 0 && argc <= 5) {
+    int fds[3];
+    for (int i = 0; i < argc - 2; i++)
+      if ((fds[i] = fs_parse_fd(argv[2 + i])) < 0)
+        _exit(127);
     process_main(fds, argc - 2);
   }
 }
