@@ -64,10 +64,14 @@
  *   should create its pools and processes before starting them, or make
  *   sure the task functions touch nothing those threads may hold (locks
  *   inside malloc and stdio are the usual trap). Daemon processes and pool
- *   workers forked so die when the *thread* that created them exits (this
- *   is how the kernel's parent-death signal works): create them from a
- *   thread that outlives them, typically the main thread. The forkserver
- *   start method lifts both caveats: see "Start methods" below.
+ *   workers forked so die when the *thread* that forked them exits (this
+ *   is how the kernel's parent-death signal works), always: the forking
+ *   call returns only once the child has armed that signal, so none
+ *   outlives its thread by a race. A pool's first workers are forked by
+ *   the thread that creates it; a replacement by the thread whose call
+ *   replaced a lost worker. Create and use them from a thread that
+ *   outlives them, typically the main thread. The forkserver start method
+ *   lifts both caveats: see "Start methods" below.
  *
  * Functions cross as references
  *   Under fork, a child is a forked copy of its parent, so a function
@@ -224,7 +228,8 @@ typedef struct mp_process_opts {
    * started afresh, which runs the target (a portable reference) on a copy
    * of arg_len bytes at arg. 0: the process-wide default
    * (mp_get_start_method()). Either way a daemon is armed with the
-   * parent-death signal, which follows the thread that started it. */
+   * parent-death signal, which follows the thread that started it, before
+   * mp_process_start returns: it dies when that thread exits, always. */
   int start_method;
   /* Forkserver: the bytes at arg the child gets a copy of; the target's
    * arg then points to that copy (16-byte aligned). 0: arg is handed over
@@ -245,7 +250,9 @@ MP_EXPORT int mp_process_create(mp_process **out, mp_target_fn target,
 
 /*
  * Fork the child and run the target in it. Returns 0, MP_ESTATE if already
- * started, -EAGAIN / -ENOMEM (fork), -EMFILE / -ENFILE (its status pipe).
+ * started, -EAGAIN / -ENOMEM (fork; -EAGAIN also for a daemon that did not
+ * arm its parent-death signal within 10 seconds, killed and reaped),
+ * -EMFILE / -ENFILE (its status pipe).
  * Forkserver also: MP_EINVAL when the target cannot be made a portable
  * reference (see "Functions cross as references"), -ENOENT and other
  * errors of exec when /proc/self/exe cannot be run. A child that cannot
@@ -366,13 +373,23 @@ MP_EXPORT pid_t mp_parent_process(const char **name);
  * environment the program started with (copied before main: setenv calls
  * made later are not seen, and no thread's setenv can race the exec).
  * The server and its workers end when the creating process ends, whichever
- * thread created the pool (the pool's socket to its server reaches EOF); a
- * pool created on a thread that exits keeps working. Workers are the server's children: they die with it
+ * thread created the pool and however the process ended, also while the
+ * server is stopped (SIGSTOP): the server is killed (SIGKILL) when a pipe
+ * only the creating process holds hangs up. A pool created on a thread
+ * that exits keeps its server and workers, every time, and keeps working.
+ * Workers are the server's children: they die with it
  * (parent-death signal), their exit statuses reach the pool through it,
  * and signals reach them through pidfds it passes back (Linux 5.3 and
  * later; else through the server). A server that is killed takes its
  * workers with it: the items they held fail with MP_ECRASHED, and work
- * that needs a new worker fails with -EPIPE. An mp_process child under
+ * that needs a new worker fails with -EPIPE. The pool waits on its server
+ * at most 30 seconds for its start and 2 seconds for each later answer (a
+ * new worker, a lost worker's exit status, its exit at free): a server
+ * that does not answer in time (stopped, hung) or breaks the protocol is
+ * taken for lost, and the pool kills it, with the outcome above. So a
+ * call that needs the server (a wait whose items need a replacement for a
+ * crashed worker, free) returns within its own timeout plus those 2
+ * seconds, and free always returns. An mp_process child under
  * forkserver is the program's image started directly, without a server:
  * it runs the target before main and exits. Costs: a pool create execs the program
  * once (about a millisecond); the rest runs as fork does. Needs
@@ -525,7 +542,10 @@ enum {
  * transport, an initializer that
  * cannot be made a portable reference (forkserver); MP_ENOFUNC when the
  * fork server cannot resolve the initializer; -ENOENT (or another error of
- * exec) when the fork server cannot be started from /proc/self/exe; -EAGAIN (fork: e.g. RLIMIT_NPROC), -EMFILE /
+ * exec) when the fork server cannot be started from /proc/self/exe;
+ * MP_ETIMEDOUT when it does not answer within 30 seconds of its start;
+ * -EAGAIN (fork: e.g. RLIMIT_NPROC; or a child that did not arm its
+ * parent-death signal within 10 seconds, killed), -EMFILE /
  * -ENFILE (pipes: e.g. RLIMIT_NOFILE), -ENOMEM. On failure every worker
  * already forked is killed and reaped and every fd closed.
  */
@@ -661,7 +681,9 @@ MP_EXPORT int mp_result_ready(mp_result *r);
 
 /* Wait up to timeout seconds (negative: forever) for completion. Returns 0,
  * MP_ETIMEDOUT, MP_EINVAL for NULL, or -errno when waiting on the workers
- * fails (as for mp_pool_map; the result stays pending). */
+ * fails (as for mp_pool_map; the result stays pending). Under forkserver a
+ * wait that needs the fork server may last up to 2 seconds longer when
+ * that server does not answer: see "Start methods". */
 MP_EXPORT int mp_result_wait(mp_result *r, double timeout);
 
 /*
@@ -883,14 +905,17 @@ MP_EXPORT int mp_pool_join(mp_pool *pool);
 
 /*
  * Terminate what is left (as leaving `with Pool() as p:` does), reap the
- * workers and release the pool. Result handles and iterators are the
- * caller's, not the pool's: each must still be released with
- * mp_result_free or mp_iter_free, before or after this (one never
- * released is leaked, with the results it holds). After this a handle
- * stays valid: a result complete before keeps its outcome (and an apply's
- * bytes), one still pending is complete with MP_ECLOSED, and an iterator
- * returns the items it had buffered and MP_ECLOSED for each item never
- * computed, in its order, then MP_EOF. free(NULL) is a no-op.
+ * workers and release the pool. Bounded also when a worker or the fork
+ * server is stopped: workers are killed with SIGKILL, and a server that
+ * does not answer within 2 seconds is killed (see "Start methods").
+ * Result handles and iterators are the caller's, not the pool's: each
+ * must still be released with mp_result_free or mp_iter_free, before or
+ * after this (one never released is leaked, with the results it holds).
+ * After this a handle stays valid: a result complete before keeps its
+ * outcome (and an apply's bytes), one still pending is complete with
+ * MP_ECLOSED, and an iterator returns the items it had buffered and
+ * MP_ECLOSED for each item never computed, in its order, then MP_EOF.
+ * free(NULL) is a no-op.
  */
 MP_EXPORT void mp_pool_free(mp_pool *pool);
 

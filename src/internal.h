@@ -50,10 +50,12 @@ int mp__socketpair_reg(int fds[2]);
 int mp__fd_reg_make(int (*make)(void *arg), void *arg);
 /* memfd_create(name, MFD_CLOEXEC), registered. Returns the fd or -errno. */
 int mp__memfd_reg(const char *name);
-/* Wait (poll, no deadline) for a message on fd, then mp__recv_msg it with
- * its fds registered: received and registered in one step with respect to
- * every fork the library makes. Returns as mp__recv_msg. */
-ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds);
+/* Wait (poll, until deadline: ns, CLOCK_MONOTONIC; INT64_MAX: none) for a
+ * message on fd, then mp__recv_msg it with its fds registered: received
+ * and registered in one step with respect to every fork the library makes.
+ * Returns as mp__recv_msg, or MP_ETIMEDOUT (no fds) at the deadline. */
+ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds,
+                         int64_t deadline);
 /* Unregister and close *fd, then set it to -1; -1 is ignored. */
 void mp__fd_drop(int *fd);
 
@@ -67,8 +69,11 @@ typedef struct mp__fork_req {
 /*
  * fork() with the hygiene every child needs: stdio flushed before, signals
  * blocked across it, registered fds not in keep closed in the child, the
- * parent-death signal armed (and the race re-checked) when asked.
- * Returns the pid in the parent, 0 in the child, -errno on failure.
+ * parent-death signal armed (and the race re-checked) when asked: then the
+ * forking thread returns only once the child has armed it (it follows that
+ * thread), and a child that has not within 10 s is killed and reaped
+ * (-EAGAIN). Returns the pid in the parent, 0 in the child, -errno on
+ * failure.
  */
 pid_t mp__fork(const mp__fork_req *req);
 
@@ -108,6 +113,15 @@ int mp__pidfd_signal(int pidfd, int sig);
 /* Arm the parent-death signal (SIGKILL) and die now if parent, our parent
  * when we were forked, is gone already. */
 void mp__die_with_parent(pid_t parent);
+
+/* In the parent of pid, a child just started that arms its parent-death
+ * signal and then writes a byte to the pipe whose read end is rd (the
+ * parent has closed its write end): wait for that byte, or the child's
+ * end, up to 10 s; a child that gives neither is killed and reaped.
+ * Returns 0, or -EAGAIN for the one killed. The signal follows the thread
+ * that started the child: returning only then means no child outlives
+ * that thread by a race. */
+int mp__await_armed(pid_t pid, int rd);
 
 /* Exit code from a wait status: the exit status, or -N for signal N. */
 int mp__exitcode(int wstatus);

@@ -73,12 +73,16 @@ int mp__memfd_reg(const char *name) {
   return mp__fd_reg_make(memfd_make, (void *)name);
 }
 
-ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds) {
+ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds,
+                         int64_t deadline) {
+  *nfds = 0;
   for (;;) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    int rc = mp__poll(&p, 1, INT64_MAX);
+    int rc = mp__poll(&p, 1, deadline);
     if (rc < 0)
       return rc;
+    if (rc == 0)
+      return MP_ETIMEDOUT;
     pthread_mutex_lock(&reg_lock);
     ssize_t r = reg_reserve(MP__MSG_MAX_FDS);
     if (r == 0)
@@ -203,6 +207,34 @@ static void flush_quietly(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* How long a start waits for its child to arm the parent-death signal: a
+ * bound for a child stopped or starved at birth, not a timing. */
+#define FORK_ARM_NS (10 * (int64_t)1000000000)
+
+/*
+ * The parent-death signal follows the *thread* that forked, and the kernel
+ * sends it only if it is armed when that thread exits: a child that arms
+ * it after its forking thread exited is watching whichever thread it was
+ * handed to, and getppid() cannot tell (it names the process, which lives
+ * on). So the forking thread does not leave mp__fork before the child has
+ * armed it: the child says so on a pipe, and the parent waits for that
+ * (or the child's end) up to FORK_ARM_NS. A child that does neither in
+ * that time is killed and reaped, and the fork fails with -EAGAIN. Returns
+ * 0 or -EAGAIN. (A daemon exec'd by mp__exec_process waits the same way.)
+ */
+int mp__await_armed(pid_t pid, int rd) {
+  struct pollfd p = {.fd = rd, .events = POLLIN};
+  /* A byte (armed) or EOF (gone): either is final. A second, short look
+   * for a pair stopped and resumed together (job control) as time ran. */
+  if (mp__poll(&p, 1, mp__now_ns() + FORK_ARM_NS) > 0 ||
+      mp__poll(&p, 1, mp__now_ns() + FORK_ARM_NS / 10) > 0)
+    return 0;
+  (void)kill(pid, SIGKILL); /* our child, not yet reaped: the pid is its */
+  int ws;
+  (void)mp__waitpid(pid, &ws, 0);
+  return -EAGAIN;
+}
+
 void mp__die_with_parent(pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   /* The parent may have died before the signal was armed: die as the
@@ -230,6 +262,12 @@ static void child_exit_hook(int status, void *unused) {
 pid_t mp__fork(const mp__fork_req *req) {
   sigset_t all, old;
   pid_t parent = getpid();
+  int armed[2] = {-1, -1}; /* the child's word that its signal is armed */
+  if (req->die_with_parent) {
+    int rc = mp__pipe_reg(armed);
+    if (rc < 0)
+      return rc;
+  }
 
   flush_quietly();
   sigfillset(&all);
@@ -242,10 +280,21 @@ pid_t mp__fork(const mp__fork_req *req) {
     int err = errno;
     pthread_mutex_unlock(&reg_lock);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return pid < 0 ? -err : pid;
+    mp__fd_drop(&armed[1]);
+    int rc = pid > 0 && armed[0] >= 0 ? mp__await_armed(pid, armed[0]) : 0;
+    mp__fd_drop(&armed[0]);
+    return pid < 0 ? -err : rc < 0 ? rc : pid;
   }
 
-  /* Child. What stdout and stderr hold now was put there after the flush
+  /* Child. First of all, while the forking thread still waits for it
+   * (mp__await_armed): the parent-death signal. */
+  if (req->die_with_parent) {
+    mp__die_with_parent(parent);
+    char c = 1;
+    (void)mp__write_full(armed[1], &c, 1);
+  }
+
+  /* What stdout and stderr hold now was put there after the flush
    * above by other threads of the parent: it is theirs, and the parent
    * prints it. Discarded here, not printed twice. (Only these two: glibc
    * gives no way to reach every stream; a program's own FILEs are its
@@ -264,11 +313,9 @@ pid_t mp__fork(const mp__fork_req *req) {
     else
       close(reg_fds[i]);
   }
-  reg_len = kept;
+  reg_len = kept; /* the armed pipe went with the others */
   pthread_mutex_unlock(&reg_lock);
 
-  if (req->die_with_parent)
-    mp__die_with_parent(parent);
   parent_pid = parent;
   memcpy(parent_name, cur_name, sizeof parent_name);
   proc_list_forget();

@@ -26,11 +26,24 @@
  * signalfd. It exits on QUIT or on EOF of its socket: the pool's end is
  * held by the creating process, not by a thread, so the server and its
  * workers (armed with the parent-death signal on the server) end when that
- * process does, whichever thread created the pool.
+ * process does, whichever thread created the pool. A stopped server sees
+ * no EOF: a second fd, the read end of a pipe whose write end only the
+ * pool's process holds and nobody writes to, is armed to SIGKILL the
+ * server when it hangs up (O_ASYNC with F_SETSIG): the one signal that
+ * ends a stopped process, sent when that process is gone however it went,
+ * and not when a thread of it exits.
+ *
+ * The pool never waits on the server without a bound: its start may take
+ * FS_START_NS, each later request (a spawn, a reaped worker's status, the
+ * exit that QUIT asks for) FS_ANSWER_NS. A server past that (stopped,
+ * hung, or sending what is not the protocol) is taken for lost: killed and
+ * reaped, its workers dying with it, as if it had been killed from
+ * outside (mpool.h says what a pool does then).
  */
 #include "spawner.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
@@ -45,6 +58,13 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* How long the server may take to answer: its start (an exec, then the
+ * HELLO) and each later request. Bounds for a server stopped or hung, not
+ * timings: a server that is merely slow (a loaded machine) must never
+ * reach them. mpool.h states them. */
+#define FS_START_NS (30 * (int64_t)1000000000)
+#define FS_ANSWER_NS (2 * (int64_t)1000000000)
 
 /* argv[1] of the program's image started as a server or as a process. */
 #define FS_MARK_SERVER "\001mpool-forkserver-1"
@@ -91,7 +111,7 @@ static char **start_env;
 
 /*
  * posix_spawn the program's image with argv {name, mark, fds...}: each of
- * fds (at most 2) stays open in it at the same number, its number in argv.
+ * fds (at most 3) stays open in it at the same number, its number in argv.
  * posix_spawn (clone + exec, nothing run in between but the file actions)
  * copies nothing of the caller's threads and takes no lock they may hold.
  * Signals start at their defaults, unblocked. Returns 0 with *pid, or
@@ -99,8 +119,8 @@ static char **start_env;
  */
 static int fs_exec_image(const char *name, const char *mark, const int *fds,
                          int nfds, pid_t *pid) {
-  char num[2][16];
-  char *argv[5] = {(char *)name, (char *)mark, NULL, NULL, NULL};
+  char num[3][16];
+  char *argv[6] = {(char *)name, (char *)mark, NULL, NULL, NULL, NULL};
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   int rc = posix_spawn_file_actions_init(&fa);
@@ -198,6 +218,7 @@ static size_t fs_arg_off(uint32_t nslots) {
 
 typedef struct server {
   int ctl, sfd;
+  int life; /* hangs up when the pool's process is gone: see the top */
   uint32_t nslots;
   mp__slot *slots;
   mp__worker_cfg wcfg; /* what every worker runs; fds and slot per worker */
@@ -275,6 +296,7 @@ static void server_spawn(server *s, const fs_msg *m, const int *fds, int nfds) {
     if (pid == 0) {
       close(s->ctl);
       close(s->sfd);
+      close(s->life);
       sigset_t none;
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, NULL);
@@ -324,9 +346,25 @@ static void server_kill(server *s, const fs_msg *m) {
       kill(s->live[i], m->code);
 }
 
-static _Noreturn void server_main(int ctl) {
-  server s = {.ctl = ctl, .sfd = -1};
-  fs_close_others(&ctl, 1);
+/* Be killed (SIGKILL, which a stopped process gets too) when the pool's
+ * process is gone: its end of life hangs up. Armed, then checked, for a
+ * process gone before. Without O_ASYNC (no such kernel) EOF on the socket
+ * remains, for a server that runs. */
+static void server_watch_pool(int life) {
+  if (fcntl(life, F_SETOWN, getpid()) < 0 ||
+      fcntl(life, F_SETSIG, SIGKILL) < 0 ||
+      fcntl(life, F_SETFL, O_ASYNC | O_NONBLOCK) < 0)
+    return;
+  struct pollfd p = {.fd = life, .events = POLLIN};
+  if (mp__poll(&p, 1, 0) != 0)
+    _exit(0); /* hung up (or readable: nobody writes there) */
+}
+
+static _Noreturn void server_main(int ctl, int life) {
+  server s = {.ctl = ctl, .sfd = -1, .life = life};
+  int keep[2] = {ctl < life ? ctl : life, ctl < life ? life : ctl};
+  fs_close_others(keep, 2);
+  server_watch_pool(life);
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
@@ -383,8 +421,10 @@ typedef struct fs_status {
 } fs_status;
 
 typedef struct fs_client {
-  int ctl; /* the pool's end of the socket */
-  pid_t server;
+  int ctl;  /* the pool's end of the socket, non-blocking; -1: lost */
+  int life; /* the write end of the server's life pipe (see the top) */
+  pid_t server;   /* 0 once reaped */
+  int server_fd;  /* its pidfd (-1: none): signals go through it */
   char *map; /* the memfd: slots, then the initializer's argument */
   size_t map_len;
   int nproc;
@@ -404,14 +444,37 @@ static void fc_note(fs_client *c, const fs_msg *m) {
   }
 }
 
-/* Read messages from the server until one of type want: the pidfd a
- * SPAWNED carries, if any, into *pidfd (registered). Statuses met on the
- * way are kept (fc_note). Returns 1, 0 when the server is gone, or
- * -errno. */
-static int fc_next(fs_client *c, uint32_t want, fs_msg *m, int *pidfd) {
+/* The server is lost (it did not answer in time, or broke the protocol):
+ * kill it, which takes its workers (armed with the parent-death signal on
+ * it), and reap it. SIGKILL reaches a stopped process. From now on every
+ * spawn fails with -EPIPE and every status is unknown, as when the server
+ * is killed from outside. */
+static void fc_lose(fs_client *c) {
+  mp__fd_drop(&c->ctl);
+  if (c->server > 0) {
+    (void)mp__child_signal(c->server, c->server_fd, SIGKILL);
+    int ws;
+    (void)mp__waitpid(c->server, &ws, 0);
+    c->server = 0;
+  }
+  mp__fd_drop(&c->server_fd);
+  mp__fd_drop(&c->life);
+}
+
+/* Read messages from the server until one of type want, up to deadline:
+ * the pidfd a SPAWNED carries, if any, into *pidfd (registered). Statuses
+ * met on the way are kept (fc_note). Returns 1, 0 when the server is gone
+ * (or lost), MP_ETIMEDOUT, MP_EPROTO or -errno: the caller then takes the
+ * server for lost. */
+static int fc_next(fs_client *c, uint32_t want, fs_msg *m, int *pidfd,
+                   int64_t deadline) {
+  if (pidfd)
+    *pidfd = -1;
+  if (c->ctl < 0)
+    return 0;
   for (;;) {
     int fds[MP__MSG_MAX_FDS], nfds;
-    ssize_t n = mp__recv_msg_reg(c->ctl, m, sizeof *m, fds, &nfds);
+    ssize_t n = mp__recv_msg_reg(c->ctl, m, sizeof *m, fds, &nfds, deadline);
     int keep = n == (ssize_t)sizeof *m && m->type == FS_SPAWNED &&
                want == FS_SPAWNED && nfds > 0;
     for (int i = keep; i < nfds; i++)
@@ -430,16 +493,39 @@ static int fc_next(fs_client *c, uint32_t want, fs_msg *m, int *pidfd) {
   }
 }
 
+/* A request of the pool's: sent without waiting (the socket is
+ * non-blocking: a server that reads nothing fills it). Returns 0, or
+ * -EPIPE when the server is lost (taken for lost now if it cannot be
+ * sent). */
+static int fc_send(fs_client *c, const fs_msg *m, const int *fds, int nfds) {
+  if (c->ctl < 0)
+    return -EPIPE;
+  if (mp__send_msg(c->ctl, m, sizeof *m, fds, nfds) < 0) {
+    fc_lose(c);
+    return -EPIPE;
+  }
+  return 0;
+}
+
 static void fc_free(fs_client *c) {
   if (c->ctl >= 0) {
-    fs_msg quit = {.type = FS_QUIT};
-    (void)mp__send_msg(c->ctl, &quit, sizeof quit, NULL, 0);
+    /* QUIT, then its EOF (the server exits: every worker is reaped by
+     * now), for FS_ANSWER_NS at most; statuses on the way are no one's. */
+    fs_msg quit = {.type = FS_QUIT}, m;
+    int rc = fc_send(c, &quit, NULL, 0);
+    int64_t dl = mp__now_ns() + FS_ANSWER_NS;
+    while (rc == 0 && (rc = fc_next(c, FS_STATUS, &m, NULL, dl)) == 1)
+      rc = 0;
+    if (rc != 0)
+      fc_lose(c);
     mp__fd_drop(&c->ctl);
   }
   if (c->server > 0) {
-    int ws;
+    int ws; /* it has closed its socket: it is exiting, if not gone */
     (void)mp__waitpid(c->server, &ws, 0);
   }
+  mp__fd_drop(&c->server_fd);
+  mp__fd_drop(&c->life);
   if (c->map)
     munmap(c->map, c->map_len);
   free(c->early);
@@ -465,7 +551,7 @@ static int fc_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
   fs_client *c = calloc(1, sizeof *c);
   if (!c)
     return -ENOMEM;
-  c->ctl = -1;
+  c->ctl = c->life = c->server_fd = -1;
   c->nproc = cfg->nproc;
   c->live = calloc((size_t)cfg->nproc, sizeof *c->live);
   c->early = calloc((size_t)cfg->nproc, sizeof *c->early);
@@ -473,7 +559,7 @@ static int fc_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
     fc_free(c);
     return -ENOMEM;
   }
-  int sv[2] = {-1, -1}, memfd = -1, rc;
+  int sv[2] = {-1, -1}, life[2] = {-1, -1}, memfd = -1, rc;
   size_t off = fs_arg_off(h.nslots);
   c->map_len = off + o->initarg_len;
   if ((rc = memfd = mp__memfd_reg("mpool-slots")) < 0)
@@ -490,16 +576,25 @@ static int fc_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
   }
   if (o->initarg_len)
     memcpy(c->map + off, o->initarg, o->initarg_len);
-  if ((rc = mp__socketpair_reg(sv)) < 0 ||
-      (rc = fs_exec_image("mpool-forkserver", FS_MARK_SERVER, &sv[1], 1,
+  if ((rc = mp__socketpair_reg(sv)) < 0 || (rc = mp__pipe_reg(life)) < 0 ||
+      (rc = mp__set_nonblock(sv[0])) < 0)
+    goto error;
+  int theirs[2] = {sv[1], life[0]};
+  if ((rc = fs_exec_image("mpool-forkserver", FS_MARK_SERVER, theirs, 2,
                           &c->server)) < 0)
     goto error;
   mp__fd_drop(&sv[1]);
-  c->ctl = sv[0];
+  mp__fd_drop(&life[0]);
+  c->ctl = sv[0]; /* the client's now: fc_free closes them */
+  c->life = life[1];
+  sv[0] = life[1] = -1;
+  c->server_fd = mp__child_pidfd(c->server);
   fs_msg ready;
   if ((rc = mp__send_msg(c->ctl, &h, sizeof h, &memfd, 1)) < 0 ||
-      (rc = fc_next(c, FS_READY, &ready, NULL)) <= 0) {
+      (rc = fc_next(c, FS_READY, &ready, NULL,
+                    mp__now_ns() + FS_START_NS)) <= 0) {
     rc = rc == 0 ? -EPIPE : rc;
+    fc_lose(c); /* nothing waits on it: a server that answered no HELLO */
     goto error;
   }
   if ((rc = ready.code) < 0)
@@ -512,8 +607,9 @@ static int fc_create(const mp__tp_cfg *cfg, void **out, mp__slot **slots) {
 error:
   mp__fd_drop(&memfd);
   mp__fd_drop(&sv[1]);
-  if (c->ctl < 0)
-    mp__fd_drop(&sv[0]);
+  mp__fd_drop(&life[0]);
+  mp__fd_drop(&sv[0]);
+  mp__fd_drop(&life[1]);
   fc_free(c);
   return rc;
 }
@@ -524,11 +620,15 @@ static int fc_spawn(void *sp, int idx, const char *name, int task_rd,
   fs_msg m = {.type = FS_SPAWN, .code = idx};
   snprintf(m.name, sizeof m.name, "%s", name);
   int fds[3] = {task_rd, res_wr, chan_fd};
-  int rc = mp__send_msg(c->ctl, &m, sizeof m, fds, chan_fd >= 0 ? 3 : 2);
+  int rc = fc_send(c, &m, fds, chan_fd >= 0 ? 3 : 2);
   if (rc < 0)
     return rc;
-  if ((rc = fc_next(c, FS_SPAWNED, &m, pidfd)) <= 0)
-    return rc == 0 ? -EPIPE : rc;
+  if ((rc = fc_next(c, FS_SPAWNED, &m, pidfd,
+                    mp__now_ns() + FS_ANSWER_NS)) <= 0) {
+    /* Gone, or lost now: a worker it may have forked dies with it. */
+    fc_lose(c);
+    return -EPIPE;
+  }
   if (m.code < 0 || m.pid <= 0) {
     mp__fd_drop(pidfd);
     return m.code < 0 ? m.code : MP_EPROTO;
@@ -545,7 +645,7 @@ static void fc_signal(void *sp, pid_t pid, int pidfd, int sig) {
   if (pidfd >= 0 && mp__pidfd_signal(pidfd, sig) != -ENOSYS)
     return;
   fs_msg m = {.type = FS_KILL, .code = sig, .pid = pid};
-  (void)mp__send_msg(c->ctl, &m, sizeof m, NULL, 0);
+  (void)fc_send(c, &m, NULL, 0);
 }
 
 static int fc_reap(void *sp, pid_t pid, int *code) {
@@ -553,6 +653,7 @@ static int fc_reap(void *sp, pid_t pid, int *code) {
   for (int i = 0; i < c->nproc; i++)
     if (c->live[i] == pid)
       c->live[i] = 0; /* a status for it from now on is this reap's */
+  int64_t dl = mp__now_ns() + FS_ANSWER_NS;
   for (;;) {
     for (size_t i = 0; i < c->nearly; i++) {
       if (c->early[i].pid == pid) {
@@ -562,8 +663,10 @@ static int fc_reap(void *sp, pid_t pid, int *code) {
       }
     }
     fs_msg m;
-    if (fc_next(c, FS_STATUS, &m, NULL) <= 0)
-      return 0; /* the server is gone: so is its worker */
+    if (fc_next(c, FS_STATUS, &m, NULL, dl) <= 0) {
+      fc_lose(c); /* gone, or lost now: so is its worker */
+      return 0;
+    }
     if (m.pid == pid) {
       *code = m.code;
       return 1;
@@ -591,6 +694,7 @@ typedef struct fs_proc {
   uint64_t arg_val; /* arg itself when arg_len is 0 */
   int32_t daemon;
   int32_t parent;
+  int32_t armed_fd; /* a daemon's: write a byte once armed; -1: none */
   char name[64];
   char ident[80];
 } fs_proc;
@@ -601,15 +705,28 @@ pid_t mp__exec_process(const mp__proc_spec *spec) {
   fs_proc h = {.arg_len = spec->arg_len,
                .arg_val = spec->arg_len ? 0 : (uint64_t)(uintptr_t)spec->arg,
                .daemon = spec->daemon,
-               .parent = (int32_t)getpid()};
+               .parent = (int32_t)getpid(),
+               .armed_fd = -1};
   if (mp__fnref_make((mp__fn)spec->target, &h.target) < 0)
     return MP_EINVAL;
+  /* A daemon's parent-death signal follows the starting thread: that
+   * thread returns only once the child has armed it (mp__await_armed). */
+  int armed[2] = {-1, -1};
+  if (spec->daemon) {
+    int rc = mp__pipe_reg(armed);
+    if (rc < 0)
+      return rc;
+    h.armed_fd = armed[1];
+  }
   snprintf(h.name, sizeof h.name, "%s", spec->name);
   snprintf(h.ident, sizeof h.ident, "%s", spec->ident);
   size_t len = FS_PROC_ARG_OFF + spec->arg_len;
   int memfd = mp__memfd_reg("mpool-process");
-  if (memfd < 0)
+  if (memfd < 0) {
+    mp__fd_drop(&armed[0]);
+    mp__fd_drop(&armed[1]);
     return memfd;
+  }
   int rc = ftruncate(memfd, (off_t)len) < 0 ? -errno : 0;
   char *m = rc ? MAP_FAILED
                : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
@@ -623,20 +740,31 @@ pid_t mp__exec_process(const mp__proc_spec *spec) {
   }
   pid_t pid = 0;
   if (!rc) {
-    int fds[2] = {memfd, spec->status_fd};
-    if (spec->status_fd >= 0 && spec->status_fd < memfd) {
-      fds[0] = spec->status_fd; /* ascending, as the child closes others */
-      fds[1] = memfd;
-    }
-    rc = fs_exec_image("mpool-process", FS_MARK_PROCESS, fds,
-                       spec->status_fd >= 0 ? 2 : 1, &pid);
+    int fds[3], n = 0;
+    fds[n++] = memfd;
+    if (spec->status_fd >= 0)
+      fds[n++] = spec->status_fd;
+    if (armed[1] >= 0)
+      fds[n++] = armed[1];
+    for (int i = 1; i < n; i++) /* ascending, as the child closes others */
+      for (int j = i; j > 0 && fds[j] < fds[j - 1]; j--) {
+        int t = fds[j];
+        fds[j] = fds[j - 1];
+        fds[j - 1] = t;
+      }
+    rc = fs_exec_image("mpool-process", FS_MARK_PROCESS, fds, n, &pid);
   }
   mp__fd_drop(&memfd);
+  mp__fd_drop(&armed[1]);
+  if (!rc && armed[0] >= 0)
+    rc = mp__await_armed(pid, armed[0]);
+  mp__fd_drop(&armed[0]);
   return rc < 0 ? rc : pid;
 }
 
 /* In the image started with FS_MARK_PROCESS: fds (ascending) hold the
- * spec's memfd and the status pipe, told apart by fstat. */
+ * spec's memfd (told apart by fstat), the status pipe and a daemon's
+ * armed pipe (the one the spec names). */
 static _Noreturn void process_main(const int *fds, int nfds) {
   fs_close_others(fds, nfds);
   int memfd = -1, status_fd = -1;
@@ -644,9 +772,7 @@ static _Noreturn void process_main(const int *fds, int nfds) {
     struct stat st;
     if (fstat(fds[i], &st) < 0)
       _exit(127);
-    if (S_ISFIFO(st.st_mode))
-      status_fd = fds[i];
-    else
+    if (!S_ISFIFO(st.st_mode))
       memfd = fds[i];
   }
   struct stat st;
@@ -659,6 +785,23 @@ static _Noreturn void process_main(const int *fds, int nfds) {
     _exit(127);
   memcpy(&h, m, sizeof h);
   h.name[sizeof h.name - 1] = h.ident[sizeof h.ident - 1] = 0;
+  int armed_fd = -1;
+  for (int i = 0; i < nfds; i++) {
+    if (fds[i] == memfd)
+      continue;
+    if (fds[i] == h.armed_fd)
+      armed_fd = fds[i];
+    else
+      status_fd = fds[i];
+  }
+  if (h.daemon) {
+    /* First, while the starting thread waits for it (mp__await_armed). */
+    mp__die_with_parent((pid_t)h.parent);
+    char c = 1;
+    (void)mp__write_full(armed_fd, &c, 1);
+  }
+  if (armed_fd >= 0)
+    close(armed_fd);
   void *arg = (void *)(uintptr_t)h.arg_val;
   if ((uint64_t)st.st_size != FS_PROC_ARG_OFF + h.arg_len)
     _exit(127);
@@ -672,8 +815,6 @@ static _Noreturn void process_main(const int *fds, int nfds) {
   mp__fn target;
   if (mp__fnref_resolve(&h.target, &target) < 0)
     _exit(127);
-  if (h.daemon)
-    mp__die_with_parent((pid_t)h.parent);
   mp__set_process_name(h.name);
   mp__process_child((mp_target_fn)target, arg, h.ident, status_fd);
 }
@@ -708,16 +849,17 @@ __attribute__((constructor)) static void fs_ctor(int argc, char **argv,
   }
   if (argc < 3 || !argv || !argv[1] || argv[1][0] != '\001')
     return;
-  if (strcmp(argv[1], FS_MARK_SERVER) == 0 && argc == 3) {
-    int fd = fs_parse_fd(argv[2]);
-    if (fd < 0)
+  if (strcmp(argv[1], FS_MARK_SERVER) == 0 && argc == 4) {
+    int fd = fs_parse_fd(argv[2]), life = fs_parse_fd(argv[3]);
+    if (fd < 0 || life < 0 || fd == life)
       _exit(127);
-    server_main(fd);
+    server_main(fd, life);
   }
-  if (strcmp(argv[1], FS_MARK_PROCESS) == 0 && argc <= 4) {
-    int fds[2] = {fs_parse_fd(argv[2]), argc == 4 ? fs_parse_fd(argv[3]) : 0};
-    if (fds[0] < 0 || fds[1] < 0)
-      _exit(127);
+  if (strcmp(argv[1], FS_MARK_PROCESS) == 0 && argc <= 5) {
+    int fds[3];
+    for (int i = 0; i < argc - 2; i++)
+      if ((fds[i] = fs_parse_fd(argv[2 + i])) < 0)
+        _exit(127);
     process_main(fds, argc - 2);
   }
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -386,6 +387,54 @@ static void test_daemon_dies_with_parent(void **state) {
   assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
+/* A daemon started on a thread that exits at once, many times over: it
+ * dies with that thread every time, under both start methods (it once
+ * armed its parent-death signal after the thread was gone, and lived). */
+typedef struct started {
+  int method;
+  mp_process *p;
+} started;
+
+static void *start_daemon_and_exit(void *arg) {
+  started *st = arg;
+  mp_process *p = NULL;
+  if (mp_process_create(&p, block_forever, NULL,
+                        &(mp_process_opts){.daemon = 1,
+                                           .start_method = st->method}) < 0)
+    return NULL;
+  if (mp_process_start(p) < 0) {
+    mp_process_free(p);
+    return NULL;
+  }
+  st->p = p;
+  return NULL;
+}
+
+static void test_daemon_dies_with_starting_thread(void **state) {
+  (void)state;
+  enum { ROUNDS = 10 };
+  const int methods[] = {MP_START_FORK, MP_START_FORKSERVER};
+  for (int m = 0; m < 2; m++) {
+    for (int k = 0; k < ROUNDS; k++) {
+      started st = {.method = methods[m]};
+      pthread_t th;
+      assert_int_equal(pthread_create(&th, NULL, start_daemon_and_exit, &st),
+                       0);
+      pthread_join(th, NULL);
+      assert_non_null(st.p);
+      int joined = mp_process_join(st.p, 10.0), code = 0;
+      if (joined == MP_ETIMEDOUT) { /* it outlived the thread: end it */
+        mp_process_kill(st.p);
+        mp_process_join(st.p, -1);
+      }
+      assert_int_equal(mp_process_exitcode(st.p, &code), 0);
+      mp_process_free(st.p);
+      assert_int_equal(joined, 0); /* method m, round k */
+      assert_int_equal(code, -SIGKILL);
+    }
+  }
+}
+
 static void test_free_running(void **state) {
   (void)state;
   /* A daemon still running is terminated by free. */
@@ -674,6 +723,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_output_once_pipe),
       MPT_TEST(test_atexit_not_in_child),
       MPT_TEST(test_daemon_dies_with_parent),
+      MPT_TEST(test_daemon_dies_with_starting_thread),
       MPT_TEST(test_free_running),
       MPT_TEST(test_no_disposition_changed_and_cloexec),
       MPT_TEST(test_sigchld_ignored),

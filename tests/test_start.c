@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -267,6 +268,225 @@ static void test_pool_outlives_creating_thread(void **state) {
   assert_int_equal(mp_pool_worker_pids(p, after, 2), 2);
   assert_memory_equal(before, after, sizeof before); /* none replaced */
   mpt_pool_done(p);
+}
+
+/* A pool created on a thread that exits, many times over (a worker's
+ * parent-death signal raced the thread's exit: one of two workers
+ * sometimes outlived it and kept serving). Fork: both workers die with the
+ * thread, every time. Forkserver: the server forks them, so the thread's
+ * exit touches neither: both keep serving, every time. */
+typedef struct made_pool {
+  mp_pool_opts opts;
+  mp_pool *pool;
+  pid_t w[2]; /* its workers, seen by the thread before it exits */
+} made_pool;
+
+static void *create_pool_and_exit(void *arg) {
+  made_pool *mp = arg;
+  if (mp_pool_create(&mp->pool, &mp->opts) == 0 &&
+      mp_pool_worker_pids(mp->pool, mp->w, 2) != 2)
+    mp->w[0] = mp->w[1] = 0;
+  return NULL;
+}
+
+static void test_creating_thread_exit_is_all_or_none(void **state) {
+  (void)state;
+  enum { ROUNDS = 20 };
+  for (int m = 0; m < NMETHODS; m++) {
+    for (int k = 0; k < ROUNDS; k++) {
+      pthread_t th;
+      made_pool mp = {.opts = {.processes = 2, .start_method = methods[m]}};
+      assert_int_equal(pthread_create(&th, NULL, create_pool_and_exit, &mp),
+                       0);
+      pthread_join(th, NULL);
+      mp_pool *p = mp.pool;
+      assert_non_null(p);
+      pid_t *w = mp.w;
+      assert_true(w[0] > 0 && w[1] > 0);
+      if (methods[m] == MP_START_FORK) {
+        int e[2];
+        for (int i = 0; i < 2; i++)
+          e[i] = ended_within(w[i], 10000);
+        mp_pool_free(p); /* kills a survivor: nothing is left behind */
+        if (e[0] < 0)
+          skip(); /* no pidfd here to see it end */
+        assert_int_equal(e[0], 1); /* both ended, in round k */
+        assert_int_equal(e[1], 1);
+      } else {
+        assert_squares(p, 8);
+        pid_t now[2];
+        assert_int_equal(mp_pool_worker_pids(p, now, 2), 2);
+        assert_memory_equal(w, now, sizeof now); /* none died, none replaced */
+        mpt_pool_done(p);
+      }
+    }
+  }
+}
+
+/* ---- a fork server that is stopped ---- */
+
+/* pid's state letter and parent from /proc/pid/stat; 0 when unreadable. */
+static char proc_state(pid_t pid, pid_t *ppid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = 0;
+  char *r = strrchr(buf, ')');
+  char st = 0;
+  int pp = 0;
+  if (!r || sscanf(r + 1, " %c %d", &st, &pp) != 2)
+    return 0;
+  if (ppid)
+    *ppid = pp;
+  return st;
+}
+
+/* Stop pid and wait (up to 10 s) until the kernel shows it stopped, so
+ * that what follows meets a stopped process, not one about to be. */
+static void stop_and_see_stopped(pid_t pid) {
+  assert_int_equal(kill(pid, SIGSTOP), 0);
+  double end = mpt_now() + 10;
+  while (proc_state(pid, NULL) != 'T' && mpt_now() < end) {
+    struct timespec tick = {0, 1000000};
+    nanosleep(&tick, NULL);
+  }
+  assert_int_equal(proc_state(pid, NULL), 'T');
+}
+
+/* The pool's fork server: its workers' parent, a child of ours. */
+static pid_t server_of(mp_pool *p) {
+  pid_t w[2], srv = 0, pp = 0;
+  assert_int_equal(mp_pool_worker_pids(p, w, 2), 2);
+  assert_true(proc_state(w[0], &srv) != 0);
+  assert_true(proc_state(srv, &pp) != 0);
+  assert_int_equal(pp, getpid());
+  return srv;
+}
+
+static int square_or_crash_at_5(const void *in, void *out) {
+  int x = *(const int *)in;
+  if (x == 5)
+    raise(SIGSEGV);
+  *(int *)out = x * x;
+  return 0;
+}
+
+/* A hang must fail the test, not block the suite: SIGALRM's default
+ * action ends the process. */
+static unsigned hang_bound(unsigned s) { return mpt_under_tool() ? 5 * s : s; }
+
+/* A generous bound on a call that waits on a stopped server: its own
+ * timeout (2 s here) plus the 2 s the pool gives the server, with room for
+ * a loaded machine; a bound for hangs, not a timing. */
+static double stopped_call_bound(void) { return mpt_under_tool() ? 30 : 10; }
+
+static const int transports[] = {MP_TRANSPORT_PIPE, MP_TRANSPORT_SHM};
+
+/* A crash needs a replacement from a stopped server: the wait still
+ * returns near its timeout, the items all get an outcome, free returns. */
+static void test_stopped_server_bounds_wait(void **state) {
+  (void)state;
+  for (int t = 0; t < 2; t++) {
+    mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2,
+                                         .start_method = MP_START_FORKSERVER,
+                                         .transport = transports[t]});
+    pid_t srv = server_of(p);
+    stop_and_see_stopped(srv);
+    int in[10], out[10];
+    mp_status st[10];
+    for (int i = 0; i < 10; i++)
+      in[i] = i;
+    mp_map_async_opts mo = {.map = {.chunksize = 1, .status = st}};
+    mp_result *r = NULL;
+    assert_int_equal(mp_pool_map_async(p, square_or_crash_at_5, in, 10,
+                                       sizeof *in, out, sizeof *out, &mo, &r),
+                     0);
+    alarm(hang_bound(60));
+    double t0 = mpt_now();
+    int rc = mp_result_wait(r, 2.0);
+    double took = mpt_now() - t0;
+    alarm(0);
+    assert_true(rc == 0 || rc == MP_ETIMEDOUT);
+    assert_true(took < stopped_call_bound());
+    /* The server is lost by now: the result completes at once. */
+    alarm(hang_bound(60));
+    assert_int_equal(mp_result_wait(r, 10.0), 0);
+    alarm(0);
+    assert_int_equal(st[5].code, MP_ECRASHED);
+    for (int i = 0; i < 10; i++)
+      assert_true(st[i].code == 0 ? out[i] == i * i : st[i].code < 0);
+    mp_result_free(r);
+    alarm(hang_bound(60));
+    t0 = mpt_now();
+    mp_pool_free(p);
+    took = mpt_now() - t0;
+    alarm(0);
+    assert_true(took < stopped_call_bound());
+  }
+}
+
+/* Free of an idle pool whose server is stopped: bounded, and it leaves no
+ * process behind (the fixture checks for children). */
+static void test_free_with_stopped_server(void **state) {
+  (void)state;
+  for (int t = 0; t < 2; t++) {
+    mp_pool *p = mpt_pool((mp_pool_opts){.processes = 2,
+                                         .start_method = MP_START_FORKSERVER,
+                                         .transport = transports[t]});
+    stop_and_see_stopped(server_of(p));
+    alarm(hang_bound(60));
+    double t0 = mpt_now();
+    mp_pool_free(p);
+    double took = mpt_now() - t0;
+    alarm(0);
+    assert_true(took < stopped_call_bound());
+  }
+}
+
+/* The caller of a pool is killed while its server is stopped: the server
+ * and its workers die all the same (a stopped server once lived on). */
+static void test_stopped_server_dies_with_caller(void **state) {
+  (void)state;
+  for (int t = 0; t < 2; t++) {
+    int pp[2], hold[2];
+    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    pid_t mid = fork();
+    assert_true(mid >= 0);
+    if (mid == 0) {
+      close(pp[0]);
+      close(hold[1]);
+      mp_pool *p = NULL;
+      pid_t ids[3] = {0};
+      if (mp_pool_create(&p,
+                         &(mp_pool_opts){.processes = 2,
+                                         .start_method = MP_START_FORKSERVER,
+                                         .transport = transports[t]}) == 0 &&
+          mp_pool_worker_pids(p, &ids[1], 2) == 2)
+        proc_state(ids[1], &ids[0]);
+      (void)!write(pp[1], ids, sizeof ids);
+      char c;
+      (void)!read(hold[0], &c, 1); /* until killed */
+      _exit(0);
+    }
+    close(pp[1]);
+    close(hold[0]);
+    pid_t ids[3];
+    mpt_read(pp[0], ids, sizeof ids);
+    close(pp[0]);
+    assert_true(ids[0] > 0 && ids[1] > 0 && ids[2] > 0);
+    stop_and_see_stopped(ids[0]);
+    int died = mpt_kill_parent_of(mid, ids, 3);
+    close(hold[1]);
+    assert_int_equal(died, 3); /* the server and both workers */
+  }
 }
 
 /* A worker killed from outside shows as 0 until it is replaced (it used to
@@ -571,6 +791,10 @@ int main(int argc, char **argv) {
       MPT_TEST(test_no_line_printed_twice),
       MPT_TEST(test_forkserver_beside_locking_threads),
       MPT_TEST(test_pool_outlives_creating_thread),
+      MPT_TEST(test_creating_thread_exit_is_all_or_none),
+      MPT_TEST(test_stopped_server_bounds_wait),
+      MPT_TEST(test_free_with_stopped_server),
+      MPT_TEST(test_stopped_server_dies_with_caller),
       MPT_TEST(test_gone_worker_shows_as_zero),
       MPT_TEST(test_no_parent_atexit_in_children),
       MPT_TEST(test_grandchild_does_not_report),
