@@ -18,6 +18,10 @@
  * parent in poll() on the result pipes. A side that publishes bytes (or
  * frees room) its peer waits for wakes it only if the peer announced it
  * sleeps, at most once per sleep: a busy pair makes no system call.
+ * Neither sleep is unbounded while the sleeper waits for its peer (the
+ * worker's futex lasts a second; the parent's poll() 100 ms while a worker
+ * holds work: tp_fork.c), since the peer may store over the sleep word: a
+ * wake-up lost so costs latency, never a hang.
  *
  * Trust. The parent never trusts what a worker can write: it keeps its own
  * indices privately, validates the worker's (a head between the last one

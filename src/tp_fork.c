@@ -906,6 +906,13 @@ static int fw_pollset(tp_fork *f, struct pollfd *out, int *map, int max,
  * is seen within about this long even by a parent that never sleeps. */
 enum { SHM_POLL_EVERY = 1000000 };
 
+/* While a worker holds work, the parent's poll() lasts at most this long
+ * (ns) before it looks at the rings again. Its wake-up is the worker's to
+ * send, decided by words the worker can write (its task may store over
+ * the parent's sleep word): a wake-up lost so costs this much latency,
+ * never a hang. An idle pool sleeps unbounded: nothing can be lost. */
+#define SHM_LOOK_EVERY 100000000
+
 static int fw_live(const fw *w) { return w->pid && !w->dead; }
 
 /* w's task waits for room in its ring (not for its pipe). */
@@ -1003,6 +1010,17 @@ static void shm_sleep_end(tp_fork *f) {
       mp__chan_sleep_end(&f->w[i].chan);
 }
 
+/* deadline, lowered to SHM_LOOK_EVERY from now while a worker holds work
+ * (see SHM_LOOK_EVERY). */
+static int64_t shm_bound(const tp_fork *f, int64_t now, int64_t deadline) {
+  if (deadline - now <= SHM_LOOK_EVERY)
+    return deadline;
+  for (int i = 0; i < f->nproc; i++)
+    if (fw_live(&f->w[i]) && !mp__list_empty(&f->w[i].tasks))
+      return now + SHM_LOOK_EVERY;
+  return deadline;
+}
+
 static int shm_wait(tp_fork *f, int64_t deadline) {
   fw_bury_dead(f);
   /* Where we run, for the workers' spin policy and ours. */
@@ -1027,6 +1045,7 @@ static int shm_wait(tp_fork *f, int64_t deadline) {
   unsigned n = (unsigned)fw_pollset(f, f->pfd, f->pfd_map, 2 * f->nproc,
                                     NULL);
   if (deadline > now) {
+    deadline = shm_bound(f, now, deadline);
     shm_sleep_begin(f);
     for (int i = 0; i < f->nproc; i++)
       if (fw_live(&f->w[i]) && shm_due(&f->w[i]))
@@ -1087,12 +1106,15 @@ static int fork_wait(void *tp, int64_t deadline) {
 
 /* The fds fork_wait would poll now. Under shm the sleep is announced
  * first, so that a result wakes the caller's poll (the wait(tp, 0) after
- * it takes the announcement back). */
+ * it takes the announcement back), and *due is bounded as a wait's sleep
+ * is (shm_bound). */
 static int fork_pollfds(void *tp, struct pollfd *out, int max,
                         int64_t *due) {
   tp_fork *f = tp;
-  if (f->shm)
+  if (f->shm) {
     shm_sleep_begin(f);
+    *due = shm_bound(f, mp__now_ns(), *due);
+  }
   return fw_pollset(f, out, NULL, max, due);
 }
 

@@ -12,6 +12,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static mp_pool *shm_pool(int processes, double timeout) {
   return mpt_pool((mp_pool_opts){.processes = processes,
@@ -215,6 +218,71 @@ static void test_scribbled_head_replaces_its_worker(void **state) {
   mpt_pool_done(p);
 }
 
+/* ---- a worker that scribbles on the parent's sleep word ---- */
+
+/* Item 1 only: wait until the parent announces that it sleeps (it then
+ * waits in poll() for this worker's wake-up), then take the announcement
+ * back, as a stray store would, and return a right result: the worker
+ * then sees no sleeper and writes no wake-up byte. Within 10 s (the
+ * parent sleeps after a spin of microseconds); 77 when not over shm, 78
+ * when it never slept. */
+static int unsleep_task(const void *in, void *out) {
+  int v = *(const int *)in;
+  mp__chan *c = mp__worker_chan();
+  if (!c)
+    return 77;
+  if (v == 1) {
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; !atomic_load(c->peer_sleep) && i < 10000; i++)
+      nanosleep(&ms, NULL);
+    if (!atomic_load(c->peer_sleep))
+      return 78;
+    atomic_store(c->peer_sleep, 0);
+  }
+  *(int *)out = v * 3;
+  return 0;
+}
+
+/* In a child (a hang there is a bounded failure): a blocking map whose
+ * first item's worker never wakes the parent. */
+static int unsleep_map(int nproc) {
+  mp_pool *p;
+  if (mp_pool_create(&p, &(mp_pool_opts){.processes = nproc,
+                                          .transport = MP_TRANSPORT_SHM}) <
+      0)
+    return 2;
+  int in[2] = {1, 2}, out[2] = {0, 0};
+  mp_status st[2];
+  int rc = mp_pool_map(p, unsleep_task, in, 2, sizeof *in, out, sizeof *out,
+                       &(mp_map_opts){.chunksize = 1, .status = st});
+  mp_pool_free(p);
+  for (int i = 0; i < 2; i++)
+    if (st[i].code == MP_ETASK)
+      return st[i].detail;
+  return rc == 0 && out[0] == 3 && out[1] == 6 ? 0 : 3;
+}
+
+/* The parent is not woken by the worker that holds its item, yet the map
+ * returns, every result right: a parent whose workers hold work does not
+ * sleep unbounded on a word they can write. */
+static void test_scribbled_parent_sleep_word(void **state) {
+  (void)state;
+  for (int nproc = 1; nproc <= 2; nproc++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+      _exit(unsleep_map(nproc));
+    int ws;
+    if (!mpt_reap_within(pid, 30000, &ws))
+      fail_msg("%d worker(s): the map hung (a lost wake-up)", nproc);
+    assert_true(WIFEXITED(ws));
+    if (WEXITSTATUS(ws) != 0)
+      fail_msg("%d worker(s): exit %d (77: not over shm; 78: the parent "
+               "never slept)",
+               nproc, WEXITSTATUS(ws));
+  }
+}
+
 /* ---- payloads larger than a ring, both ways ---- */
 
 static int echo_twice(const void *arg, size_t len, mp_buf *res) {
@@ -349,6 +417,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_scribbled_tail_fails_its_item),
       MPT_TEST(test_scribbled_frame_fails_its_item),
       MPT_TEST(test_scribbled_head_replaces_its_worker),
+      MPT_TEST(test_scribbled_parent_sleep_word),
       MPT_TEST(test_payloads_larger_than_a_ring),
       MPT_TEST(test_large_inputs_by_reference_and_by_copy),
       MPT_TEST(test_pinned_to_one_cpu),
