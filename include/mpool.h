@@ -177,9 +177,12 @@ MP_EXPORT const char *mp_err_name(int code);
  *                 it, the exit status if it called exit(), or 0 when the
  *                 status could not be learned (SIGCHLD set to SIG_IGN).
  *   MP_ETIMEDOUT  it ran past the pool's task_timeout and was killed.
- *   MP_EPROTO     it wrote bytes to its worker's pipe that are not a valid
- *                 frame; the worker was killed. Only that item fails: the
- *                 other items of its chunk deliver or run again.
+ *   MP_EPROTO     it wrote bytes to its worker's result pipe that are not
+ *                 a valid frame (under the shm transport, where that pipe
+ *                 carries only the worker's wake-up bytes: any byte), or
+ *                 scribbled on its ring; the worker was killed. Only that
+ *                 item fails: the other items of its chunk deliver or run
+ *                 again.
  *   MP_ECLOSED    the pool was terminated before it finished.
  *   MP_ENOFUNC    the process that was to run it cannot resolve its
  *                 function (see "Functions cross as references"); only
@@ -500,8 +503,14 @@ typedef struct mp_pool_opts {
  * pipe's EOF), large map inputs still go by reference through the task
  * pipe, and the pool validates every byte and every ring index a worker
  * could have written (a worker that scribbles on its ring is a protocol
- * error: MP_EPROTO for the item it ran). An idle shm pool sleeps as a
- * pipe pool does. Either works with either start method.
+ * error: MP_EPROTO for the item it ran). A task that writes to its
+ * worker's result pipe fails with MP_EPROTO under either, and no other
+ * item does (those that might have written it run again, one at a time,
+ * as around a crash): under shm, where that pipe carries only wake-up
+ * bytes, the worker looks at it before its results reach the ring, so a
+ * result never gets past its own junk. An idle shm pool sleeps as a pipe
+ * pool does. Either works with either start
+ * method.
  */
 enum {
   MP_TRANSPORT_PIPE = 1,

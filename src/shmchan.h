@@ -41,6 +41,13 @@ enum {
   MP__RING_BYTES = 512 * 1024, /* each direction; a power of two */
   MP__CHAN_WAKE = 0x57,        /* the wake-up byte on the result pipe */
 };
+/* The result pipe carries nothing else: at most one wake-up byte per sleep
+ * the parent announced. A worker that finds more there, before it writes
+ * results to the ring, than it wrote (worker.c: pipe_clean) writes
+ * MP__CHAN_JUNK, which is no wake-up, and ends, its slot naming the last
+ * of those results' tasks: any other byte, or more wake-ups than sleeps,
+ * is a protocol error of what the slot names when it comes. */
+enum { MP__CHAN_JUNK = 0 };
 
 /* What a sleeper waits for (its word in the shared page; 0: awake).
  * GONE: the worker is exiting (nothing more will come from it; a
@@ -71,6 +78,7 @@ typedef struct mp__chan {
   mp__spin spin;    /* the worker's budget (the parent keeps its own) */
   int woke;         /* this side woke its sleeping peer since it last
                      * waited */
+  unsigned wakes;   /* the worker's: wake-up bytes it wrote, ever */
 } mp__chan;
 
 /* A new channel's memfd (registered, close-on-exec), sized. Returns the fd
@@ -114,9 +122,12 @@ int mp__chan_wait(mp__chan *c, int what, pid_t parent);
 
 /* The parent's sleep, around its poll(): announce (what: MP__SLEEP_DATA,
  * with MP__SLEEP_ROOM when it also waits for room to write), and take the
- * announcement back. */
-void mp__chan_sleep_begin(mp__chan *c, uint32_t what);
+ * announcement back. begin returns what the word held before; take, as
+ * end, returns what it held: 0 when the peer took the announcement, and
+ * so owes (or sent) one wake-up byte. */
+uint32_t mp__chan_sleep_begin(mp__chan *c, uint32_t what);
 void mp__chan_sleep_end(mp__chan *c);
+uint32_t mp__chan_sleep_take(mp__chan *c);
 /* The worker, leaving: say so (MP__SLEEP_GONE), after its last bytes. */
 void mp__chan_gone(mp__chan *c);
 /* Whether the peer sleeps (or is gone), and on which CPU it last ran (-1:

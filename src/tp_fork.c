@@ -29,6 +29,7 @@
 #include <sched.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,12 @@ typedef struct fw {
                     * then maps pages that exist, and the parent neither
                     * makes nor unmaps any */
   int chan_fd;     /* its memfd, for the next worker */
+  unsigned careful; /* tasks still to send one at a time, each after the
+                     * last one's result (see fw_sendable) */
+  int announced;   /* shm: our sleep is announced to it */
+  unsigned wakes_owed; /* shm: announcements it took (each owes one wake-up
+                        * byte), less wake-up bytes read from it: see
+                        * MP__CHAN_JUNK */
 } fw;
 
 typedef struct tp_fork {
@@ -92,6 +99,22 @@ static void fw_clear(fw *w) {
   mp__list_init(&w->tasks);
   w->chan = chan;
   w->chan_fd = chan_fd;
+}
+
+enum { CAREFUL_MAX = 256 }; /* see fw_sendable */
+
+/*
+ * Whether w's next task may be written now. A worker that replaces one
+ * lost for a protocol error (bytes on its result pipe, say) gets the next
+ * tasks one at a time, as many as its predecessor held items: those are
+ * the suspects the core sends again alone (see its proto_blame), and a
+ * worker with one task at a time answers for that task alone, under either
+ * transport, instead of holding results back to send them together, which
+ * would make them suspects together again.
+ */
+static int fw_sendable(const fw *w) {
+  return w->tx && (!w->careful || mp__list_first((mp__list *)&w->tasks) ==
+                                      &w->tx->tp_link);
 }
 
 static void fw_close_fds(fw *w) {
@@ -203,7 +226,9 @@ static int fork_start(void *tp, int idx) {
    * writes to it costs a full pipe at worst, and no signal (and no signal
    * mask juggling around every write). Death shows as EOF on results. */
   mp__fd_drop(&rfd[1]);
+  unsigned careful = w->careful;
   fw_clear(w);
+  w->careful = careful;
   w->pid = pid;
   w->pidfd = pidfd;
   w->task_fd = tfd[1];
@@ -378,7 +403,7 @@ static ssize_t write_spliced(fw *w, mp__task *t) {
 static int gather(fw *w, mp__task *t, struct iovec *iov) {
   int n = 0;
   for (mp__task *u = t; u && n + 7 <= IOV_BATCH; u = fw_next(w, u)) {
-    if (u != t && task_spliced(u))
+    if (u != t && (task_spliced(u) || w->careful))
       break;
     size_t total;
     int k = task_iov(u, iov + n, &total);
@@ -417,7 +442,7 @@ static void fw_fail(tp_fork *f, int idx, int why);
 static void fw_write_shm(tp_fork *f, int idx) {
   fw *w = &f->w[idx];
   int put_any = 0;
-  while (w->tx && !w->dead) {
+  while (fw_sendable(w) && !w->dead) {
     mp__task *t = w->tx;
     ssize_t wrote;
     if (!t->tp_divert && t->tp_off == 0 && task_spliced(t) &&
@@ -478,7 +503,7 @@ static void fw_write_shm(tp_fork *f, int idx) {
 }
 
 static void fw_write(fw *w) {
-  while (w->tx && !w->dead && w->task_fd >= 0) {
+  while (fw_sendable(w) && !w->dead && w->task_fd >= 0) {
     struct iovec iov[IOV_BATCH];
     ssize_t wrote;
     mp__task *t = w->tx;
@@ -722,6 +747,8 @@ static int fw_parse(tp_fork *f, int idx) {
     }
     /* The task leaves our list first: the core frees it. */
     mp__list_remove(mp__list_first(&w->tasks));
+    if (w->careful)
+      w->careful--;
     const char *payload = w->rbuf + off + sizeof h;
     int code;
     if ((h.magic_type & ~MP__FRAME_MAGIC_MASK) == MP__FR_TASK_FAIL
@@ -746,7 +773,8 @@ static int fw_parse(tp_fork *f, int idx) {
 
 /* shm: read the wake-up bytes on w's result pipe. On EOF (the worker
  * ended) what it left in its ring is read first, then it is dead; any byte
- * but the wake-up byte is a protocol error. */
+ * but the wake-up byte, or more of them than the sleeps we announced to
+ * it, is a protocol error of what it runs now (see MP__CHAN_JUNK). */
 static void fw_read(tp_fork *f, int idx);
 static void fw_read_wake(tp_fork *f, int idx) {
   fw *w = &f->w[idx];
@@ -760,10 +788,11 @@ static void fw_read_wake(tp_fork *f, int idx) {
     return;
   }
   for (ssize_t i = 0; i < n; i++) {
-    if (b[i] != (char)MP__CHAN_WAKE) {
+    if (b[i] != (char)MP__CHAN_WAKE || !w->wakes_owed) {
       fw_fail(f, idx, MP__LOST_PROTO);
       return;
     }
+    w->wakes_owed--;
   }
 }
 
@@ -850,9 +879,15 @@ static void fw_bury(tp_fork *f, int idx) {
     loss.task = atomic_load_explicit(&slot->task_id, memory_order_acquire);
     loss.item = atomic_load_explicit(&slot->item, memory_order_relaxed);
   }
+  /* A protocol breaker's replacement gets its suspects one at a time. */
+  unsigned careful = 0;
+  if (w->why == MP__LOST_PROTO)
+    MP__LIST_EACH(n, nx, &w->tasks)
+      careful += careful < CAREFUL_MAX ? task_of(n)->count : 0;
   fw_close_fds(w);
   free(w->rbuf);
   fw_clear(w); /* its tasks are the core's to settle */
+  w->careful = careful < CAREFUL_MAX ? careful : CAREFUL_MAX;
   mp__core_lost(f->core, idx, &loss);
 }
 
@@ -887,7 +922,7 @@ static int fw_pollset(tp_fork *f, struct pollfd *out, int *map, int max,
         map[n] = 2 * i;
     }
     n++;
-    if (w->tx && w->task_fd >= 0 && (!f->shm || w->tx->tp_divert)) {
+    if (fw_sendable(w) && w->task_fd >= 0 && (!f->shm || w->tx->tp_divert)) {
       if (n < max) {
         out[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
         if (map)
@@ -916,7 +951,9 @@ enum { SHM_POLL_EVERY = 1000000 };
 static int fw_live(const fw *w) { return w->pid && !w->dead; }
 
 /* w's task waits for room in its ring (not for its pipe). */
-static int fw_wants_room(const fw *w) { return w->tx && !w->tx->tp_divert; }
+static int fw_wants_room(const fw *w) {
+  return fw_sendable(w) && !w->tx->tp_divert;
+}
 
 /* Whether w has something for us: results, or room we wait for. */
 static int shm_due(const fw *w) {
@@ -993,21 +1030,38 @@ static int shm_spin(tp_fork *f, int cpu, int64_t deadline) {
   return 0;
 }
 
+/* was: what our sleep word held when we replaced it; while our sleep was
+ * announced, 0 there means w took the announcement and owes one wake-up
+ * byte. */
+static void fw_took(fw *w, uint32_t was) {
+  if (w->announced && was == 0 && w->wakes_owed < UINT_MAX)
+    w->wakes_owed++;
+}
+
 /* Announce to every live worker that we sleep (and for what). */
 static void shm_sleep_begin(tp_fork *f) {
   for (int i = 0; i < f->nproc; i++) {
     fw *w = &f->w[i];
-    if (fw_live(w))
-      mp__chan_sleep_begin(&w->chan, MP__SLEEP_DATA |
-                                         (fw_wants_room(w) ? MP__SLEEP_ROOM
-                                                           : 0));
+    if (!fw_live(w))
+      continue;
+    uint32_t was = mp__chan_sleep_begin(
+        &w->chan, MP__SLEEP_DATA | (fw_wants_room(w) ? MP__SLEEP_ROOM : 0));
+    fw_took(w, was);
+    w->announced = 1;
   }
 }
 
 static void shm_sleep_end(tp_fork *f) {
-  for (int i = 0; i < f->nproc; i++)
-    if (f->w[i].chan.map)
-      mp__chan_sleep_end(&f->w[i].chan);
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!w->chan.map)
+      continue;
+    if (w->announced)
+      fw_took(w, mp__chan_sleep_take(&w->chan));
+    else
+      mp__chan_sleep_end(&w->chan);
+    w->announced = 0;
+  }
 }
 
 /* deadline, lowered to SHM_LOOK_EVERY from now while a worker holds work

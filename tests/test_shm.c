@@ -283,6 +283,80 @@ static void test_scribbled_parent_sleep_word(void **state) {
   }
 }
 
+/* ---- junk a task writes to its worker's result pipe ---- */
+
+enum { JUNK_NONE, JUNK_BYTES, JUNK_WAKES };
+
+/* Write 100 junk bytes to the result pipe (any byte, or bytes that look
+ * like the shm transport's wake-ups), then return a right result. */
+static int junk_task(const void *in, void *out) {
+  const sitem *it = in;
+  if (it->how != JUNK_NONE) {
+    char junk[100];
+    memset(junk, it->how == JUNK_BYTES ? 'J' : MP__CHAN_WAKE, sizeof junk);
+    if (write(mp__worker_res_fd(), junk, sizeof junk) != sizeof junk)
+      return 79;
+  }
+  *(int *)out = it->value * 3;
+  return 0;
+}
+
+/* Under both transports each item that wrote junk fails with MP_EPROTO,
+ * and each that did not delivers its result: the same outcome, item for
+ * item, whether the junk reached the parent before its result or not, and
+ * whether the junk items ran alone, in chunks, or with their results held
+ * together (tiny tasks back to back on one worker). Bounded: a pool that
+ * kept sending the same suspects again would fail at the wait. */
+static void test_result_pipe_junk_fails_its_item(void **state) {
+  (void)state;
+  enum { N = 120 };
+  static sitem in[N];
+  static int out[N];
+  static mp_status st[N];
+  for (int i = 0; i < N; i++)
+    in[i] = (sitem){i + 1, i % 3 == 0 ? JUNK_NONE
+                           : i % 3 == 1 ? JUNK_BYTES
+                                        : JUNK_WAKES};
+  for (int t = MP_TRANSPORT_PIPE; t <= MP_TRANSPORT_SHM; t++) {
+    for (int nproc = 1; nproc <= 2; nproc++) {
+      for (size_t cs = 0; cs <= 1; cs++) {
+        mp_pool *p =
+            mpt_pool((mp_pool_opts){.processes = nproc, .transport = t});
+        memset(out, 0, sizeof out);
+        mp_result *r;
+        assert_int_equal(
+            mp_pool_map_async(p, junk_task, in, N, sizeof *in, out,
+                              sizeof *out,
+                              &(mp_map_async_opts){
+                                  .map = {.status = st, .chunksize = cs}},
+                              &r),
+            0);
+        int rc = mp_result_get(r, 60, NULL, NULL, NULL);
+        mp_result_free(r);
+        int ok = 0, proto = 0, wrong = 0;
+        for (int i = 0; i < N && rc != MP_ETIMEDOUT; i++) {
+          int want = in[i].how == JUNK_NONE ? 0 : MP_EPROTO;
+          if (st[i].code != want ||
+              (want == 0 && out[i] != 3 * in[i].value))
+            wrong++;
+          ok += st[i].code == 0;
+          proto += st[i].code == MP_EPROTO;
+        }
+        mp_pool_free(p);
+        if (rc == MP_ETIMEDOUT)
+          fail_msg("transport %d, %d worker(s), chunksize %zu: not done in "
+                   "60 s",
+                   t, nproc, cs);
+        if (wrong)
+          fail_msg("transport %d, %d worker(s), chunksize %zu: %d wrong (%d "
+                   "OK, %d MP_EPROTO)",
+                   t, nproc, cs, wrong, ok, proto);
+        assert_int_equal(rc, MP_EPROTO);
+      }
+    }
+  }
+}
+
 /* ---- payloads larger than a ring, both ways ---- */
 
 static int echo_twice(const void *arg, size_t len, mp_buf *res) {
@@ -418,6 +492,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_scribbled_frame_fails_its_item),
       MPT_TEST(test_scribbled_head_replaces_its_worker),
       MPT_TEST(test_scribbled_parent_sleep_word),
+      MPT_TEST(test_result_pipe_junk_fails_its_item),
       MPT_TEST(test_payloads_larger_than_a_ring),
       MPT_TEST(test_large_inputs_by_reference_and_by_copy),
       MPT_TEST(test_pinned_to_one_cpu),
