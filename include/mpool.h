@@ -495,8 +495,9 @@ typedef struct mp_pool_opts {
  * sleeps at once (a futex in the worker, poll() in the parent), and is
  * woken only when it said it sleeps; a sleeper also looks at its ring
  * again at least every second (a worker) or every 100 ms while a worker
- * holds work (the parent), so a wake-up lost to a stray store into the
- * shared page costs that long, never a hang. Across CPUs a round trip then costs
+ * holds work (the parent, which then also stores its ring head again), so
+ * a wake-up or a head lost to a stray store into the shared page costs
+ * that long, never a hang. Across CPUs a round trip then costs
  * what memory costs, not what a wake-up costs; on one CPU (or when every
  * CPU is busy) it costs what the pipes cost. Both give the same results
  * and guarantees: a worker's death is still seen at once (its result

@@ -190,6 +190,12 @@ ssize_t mp__chan_get(mp__chan *c, void *buf, size_t cap) {
   return (ssize_t)len;
 }
 
+void mp__chan_restate(mp__chan *c) {
+  if (atomic_load_explicit(c->rx_head, memory_order_relaxed) != c->rx_pos)
+    atomic_store_explicit(c->rx_head, c->rx_pos, memory_order_release);
+  mp__chan_wake_room(c);
+}
+
 int mp__chan_readable(const mp__chan *c) {
   return atomic_load_explicit(c->rx_tail, memory_order_acquire) != c->rx_pos;
 }

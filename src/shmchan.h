@@ -27,7 +27,10 @@
  * indices privately, validates the worker's (a head between the last one
  * seen and the parent's tail; a tail at most a ring ahead of the parent's
  * head) and copies bytes out before it parses them, so a worker that
- * scribbles on its page is a protocol error, not a read out of bounds.
+ * scribbles on its page is a protocol error, not a read out of bounds. An
+ * older value stored over the parent's own head is no error anyone can
+ * see (the worker would only wait for room): the parent stores its head
+ * again every 100 ms while the worker holds work (mp__chan_restate).
  */
 #ifndef MPOOL_SHMCHAN_H
 #define MPOOL_SHMCHAN_H
@@ -102,6 +105,10 @@ ssize_t mp__chan_put(mp__chan *c, const struct iovec *iov, int n);
  * bytes read (0: empty), or MP_EPROTO when the peer's tail is not one it
  * could have written. */
 ssize_t mp__chan_get(mp__chan *c, void *buf, size_t cap);
+/* Store this side's head again (the bytes it has read: the peer may have
+ * stored an older one over it, and then waits for room that reading will
+ * never free) and wake the peer if it waits for room. */
+void mp__chan_restate(mp__chan *c);
 /* The room to write, validated as put does: bytes, or MP_EPROTO. */
 ssize_t mp__chan_room(mp__chan *c);
 /* Whether there are bytes to read / at least MP__CHAN_MIN_ROOM bytes of

@@ -87,6 +87,7 @@ typedef struct tp_fork {
   int *pfd_map;       /* what each entry is: 2 * worker (+ 1: task pipe) */
   int shm;            /* the bytes go through channels (shmchan.h) */
   int64_t polled_ns;  /* shm: when the pipes were last polled */
+  int64_t restated_ns; /* shm: when the heads were last stored again */
   mp__spin spin;      /* shm: the parent's spin budget */
 } tp_fork;
 
@@ -1075,6 +1076,21 @@ static int64_t shm_bound(const tp_fork *f, int64_t now, int64_t deadline) {
   return deadline;
 }
 
+/* Every SHM_LOOK_EVERY, store our head again in the ring of each worker
+ * that holds work: one may have stored an older head over ours (no index
+ * out of bounds, so no protocol error to see) and wait for room to write
+ * its result, which our reading would never free: it would hold its work
+ * forever. */
+static void shm_restate(tp_fork *f) {
+  int64_t now = f->polled_ns;
+  if (now - f->restated_ns < SHM_LOOK_EVERY)
+    return;
+  f->restated_ns = now;
+  for (int i = 0; i < f->nproc; i++)
+    if (fw_live(&f->w[i]) && !mp__list_empty(&f->w[i].tasks))
+      mp__chan_restate(&f->w[i].chan);
+}
+
 static int shm_wait(tp_fork *f, int64_t deadline) {
   fw_bury_dead(f);
   /* Where we run, for the workers' spin policy and ours. */
@@ -1118,6 +1134,7 @@ static int shm_wait(tp_fork *f, int64_t deadline) {
       fw_write_shm(f, i);
   }
   (void)shm_scan(f);
+  shm_restate(f);
   fw_bury_dead(f);
   return rc < 0 ? rc : 0;
 }

@@ -283,6 +283,61 @@ static void test_scribbled_parent_sleep_word(void **state) {
   }
 }
 
+/* Item 1: a result whose frame fills the ring exactly, from a fresh
+ * worker, which saw the parent's head once (at 0) before writing it. Item
+ * 2: store that stale head back over the parent's, as a stray store would
+ * (an older value, so no index is out of bounds), and return a small
+ * result: the worker then sees no room for it. 77: not over shm. */
+static int stale_head_task(const void *arg, size_t len, mp_buf *res) {
+  (void)len;
+  mp__chan *c = mp__worker_chan();
+  if (!c)
+    return 77;
+  if (*(const int *)arg == 1) {
+    size_t n = MP__RING_BYTES - sizeof(mp__frame_hdr) - sizeof(mp__apply_res);
+    void *p = mp_buf_grow(res, n);
+    if (!p)
+      return 1;
+    memset(p, 7, n);
+    return 0;
+  }
+  atomic_store(c->tx_head, c->tx_seen);
+  return mp_buf_append(res, "ok", 2);
+}
+
+/* The parent's result head, stored over with an older value after the
+ * parent read everything: the worker waits for room the parent will never
+ * free by reading, yet the result arrives (the parent stores its head
+ * again when its bounded sleep ends with a worker owing it something). */
+static void test_scribbled_result_head(void **state) {
+  (void)state;
+  mp_pool *p = shm_pool(1, 0);
+  int one = 1, two = 2;
+  void *res = NULL;
+  size_t len = 0;
+  mp_status st = {0, 0};
+  int rc = mp_pool_apply(p, stale_head_task, &one, sizeof one, &res, &len,
+                         &st);
+  if (rc == MP_ETASK && st.detail == 77)
+    fail_msg("the pool did not run over shm");
+  assert_int_equal(rc, 0);
+  assert_int_equal(len, MP__RING_BYTES - sizeof(mp__frame_hdr) -
+                            sizeof(mp__apply_res));
+  free(res);
+  mp_result *r;
+  assert_int_equal(
+      mp_pool_apply_async(p, stale_head_task, &two, sizeof two, NULL, &r), 0);
+  const void *data = NULL;
+  rc = mp_result_get(r, 20, &data, &len, NULL);
+  int got = rc == 0 && len == 2 && memcmp(data, "ok", 2) == 0;
+  mp_result_free(r);
+  mp_pool_free(p);
+  if (rc == MP_ETIMEDOUT)
+    fail_msg("the result never came (the worker waits for room)");
+  assert_int_equal(rc, 0);
+  assert_true(got);
+}
+
 /* ---- junk a task writes to its worker's result pipe ---- */
 
 enum { JUNK_NONE, JUNK_BYTES, JUNK_WAKES };
@@ -492,6 +547,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_scribbled_frame_fails_its_item),
       MPT_TEST(test_scribbled_head_replaces_its_worker),
       MPT_TEST(test_scribbled_parent_sleep_word),
+      MPT_TEST(test_scribbled_result_head),
       MPT_TEST(test_result_pipe_junk_fails_its_item),
       MPT_TEST(test_payloads_larger_than_a_ring),
       MPT_TEST(test_large_inputs_by_reference_and_by_copy),
