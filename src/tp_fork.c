@@ -105,9 +105,9 @@ static void fw_clear(fw *w) {
 enum { CAREFUL_MAX = 256 }; /* see fw_sendable */
 
 /*
- * Whether w's next task may be written now. A worker that replaces one
- * lost for a protocol error (bytes on its result pipe, say) gets the next
- * tasks one at a time, as many as its predecessor held items: those are
+ * Whether w's next task may be written now. After a worker is lost for a
+ * protocol error (bytes on its result pipe, say), every worker gets its
+ * next tasks one at a time, as many as the lost one held items: those are
  * the suspects the core sends again alone (see its proto_blame), and a
  * worker with one task at a time answers for that task alone, under either
  * transport, instead of holding results back to send them together, which
@@ -880,15 +880,18 @@ static void fw_bury(tp_fork *f, int idx) {
     loss.task = atomic_load_explicit(&slot->task_id, memory_order_acquire);
     loss.item = atomic_load_explicit(&slot->item, memory_order_relaxed);
   }
-  /* A protocol breaker's replacement gets its suspects one at a time. */
+  /* A protocol breaker's suspects go one at a time, to any worker. */
   unsigned careful = 0;
   if (w->why == MP__LOST_PROTO)
     MP__LIST_EACH(n, nx, &w->tasks)
       careful += careful < CAREFUL_MAX ? task_of(n)->count : 0;
+  careful = careful < CAREFUL_MAX ? careful : CAREFUL_MAX;
   fw_close_fds(w);
   free(w->rbuf);
   fw_clear(w); /* its tasks are the core's to settle */
-  w->careful = careful < CAREFUL_MAX ? careful : CAREFUL_MAX;
+  for (int i = 0; i < f->nproc; i++)
+    if (f->w[i].careful < careful)
+      f->w[i].careful = careful;
   mp__core_lost(f->core, idx, &loss);
 }
 

@@ -364,7 +364,7 @@ static int junk_task(const void *in, void *out) {
  * kept sending the same suspects again would fail at the wait. */
 static void test_result_pipe_junk_fails_its_item(void **state) {
   (void)state;
-  enum { N = 120 };
+  enum { N = 36 };
   static sitem in[N];
   static int out[N];
   static mp_status st[N];
@@ -484,7 +484,7 @@ static void test_large_inputs_by_reference_and_by_copy(void **state) {
                                                                 cs},
                                        &r),
                      0);
-    assert_int_equal(mp_result_get(r, 60, NULL, NULL, NULL), 0);
+    assert_int_equal(mp_result_get(r, 600, NULL, NULL, NULL), 0);
     mp_result_free(r);
     assert_memory_equal(out, want, sizeof want);
   }
