@@ -666,8 +666,19 @@ static long fork_ident(void *tp, int idx) {
 static void fw_fail(tp_fork *f, int idx, int why) {
   fw *w = &f->w[idx];
   int64_t since;
-  if (!fork_running(f, idx, &w->why_task, &w->why_item, &since))
+  if (!fork_running(f, idx, &w->why_task, &w->why_item, &since)) {
+    /* Nothing runs: what it ran is among the tasks it was sent, never one
+     * still waiting here to be written. Name the last one sent (the
+     * suspects are those up to it), or none. */
     w->why_task = 0;
+    for (mp__list *n = w->tasks.next; n != &w->tasks; n = n->next) {
+      mp__task *t = task_of(n);
+      if (t == w->tx)
+        break;
+      w->why_task = t->id;
+      w->why_item = t->count ? t->count - 1 : 0;
+    }
+  }
   w->why = why;
   fw_kill(f, w, 0);
 }
