@@ -185,9 +185,12 @@ MP_EXPORT const char *mp_err_name(int code);
  *                 it, the exit status if it called exit(), or 0 when the
  *                 status could not be learned (SIGCHLD set to SIG_IGN).
  *   MP_ETIMEDOUT  it ran past the pool's task_timeout and was killed.
- *   MP_EPROTO     it wrote bytes to its worker's pipe that are not a valid
- *                 frame; the worker was killed. Only that item fails: the
- *                 other items of its chunk deliver or run again.
+ *   MP_EPROTO     it wrote bytes to its worker's result pipe that are not
+ *                 a valid frame (under the shm transport, where that pipe
+ *                 carries only the worker's wake-up bytes: any byte), or
+ *                 scribbled on its ring; the worker was killed. Only that
+ *                 item fails: the other items of its chunk deliver or run
+ *                 again.
  *   MP_ECLOSED    the pool was terminated before it finished.
  *   MP_ENOFUNC    the process that was to run it cannot resolve its
  *                 function (see "Functions cross as references"); only
@@ -520,15 +523,25 @@ typedef struct mp_pool_opts {
  * is awake on another CPU, a CPU is free for the spinner, and recent waits
  * were short enough to be caught (the budget adapts, 2 to 50 us); else it
  * sleeps at once (a futex in the worker, poll() in the parent), and is
- * woken only when it said it sleeps. Across CPUs a round trip then costs
+ * woken only when it said it sleeps; a sleeper also looks at its ring
+ * again at least every second (a worker) or every 100 ms while a worker
+ * holds work (the parent, which then also stores its ring head again), so
+ * a wake-up or a head lost to a stray store into the shared page costs
+ * that long, never a hang. Across CPUs a round trip then costs
  * what memory costs, not what a wake-up costs; on one CPU (or when every
  * CPU is busy) it costs what the pipes cost. Both give the same results
  * and guarantees: a worker's death is still seen at once (its result
  * pipe's EOF), large map inputs still go by reference through the task
  * pipe, and the pool validates every byte and every ring index a worker
  * could have written (a worker that scribbles on its ring is a protocol
- * error: MP_EPROTO for the item it ran). An idle shm pool sleeps as a
- * pipe pool does. Either works with either start method.
+ * error: MP_EPROTO for the item it ran). A task that writes to its
+ * worker's result pipe fails with MP_EPROTO under either, and no other
+ * item does (those that might have written it run again, one at a time,
+ * as around a crash): under shm, where that pipe carries only wake-up
+ * bytes, the worker looks at it before its results reach the ring, so a
+ * result never gets past its own junk. An idle shm pool sleeps as a pipe
+ * pool does. Either works with either start
+ * method.
  */
 enum {
   MP_TRANSPORT_PIPE = 1,

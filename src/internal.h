@@ -184,6 +184,8 @@ ssize_t mp__recv_msg(int fd, void *buf, size_t cap, int *fds, int *nfds,
 int mp__set_nonblock(int fd);
 /* Raise a pipe's capacity toward bytes where the OS allows; never fails. */
 void mp__pipe_grow(int fd, int bytes);
+/* The bytes a pipe holds unread (either end's fd), or -errno. */
+int mp__pipe_pending(int fd);
 /* close() that keeps errno and ignores EINTR (Linux closes the fd anyway). */
 void mp__close(int fd);
 

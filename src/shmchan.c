@@ -190,6 +190,12 @@ ssize_t mp__chan_get(mp__chan *c, void *buf, size_t cap) {
   return (ssize_t)len;
 }
 
+void mp__chan_restate(mp__chan *c) {
+  if (atomic_load_explicit(c->rx_head, memory_order_relaxed) != c->rx_pos)
+    atomic_store_explicit(c->rx_head, c->rx_pos, memory_order_release);
+  mp__chan_wake_room(c);
+}
+
 int mp__chan_readable(const mp__chan *c) {
   return atomic_load_explicit(c->rx_tail, memory_order_acquire) != c->rx_pos;
 }
@@ -222,8 +228,10 @@ static void wake(mp__chan *c, uint32_t what) {
   } else {
     static const char byte = MP__CHAN_WAKE;
     /* The pipe holds at most one byte per sleep: it never fills. */
-    while (write(c->wake_fd, &byte, 1) < 0 && errno == EINTR)
+    ssize_t r;
+    while ((r = write(c->wake_fd, &byte, 1)) < 0 && errno == EINTR)
       ;
+    c->wakes += r == 1;
   }
 }
 
@@ -246,9 +254,11 @@ void mp__chan_set_cpu(mp__chan *c, int cpu) {
     atomic_store_explicit(c->my_cpu, cpu, memory_order_relaxed);
 }
 
-void mp__chan_sleep_begin(mp__chan *c, uint32_t what) {
-  atomic_store_explicit(c->my_sleep, what, memory_order_relaxed);
+uint32_t mp__chan_sleep_begin(mp__chan *c, uint32_t what) {
+  uint32_t was = atomic_exchange_explicit(c->my_sleep, what,
+                                          memory_order_relaxed);
   atomic_thread_fence(memory_order_seq_cst);
+  return was;
 }
 
 void mp__chan_gone(mp__chan *c) {
@@ -257,6 +267,10 @@ void mp__chan_gone(mp__chan *c) {
 
 void mp__chan_sleep_end(mp__chan *c) {
   atomic_store_explicit(c->my_sleep, 0, memory_order_relaxed);
+}
+
+uint32_t mp__chan_sleep_take(mp__chan *c) {
+  return atomic_exchange_explicit(c->my_sleep, 0, memory_order_relaxed);
 }
 
 void mp__spin_init(mp__spin *s) {

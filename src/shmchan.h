@@ -18,12 +18,19 @@
  * parent in poll() on the result pipes. A side that publishes bytes (or
  * frees room) its peer waits for wakes it only if the peer announced it
  * sleeps, at most once per sleep: a busy pair makes no system call.
+ * Neither sleep is unbounded while the sleeper waits for its peer (the
+ * worker's futex lasts a second; the parent's poll() 100 ms while a worker
+ * holds work: tp_fork.c), since the peer may store over the sleep word: a
+ * wake-up lost so costs latency, never a hang.
  *
  * Trust. The parent never trusts what a worker can write: it keeps its own
  * indices privately, validates the worker's (a head between the last one
  * seen and the parent's tail; a tail at most a ring ahead of the parent's
  * head) and copies bytes out before it parses them, so a worker that
- * scribbles on its page is a protocol error, not a read out of bounds.
+ * scribbles on its page is a protocol error, not a read out of bounds. An
+ * older value stored over the parent's own head is no error anyone can
+ * see (the worker would only wait for room): the parent stores its head
+ * again every 100 ms while the worker holds work (mp__chan_restate).
  */
 #ifndef MPOOL_SHMCHAN_H
 #define MPOOL_SHMCHAN_H
@@ -37,6 +44,13 @@ enum {
   MP__RING_BYTES = 512 * 1024, /* each direction; a power of two */
   MP__CHAN_WAKE = 0x57,        /* the wake-up byte on the result pipe */
 };
+/* The result pipe carries nothing else: at most one wake-up byte per sleep
+ * the parent announced. A worker that finds more there, before it writes
+ * results to the ring, than it wrote (worker.c: pipe_clean) writes
+ * MP__CHAN_JUNK, which is no wake-up, and ends, its slot naming the last
+ * of those results' tasks: any other byte, or more wake-ups than sleeps,
+ * is a protocol error of what the slot names when it comes. */
+enum { MP__CHAN_JUNK = 0 };
 
 /* What a sleeper waits for (its word in the shared page; 0: awake).
  * GONE: the worker is exiting (nothing more will come from it; a
@@ -67,6 +81,7 @@ typedef struct mp__chan {
   mp__spin spin;    /* the worker's budget (the parent keeps its own) */
   int woke;         /* this side woke its sleeping peer since it last
                      * waited */
+  unsigned wakes;   /* the worker's: wake-up bytes it wrote, ever */
 } mp__chan;
 
 /* A new channel's memfd (registered, close-on-exec), sized. Returns the fd
@@ -90,6 +105,10 @@ ssize_t mp__chan_put(mp__chan *c, const struct iovec *iov, int n);
  * bytes read (0: empty), or MP_EPROTO when the peer's tail is not one it
  * could have written. */
 ssize_t mp__chan_get(mp__chan *c, void *buf, size_t cap);
+/* Store this side's head again (the bytes it has read: the peer may have
+ * stored an older one over it, and then waits for room that reading will
+ * never free) and wake the peer if it waits for room. */
+void mp__chan_restate(mp__chan *c);
 /* The room to write, validated as put does: bytes, or MP_EPROTO. */
 ssize_t mp__chan_room(mp__chan *c);
 /* Whether there are bytes to read / at least MP__CHAN_MIN_ROOM bytes of
@@ -110,9 +129,12 @@ int mp__chan_wait(mp__chan *c, int what, pid_t parent);
 
 /* The parent's sleep, around its poll(): announce (what: MP__SLEEP_DATA,
  * with MP__SLEEP_ROOM when it also waits for room to write), and take the
- * announcement back. */
-void mp__chan_sleep_begin(mp__chan *c, uint32_t what);
+ * announcement back. begin returns what the word held before; take, as
+ * end, returns what it held: 0 when the peer took the announcement, and
+ * so owes (or sent) one wake-up byte. */
+uint32_t mp__chan_sleep_begin(mp__chan *c, uint32_t what);
 void mp__chan_sleep_end(mp__chan *c);
+uint32_t mp__chan_sleep_take(mp__chan *c);
 /* The worker, leaving: say so (MP__SLEEP_GONE), after its last bytes. */
 void mp__chan_gone(mp__chan *c);
 /* Whether the peer sleeps (or is gone), and on which CPU it last ran (-1:

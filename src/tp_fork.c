@@ -30,6 +30,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,12 @@ typedef struct fw {
                     * then maps pages that exist, and the parent neither
                     * makes nor unmaps any */
   int chan_fd;     /* its memfd, for the next worker */
+  unsigned careful; /* tasks still to send one at a time, each after the
+                     * last one's result (see fw_sendable) */
+  int announced;   /* shm: our sleep is announced to it */
+  unsigned wakes_owed; /* shm: announcements it took (each owes one wake-up
+                        * byte), less wake-up bytes read from it: see
+                        * MP__CHAN_JUNK */
 } fw;
 
 typedef struct tp_fork {
@@ -81,6 +88,7 @@ typedef struct tp_fork {
   int *pfd_map;       /* what each entry is: 2 * worker (+ 1: task pipe) */
   int shm;            /* the bytes go through channels (shmchan.h) */
   int64_t polled_ns;  /* shm: when the pipes were last polled */
+  int64_t restated_ns; /* shm: when the heads were last stored again */
   mp__spin spin;      /* shm: the parent's spin budget */
 } tp_fork;
 
@@ -93,6 +101,22 @@ static void fw_clear(fw *w) {
   mp__list_init(&w->tasks);
   w->chan = chan;
   w->chan_fd = chan_fd;
+}
+
+enum { CAREFUL_MAX = 256 }; /* see fw_sendable */
+
+/*
+ * Whether w's next task may be written now. After a worker is lost for a
+ * protocol error (bytes on its result pipe, say), every worker gets its
+ * next tasks one at a time, as many as the lost one held items: those are
+ * the suspects the core sends again alone (see its proto_blame), and a
+ * worker with one task at a time answers for that task alone, under either
+ * transport, instead of holding results back to send them together, which
+ * would make them suspects together again.
+ */
+static int fw_sendable(const fw *w) {
+  return w->tx && (!w->careful || mp__list_first((mp__list *)&w->tasks) ==
+                                      &w->tx->tp_link);
 }
 
 static void fw_close_fds(fw *w) {
@@ -204,7 +228,9 @@ static int fork_start(void *tp, int idx) {
    * writes to it costs a full pipe at worst, and no signal (and no signal
    * mask juggling around every write). Death shows as EOF on results. */
   mp__fd_drop(&rfd[1]);
+  unsigned careful = w->careful;
   fw_clear(w);
+  w->careful = careful;
   w->pid = pid;
   w->pidfd = pidfd;
   w->task_fd = tfd[1];
@@ -382,7 +408,7 @@ static ssize_t write_spliced(fw *w, mp__task *t) {
 static int gather(fw *w, mp__task *t, struct iovec *iov) {
   int n = 0;
   for (mp__task *u = t; u && n + 7 <= IOV_BATCH; u = fw_next(w, u)) {
-    if (u != t && task_spliced(u))
+    if (u != t && (task_spliced(u) || w->careful))
       break;
     size_t total;
     int k = task_iov(u, iov + n, &total);
@@ -421,7 +447,7 @@ static void fw_fail(tp_fork *f, int idx, int why);
 static void fw_write_shm(tp_fork *f, int idx) {
   fw *w = &f->w[idx];
   int put_any = 0;
-  while (w->tx && !w->dead) {
+  while (fw_sendable(w) && !w->dead) {
     mp__task *t = w->tx;
     ssize_t wrote;
     if (!t->tp_divert && t->tp_off == 0 && task_spliced(t) &&
@@ -482,7 +508,7 @@ static void fw_write_shm(tp_fork *f, int idx) {
 }
 
 static void fw_write(fw *w) {
-  while (w->tx && !w->dead && w->task_fd >= 0) {
+  while (fw_sendable(w) && !w->dead && w->task_fd >= 0) {
     struct iovec iov[IOV_BATCH];
     ssize_t wrote;
     mp__task *t = w->tx;
@@ -644,8 +670,19 @@ static long fork_ident(void *tp, int idx) {
 static void fw_fail(tp_fork *f, int idx, int why) {
   fw *w = &f->w[idx];
   int64_t since;
-  if (!fork_running(f, idx, &w->why_task, &w->why_item, &since))
+  if (!fork_running(f, idx, &w->why_task, &w->why_item, &since)) {
+    /* Nothing runs: what it ran is among the tasks it was sent, never one
+     * still waiting here to be written. Name the last one sent (the
+     * suspects are those up to it), or none. */
     w->why_task = 0;
+    for (mp__list *n = w->tasks.next; n != &w->tasks; n = n->next) {
+      mp__task *t = task_of(n);
+      if (t == w->tx)
+        break;
+      w->why_task = t->id;
+      w->why_item = t->count ? t->count - 1 : 0;
+    }
+  }
   w->why = why;
   fw_kill(f, w, 0);
 }
@@ -725,6 +762,8 @@ static int fw_parse(tp_fork *f, int idx) {
     }
     /* The task leaves our list first: the core frees it. */
     mp__list_remove(mp__list_first(&w->tasks));
+    if (w->careful)
+      w->careful--;
     const char *payload = w->rbuf + off + sizeof h;
     int code;
     if ((h.magic_type & ~MP__FRAME_MAGIC_MASK) == MP__FR_TASK_FAIL
@@ -749,7 +788,8 @@ static int fw_parse(tp_fork *f, int idx) {
 
 /* shm: read the wake-up bytes on w's result pipe. On EOF (the worker
  * ended) what it left in its ring is read first, then it is dead; any byte
- * but the wake-up byte is a protocol error. */
+ * but the wake-up byte, or more of them than the sleeps we announced to
+ * it, is a protocol error of what it runs now (see MP__CHAN_JUNK). */
 static void fw_read(tp_fork *f, int idx);
 static void fw_read_wake(tp_fork *f, int idx) {
   fw *w = &f->w[idx];
@@ -763,10 +803,11 @@ static void fw_read_wake(tp_fork *f, int idx) {
     return;
   }
   for (ssize_t i = 0; i < n; i++) {
-    if (b[i] != (char)MP__CHAN_WAKE) {
+    if (b[i] != (char)MP__CHAN_WAKE || !w->wakes_owed) {
       fw_fail(f, idx, MP__LOST_PROTO);
       return;
     }
+    w->wakes_owed--;
   }
 }
 
@@ -853,9 +894,18 @@ static void fw_bury(tp_fork *f, int idx) {
     loss.task = atomic_load_explicit(&slot->task_id, memory_order_acquire);
     loss.item = atomic_load_explicit(&slot->item, memory_order_relaxed);
   }
+  /* A protocol breaker's suspects go one at a time, to any worker. */
+  unsigned careful = 0;
+  if (w->why == MP__LOST_PROTO)
+    MP__LIST_EACH(n, nx, &w->tasks)
+      careful += careful < CAREFUL_MAX ? task_of(n)->count : 0;
+  careful = careful < CAREFUL_MAX ? careful : CAREFUL_MAX;
   fw_close_fds(w);
   free(w->rbuf);
   fw_clear(w); /* its tasks are the core's to settle */
+  for (int i = 0; i < f->nproc; i++)
+    if (f->w[i].careful < careful)
+      f->w[i].careful = careful;
   mp__core_lost(f->core, idx, &loss);
 }
 
@@ -890,7 +940,7 @@ static int fw_pollset(tp_fork *f, struct pollfd *out, int *map, int max,
         map[n] = 2 * i;
     }
     n++;
-    if (w->tx && w->task_fd >= 0 && (!f->shm || w->tx->tp_divert)) {
+    if (fw_sendable(w) && w->task_fd >= 0 && (!f->shm || w->tx->tp_divert)) {
       if (n < max) {
         out[n] = (struct pollfd){.fd = w->task_fd, .events = POLLOUT};
         if (map)
@@ -909,10 +959,19 @@ static int fw_pollset(tp_fork *f, struct pollfd *out, int *map, int max,
  * is seen within about this long even by a parent that never sleeps. */
 enum { SHM_POLL_EVERY = 1000000 };
 
+/* While a worker holds work, the parent's poll() lasts at most this long
+ * (ns) before it looks at the rings again. Its wake-up is the worker's to
+ * send, decided by words the worker can write (its task may store over
+ * the parent's sleep word): a wake-up lost so costs this much latency,
+ * never a hang. An idle pool sleeps unbounded: nothing can be lost. */
+#define SHM_LOOK_EVERY 100000000
+
 static int fw_live(const fw *w) { return w->pid && !w->dead; }
 
 /* w's task waits for room in its ring (not for its pipe). */
-static int fw_wants_room(const fw *w) { return w->tx && !w->tx->tp_divert; }
+static int fw_wants_room(const fw *w) {
+  return fw_sendable(w) && !w->tx->tp_divert;
+}
 
 /* Whether w has something for us: results, or room we wait for. */
 static int shm_due(const fw *w) {
@@ -989,21 +1048,64 @@ static int shm_spin(tp_fork *f, int cpu, int64_t deadline) {
   return 0;
 }
 
+/* was: what our sleep word held when we replaced it; while our sleep was
+ * announced, 0 there means w took the announcement and owes one wake-up
+ * byte. */
+static void fw_took(fw *w, uint32_t was) {
+  if (w->announced && was == 0 && w->wakes_owed < UINT_MAX)
+    w->wakes_owed++;
+}
+
 /* Announce to every live worker that we sleep (and for what). */
 static void shm_sleep_begin(tp_fork *f) {
   for (int i = 0; i < f->nproc; i++) {
     fw *w = &f->w[i];
-    if (fw_live(w))
-      mp__chan_sleep_begin(&w->chan, MP__SLEEP_DATA |
-                                         (fw_wants_room(w) ? MP__SLEEP_ROOM
-                                                           : 0));
+    if (!fw_live(w))
+      continue;
+    uint32_t was = mp__chan_sleep_begin(
+        &w->chan, MP__SLEEP_DATA | (fw_wants_room(w) ? MP__SLEEP_ROOM : 0));
+    fw_took(w, was);
+    w->announced = 1;
   }
 }
 
 static void shm_sleep_end(tp_fork *f) {
+  for (int i = 0; i < f->nproc; i++) {
+    fw *w = &f->w[i];
+    if (!w->chan.map)
+      continue;
+    if (w->announced)
+      fw_took(w, mp__chan_sleep_take(&w->chan));
+    else
+      mp__chan_sleep_end(&w->chan);
+    w->announced = 0;
+  }
+}
+
+/* deadline, lowered to SHM_LOOK_EVERY from now while a worker holds work
+ * (see SHM_LOOK_EVERY). */
+static int64_t shm_bound(const tp_fork *f, int64_t now, int64_t deadline) {
+  if (deadline - now <= SHM_LOOK_EVERY)
+    return deadline;
   for (int i = 0; i < f->nproc; i++)
-    if (f->w[i].chan.map)
-      mp__chan_sleep_end(&f->w[i].chan);
+    if (fw_live(&f->w[i]) && !mp__list_empty(&f->w[i].tasks))
+      return now + SHM_LOOK_EVERY;
+  return deadline;
+}
+
+/* Every SHM_LOOK_EVERY, store our head again in the ring of each worker
+ * that holds work: one may have stored an older head over ours (no index
+ * out of bounds, so no protocol error to see) and wait for room to write
+ * its result, which our reading would never free: it would hold its work
+ * forever. */
+static void shm_restate(tp_fork *f) {
+  int64_t now = f->polled_ns;
+  if (now - f->restated_ns < SHM_LOOK_EVERY)
+    return;
+  f->restated_ns = now;
+  for (int i = 0; i < f->nproc; i++)
+    if (fw_live(&f->w[i]) && !mp__list_empty(&f->w[i].tasks))
+      mp__chan_restate(&f->w[i].chan);
 }
 
 static int shm_wait(tp_fork *f, int64_t deadline) {
@@ -1030,6 +1132,7 @@ static int shm_wait(tp_fork *f, int64_t deadline) {
   unsigned n = (unsigned)fw_pollset(f, f->pfd, f->pfd_map, 2 * f->nproc,
                                     NULL);
   if (deadline > now) {
+    deadline = shm_bound(f, now, deadline);
     shm_sleep_begin(f);
     for (int i = 0; i < f->nproc; i++)
       if (fw_live(&f->w[i]) && shm_due(&f->w[i]))
@@ -1048,6 +1151,7 @@ static int shm_wait(tp_fork *f, int64_t deadline) {
       fw_write_shm(f, i);
   }
   (void)shm_scan(f);
+  shm_restate(f);
   fw_bury_dead(f);
   return rc < 0 ? rc : 0;
 }
@@ -1090,12 +1194,15 @@ static int fork_wait(void *tp, int64_t deadline) {
 
 /* The fds fork_wait would poll now. Under shm the sleep is announced
  * first, so that a result wakes the caller's poll (the wait(tp, 0) after
- * it takes the announcement back). */
+ * it takes the announcement back), and *due is bounded as a wait's sleep
+ * is (shm_bound). */
 static int fork_pollfds(void *tp, struct pollfd *out, int max,
                         int64_t *due) {
   tp_fork *f = tp;
-  if (f->shm)
+  if (f->shm) {
     shm_sleep_begin(f);
+    *due = shm_bound(f, mp__now_ns(), *due);
+  }
   return fw_pollset(f, out, NULL, max, due);
 }
 

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +140,11 @@ void mp__pipe_grow(int fd, int bytes) {
   (void)fd;
   (void)bytes;
 #endif
+}
+
+int mp__pipe_pending(int fd) {
+  int n;
+  return ioctl(fd, FIONREAD, &n) < 0 ? -errno : n;
 }
 
 void mp__close(int fd) {

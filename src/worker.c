@@ -177,6 +177,11 @@ typedef struct wk {
   /* Results not yet written: a run of tiny tasks answers in one write. */
   char *held;
   size_t held_len, held_cap;
+  uint64_t last_id;   /* the task whose result was sent or held last */
+  /* shm: what the result pipe held at the last look, and the wake-up
+   * bytes written by then (see pipe_clean). */
+  int pipe_seen;
+  unsigned wakes_seen;
 } wk;
 
 /* The context of the task now running (see mp_context). */
@@ -225,6 +230,37 @@ static void slot_enter(const wk *k, uint64_t id, uint32_t item) {
 static const char zeros[MP__ALIGN];
 
 /*
+ * shm: before results reach the ring, whether the result pipe holds no
+ * more than the wake-up bytes this worker wrote (the parent drains them,
+ * so fewer is fine). More came from a task whose result is among these:
+ * then the slot names the last of them (its last item is still there),
+ * and MP__CHAN_JUNK, which no wake-up is, follows the junk, so the parent
+ * fails what the slot names and sends the others again alone (the
+ * suspects: see the core's proto_blame), even when the junk were all
+ * bytes of the wake-up's value. One look per write to the ring, not per
+ * task: a run of tiny tasks costs one system call per batch (the parent
+ * sends the suspects one at a time to the worker that replaces this one,
+ * so a culprit is then found alone: tp_fork.c). Returns 1 if clean, else
+ * 0.
+ */
+static int pipe_clean(wk *k) {
+  int n = mp__pipe_pending(k->cfg->res_fd);
+  if (n < 0)
+    return 1; /* the task closed it: its end of file tells the parent */
+  unsigned wrote = k->chan->wakes - k->wakes_seen;
+  k->wakes_seen = k->chan->wakes;
+  if ((unsigned)n > (unsigned)k->pipe_seen + wrote) {
+    static const char junk = MP__CHAN_JUNK;
+    atomic_store_explicit(&k->cfg->slot->task_id, k->last_id,
+                          memory_order_release);
+    (void)mp__write_full(k->cfg->res_fd, &junk, 1);
+    return 0;
+  }
+  k->pipe_seen = n;
+  return 1;
+}
+
+/*
  * After a task's last item: flush what it printed, then say no item runs.
  * Flushed now, while the slot still names the last item: a worker may be
  * killed later (terminate, a timeout) and its output must not die in its
@@ -247,10 +283,13 @@ static int out_writev(wk *k, struct iovec *iov, int n) {
   return mp__writev_full(k->cfg->res_fd, iov, n) < 0 ? -1 : 0;
 }
 
-/* Write what is held. Returns 0 or -1 (the parent is gone). */
+/* Write what is held. Returns 0 or -1 (the parent is gone, or a task
+ * wrote to the result pipe: see pipe_clean). */
 static int held_flush(wk *k) {
   if (!k->held_len)
     return 0;
+  if (k->chan && !pipe_clean(k))
+    return -1;
   struct iovec iov = {k->held, k->held_len};
   k->held_len = 0;
   return out_writev(k, &iov, 1);
@@ -268,7 +307,8 @@ static int held_flush(wk *k) {
  * (more is true), and little is held: a run of tiny tasks then costs one
  * write per batch, not per task, while a result never waits behind work
  * the worker has not yet received, nor behind more than one task.
- * Returns 0 or -1 (the parent is gone).
+ * Returns 0 or -1 (the parent is gone, or a task wrote to the result
+ * pipe).
  */
 static int send_result(wk *k, unsigned type, uint64_t id,
                        const struct iovec *parts, int nparts, int64_t took,
@@ -280,6 +320,7 @@ static int send_result(wk *k, unsigned type, uint64_t id,
   mp__frame_hdr h;
   mp__frame_init(&h, type, id, (uint32_t)len);
   size_t framed = sizeof h + mp__padded((uint32_t)len);
+  k->last_id = id;
   if (more && took < HOLD_TASK_NS && k->held_len + framed <= HOLD_MAX) {
     if (k->held_len + framed > k->held_cap) {
       char *b = realloc(k->held, HOLD_MAX);
@@ -299,7 +340,9 @@ static int send_result(wk *k, unsigned type, uint64_t id,
     k->held_len += framed;
     return 0;
   }
-direct:;
+direct:
+  if (k->chan && !pipe_clean(k))
+    return -1;
   struct iovec iov[6];
   int n = 0;
   if (k->held_len)

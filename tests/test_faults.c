@@ -812,6 +812,47 @@ static void test_no_memory_for_an_iterator_copy(void **state) {
   in_capped_child(no_memory_for_an_iterator_copy);
 }
 
+/* In a child: the address space capped at its size plus 48 MiB, pools of
+ * 2 are made until one cannot be, then each maps 50 ints. Each map returns,
+ * right or -ENOMEM: none waits forever for a task that never reached its
+ * worker or for a wake-up that was never sent. */
+static int maps_short_of_memory(void) {
+  enum { MAXP = 64, N = 50 };
+  mp_pool *p[MAXP];
+  int np = 0, rc = 0;
+  cap_address_space(48 << 20);
+  while (np < MAXP &&
+         (rc = mp_pool_create(&p[np], &(mp_pool_opts){.processes = 2})) == 0)
+    np++;
+  if (np == MAXP || rc != -ENOMEM)
+    rc = 77; /* the cap was not reached as expected: nothing to test */
+  else
+    rc = 0;
+  int in[N], out[N];
+  for (int i = 0; i < N; i++)
+    in[i] = i;
+  for (int k = 0; k < np && rc == 0; k++) {
+    memset(out, 0, sizeof out);
+    int r = mp_pool_map(p[k], square_task, in, N, sizeof *in, out,
+                        sizeof *out, NULL);
+    if (r == 0) {
+      for (int i = 0; i < N; i++)
+        if (out[i] != i * i)
+          rc = 3;
+    } else if (r != -ENOMEM) {
+      rc = 4;
+    }
+  }
+  for (int k = 0; k < np; k++)
+    mp_pool_free(p[k]);
+  return rc;
+}
+
+static void test_maps_short_of_memory_return(void **state) {
+  (void)state;
+  in_capped_child(maps_short_of_memory);
+}
+
 /* ---- stress: 100,000 tasks, 1% crash, 1% time out ---- */
 
 static uint32_t mix(uint32_t x) {
@@ -898,6 +939,7 @@ int main(int argc, char **argv) {
       MPT_TEST(test_wait_failure_is_returned),
       MPT_TEST(test_no_memory_for_a_result),
       MPT_TEST(test_no_memory_for_an_iterator_copy),
+      MPT_TEST(test_maps_short_of_memory_return),
   };
   mpt_filter(argc, argv);
   return MPT_RUN(tests);

@@ -12,6 +12,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static mp_pool *shm_pool(int processes, double timeout) {
   return mpt_pool((mp_pool_opts){.processes = processes,
@@ -215,6 +218,200 @@ static void test_scribbled_head_replaces_its_worker(void **state) {
   mpt_pool_done(p);
 }
 
+/* ---- a worker that scribbles on the parent's sleep word ---- */
+
+/* Item 1 only: wait until the parent announces that it sleeps (it then
+ * waits in poll() for this worker's wake-up), then take the announcement
+ * back, as a stray store would, and return a right result: the worker
+ * then sees no sleeper and writes no wake-up byte. Within 10 s (the
+ * parent sleeps after a spin of microseconds); 77 when not over shm, 78
+ * when it never slept. */
+static int unsleep_task(const void *in, void *out) {
+  int v = *(const int *)in;
+  mp__chan *c = mp__worker_chan();
+  if (!c)
+    return 77;
+  if (v == 1) {
+    struct timespec ms = {0, 1000000};
+    for (int i = 0; !atomic_load(c->peer_sleep) && i < 10000; i++)
+      nanosleep(&ms, NULL);
+    if (!atomic_load(c->peer_sleep))
+      return 78;
+    atomic_store(c->peer_sleep, 0);
+  }
+  *(int *)out = v * 3;
+  return 0;
+}
+
+/* In a child (a hang there is a bounded failure): a blocking map whose
+ * first item's worker never wakes the parent. */
+static int unsleep_map(int nproc) {
+  mp_pool *p;
+  if (mp_pool_create(&p, &(mp_pool_opts){.processes = nproc,
+                                          .transport = MP_TRANSPORT_SHM}) <
+      0)
+    return 2;
+  int in[2] = {1, 2}, out[2] = {0, 0};
+  mp_status st[2];
+  int rc = mp_pool_map(p, unsleep_task, in, 2, sizeof *in, out, sizeof *out,
+                       &(mp_map_opts){.chunksize = 1, .status = st});
+  mp_pool_free(p);
+  for (int i = 0; i < 2; i++)
+    if (st[i].code == MP_ETASK)
+      return st[i].detail;
+  return rc == 0 && out[0] == 3 && out[1] == 6 ? 0 : 3;
+}
+
+/* The parent is not woken by the worker that holds its item, yet the map
+ * returns, every result right: a parent whose workers hold work does not
+ * sleep unbounded on a word they can write. */
+static void test_scribbled_parent_sleep_word(void **state) {
+  (void)state;
+  for (int nproc = 1; nproc <= 2; nproc++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+      _exit(unsleep_map(nproc));
+    int ws;
+    if (!mpt_reap_within(pid, 30000, &ws))
+      fail_msg("%d worker(s): the map hung (a lost wake-up)", nproc);
+    assert_true(WIFEXITED(ws));
+    if (WEXITSTATUS(ws) != 0)
+      fail_msg("%d worker(s): exit %d (77: not over shm; 78: the parent "
+               "never slept)",
+               nproc, WEXITSTATUS(ws));
+  }
+}
+
+/* Item 1: a result whose frame fills the ring exactly, from a fresh
+ * worker, which saw the parent's head once (at 0) before writing it. Item
+ * 2: store that stale head back over the parent's, as a stray store would
+ * (an older value, so no index is out of bounds), and return a small
+ * result: the worker then sees no room for it. 77: not over shm. */
+static int stale_head_task(const void *arg, size_t len, mp_buf *res) {
+  (void)len;
+  mp__chan *c = mp__worker_chan();
+  if (!c)
+    return 77;
+  if (*(const int *)arg == 1) {
+    size_t n = MP__RING_BYTES - sizeof(mp__frame_hdr) - sizeof(mp__apply_res);
+    void *p = mp_buf_grow(res, n);
+    if (!p)
+      return 1;
+    memset(p, 7, n);
+    return 0;
+  }
+  atomic_store(c->tx_head, c->tx_seen);
+  return mp_buf_append(res, "ok", 2);
+}
+
+/* The parent's result head, stored over with an older value after the
+ * parent read everything: the worker waits for room the parent will never
+ * free by reading, yet the result arrives (the parent stores its head
+ * again when its bounded sleep ends with a worker owing it something). */
+static void test_scribbled_result_head(void **state) {
+  (void)state;
+  mp_pool *p = shm_pool(1, 0);
+  int one = 1, two = 2;
+  void *res = NULL;
+  size_t len = 0;
+  mp_status st = {0, 0};
+  int rc = mp_pool_apply(p, stale_head_task, &one, sizeof one, &res, &len,
+                         &st);
+  if (rc == MP_ETASK && st.detail == 77)
+    fail_msg("the pool did not run over shm");
+  assert_int_equal(rc, 0);
+  assert_int_equal(len, MP__RING_BYTES - sizeof(mp__frame_hdr) -
+                            sizeof(mp__apply_res));
+  free(res);
+  mp_result *r;
+  assert_int_equal(
+      mp_pool_apply_async(p, stale_head_task, &two, sizeof two, NULL, &r), 0);
+  const void *data = NULL;
+  rc = mp_result_get(r, 20, &data, &len, NULL);
+  int got = rc == 0 && len == 2 && memcmp(data, "ok", 2) == 0;
+  mp_result_free(r);
+  mp_pool_free(p);
+  if (rc == MP_ETIMEDOUT)
+    fail_msg("the result never came (the worker waits for room)");
+  assert_int_equal(rc, 0);
+  assert_true(got);
+}
+
+/* ---- junk a task writes to its worker's result pipe ---- */
+
+enum { JUNK_NONE, JUNK_BYTES, JUNK_WAKES };
+
+/* Write 100 junk bytes to the result pipe (any byte, or bytes that look
+ * like the shm transport's wake-ups), then return a right result. */
+static int junk_task(const void *in, void *out) {
+  const sitem *it = in;
+  if (it->how != JUNK_NONE) {
+    char junk[100];
+    memset(junk, it->how == JUNK_BYTES ? 'J' : MP__CHAN_WAKE, sizeof junk);
+    if (write(mp__worker_res_fd(), junk, sizeof junk) != sizeof junk)
+      return 79;
+  }
+  *(int *)out = it->value * 3;
+  return 0;
+}
+
+/* Under both transports each item that wrote junk fails with MP_EPROTO,
+ * and each that did not delivers its result: the same outcome, item for
+ * item, whether the junk reached the parent before its result or not, and
+ * whether the junk items ran alone, in chunks, or with their results held
+ * together (tiny tasks back to back on one worker). Bounded: a pool that
+ * kept sending the same suspects again would fail at the wait. */
+static void test_result_pipe_junk_fails_its_item(void **state) {
+  (void)state;
+  enum { N = 36 };
+  static sitem in[N];
+  static int out[N];
+  static mp_status st[N];
+  for (int i = 0; i < N; i++)
+    in[i] = (sitem){i + 1, i % 3 == 0 ? JUNK_NONE
+                           : i % 3 == 1 ? JUNK_BYTES
+                                        : JUNK_WAKES};
+  for (int t = MP_TRANSPORT_PIPE; t <= MP_TRANSPORT_SHM; t++) {
+    for (int nproc = 1; nproc <= 2; nproc++) {
+      for (size_t cs = 0; cs <= 1; cs++) {
+        mp_pool *p =
+            mpt_pool((mp_pool_opts){.processes = nproc, .transport = t});
+        memset(out, 0, sizeof out);
+        mp_result *r;
+        assert_int_equal(
+            mp_pool_map_async(p, junk_task, in, N, sizeof *in, out,
+                              sizeof *out,
+                              &(mp_map_async_opts){
+                                  .map = {.status = st, .chunksize = cs}},
+                              &r),
+            0);
+        int rc = mp_result_get(r, 60, NULL, NULL, NULL);
+        mp_result_free(r);
+        int ok = 0, proto = 0, wrong = 0;
+        for (int i = 0; i < N && rc != MP_ETIMEDOUT; i++) {
+          int want = in[i].how == JUNK_NONE ? 0 : MP_EPROTO;
+          if (st[i].code != want ||
+              (want == 0 && out[i] != 3 * in[i].value))
+            wrong++;
+          ok += st[i].code == 0;
+          proto += st[i].code == MP_EPROTO;
+        }
+        mp_pool_free(p);
+        if (rc == MP_ETIMEDOUT)
+          fail_msg("transport %d, %d worker(s), chunksize %zu: not done in "
+                   "60 s",
+                   t, nproc, cs);
+        if (wrong)
+          fail_msg("transport %d, %d worker(s), chunksize %zu: %d wrong (%d "
+                   "OK, %d MP_EPROTO)",
+                   t, nproc, cs, wrong, ok, proto);
+        assert_int_equal(rc, MP_EPROTO);
+      }
+    }
+  }
+}
+
 /* ---- payloads larger than a ring, both ways ---- */
 
 static int echo_twice(const void *arg, size_t len, mp_buf *res) {
@@ -287,7 +484,7 @@ static void test_large_inputs_by_reference_and_by_copy(void **state) {
                                                                 cs},
                                        &r),
                      0);
-    assert_int_equal(mp_result_get(r, 60, NULL, NULL, NULL), 0);
+    assert_int_equal(mp_result_get(r, 600, NULL, NULL, NULL), 0);
     mp_result_free(r);
     assert_memory_equal(out, want, sizeof want);
   }
@@ -349,6 +546,9 @@ int main(int argc, char **argv) {
       MPT_TEST(test_scribbled_tail_fails_its_item),
       MPT_TEST(test_scribbled_frame_fails_its_item),
       MPT_TEST(test_scribbled_head_replaces_its_worker),
+      MPT_TEST(test_scribbled_parent_sleep_word),
+      MPT_TEST(test_scribbled_result_head),
+      MPT_TEST(test_result_pipe_junk_fails_its_item),
       MPT_TEST(test_payloads_larger_than_a_ring),
       MPT_TEST(test_large_inputs_by_reference_and_by_copy),
       MPT_TEST(test_pinned_to_one_cpu),

@@ -129,16 +129,17 @@ static void pool_drop_callbacks(mp_pool *p) {
 
 /* The first half of a round: work handed out, idle workers retired. Then
  * the deadline its wait may sleep to, at most deadline: now when a killed
- * worker waits to be reported or callbacks wait to run, else the earliest
- * timeout. */
+ * worker waits to be reported, a job ended for lack of memory or callbacks
+ * wait to run, else the earliest timeout. */
 static int64_t pool_round_begin(mp_pool *p, int64_t deadline) {
-  mp__sched_feed(p);
+  int ended = mp__sched_feed(p);
   mp__sched_retire_idle(p);
   int killed = 0;
   for (int i = 0; i < p->nproc; i++)
     killed |= p->w[i].state == W_KILLED;
-  if (killed || (!p->in_callbacks && (!mp__list_empty(&p->cb_queue) ||
-                                      !mp__list_empty(&p->prog_queue))))
+  if (killed || ended ||
+      (!p->in_callbacks && (!mp__list_empty(&p->cb_queue) ||
+                            !mp__list_empty(&p->prog_queue))))
     return 0;
   int64_t due = mp__sched_timeouts(p, 0);
   return due < deadline ? due : deadline;

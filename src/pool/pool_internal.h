@@ -441,8 +441,10 @@ void mp__chunks_release(mp_pool *p);
 /* ---- sched.c: who runs what, and what a lost worker costs ---- */
 
 int mp__pool_has_work(const mp_pool *p);
-/* Hand chunks to workers through the transport. */
-void mp__sched_feed(mp_pool *p);
+/* Hand chunks to workers through the transport. Returns 1 when it ended
+ * a job for lack of memory (no worker held anything to bring a round in
+ * which to try again): its waiter is to be told now, not after a sleep. */
+int mp__sched_feed(mp_pool *p);
 /* Tell idle workers to exit when no more work can come. */
 void mp__sched_retire_idle(mp_pool *p);
 /* The earliest deadline of a running item or initializer; with kill_now,

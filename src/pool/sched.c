@@ -71,8 +71,18 @@ static size_t bytes_fit(const job *j, size_t cnt) {
   return k;
 }
 
-/* The next chunk to send: retries first, then jobs in submission order. */
-static chunk *sched_next_chunk(mp_pool *p) {
+/* Whether some worker holds a chunk: its result, or its loss, brings
+ * another round. */
+static int sched_any_held(const mp_pool *p) {
+  for (int i = 0; i < p->nproc; i++)
+    if (p->w[i].nq)
+      return 1;
+  return 0;
+}
+
+/* The next chunk to send: retries first, then jobs in submission order.
+ * Sets *ended when it ended a job for lack of memory. */
+static chunk *sched_next_chunk(mp_pool *p, int *ended) {
   mp__list *n;
   while ((n = mp__list_first(&p->retry))) {
     chunk *c = MP__ENTRY(n, chunk, link);
@@ -103,8 +113,21 @@ static chunk *sched_next_chunk(mp_pool *p) {
       j->state = JOB_DRAINING;
     if (c)
       return c;
-    if (!j->src || !j->src_end)
-      return NULL; /* out of memory: try again next round */
+    if (!j->src || !j->src_end) {
+      /* Out of memory. While a worker holds a chunk, its result brings
+       * another round (and frees a chunk, kept for reuse): try again then.
+       * With none held no round would come, and the caller would wait
+       * forever beside idle workers: what is left fails with -ENOMEM. */
+      if (sched_any_held(p))
+        return NULL;
+      if (j->src) {
+        j->src_end = -ENOMEM;
+        j->state = JOB_DRAINING;
+      } else {
+        mp__job_fail_rest(j, -ENOMEM, 0);
+      }
+      *ended = 1;
+    }
     mp__job_check_done(j); /* the source ended with nothing more */
   }
 }
@@ -158,8 +181,8 @@ static int worker_can_take(const mp_pool *p, const core_worker *cw,
           cw->tasks_sent < p->opts.maxtasksperchild);
 }
 
-static int worker_assign(mp_pool *p, int w) {
-  chunk *c = sched_next_chunk(p);
+static int worker_assign(mp_pool *p, int w, int *ended) {
+  chunk *c = sched_next_chunk(p, ended);
   if (!c)
     return 0;
   task_prepare(p, c);
@@ -200,7 +223,8 @@ static int sched_next_is_small(const mp_pool *p) {
  * slow item can hold up to MP__DEEP_WINDOW - 1 others queued behind it on its
  * worker; the map's last chunks go out shallow, so its end is balanced.
  */
-void mp__sched_feed(mp_pool *p) {
+int mp__sched_feed(mp_pool *p) {
+  int ended = 0;
   /* Levels no worker is below give nothing: start at the lowest queue. */
   int low = MP__DEEP_WINDOW;
   for (int i = 0; i < p->nproc; i++)
@@ -214,12 +238,13 @@ void mp__sched_feed(mp_pool *p) {
         if (level > MP__WINDOW && !sched_next_is_small(p))
           break;
         if (worker_can_take(p, &p->w[i], level))
-          gave |= worker_assign(p, i);
+          gave |= worker_assign(p, i, &ended);
       }
     }
     if (!mp__pool_has_work(p) || (level >= MP__WINDOW && !sched_next_is_small(p)))
       break;
   }
+  return ended;
 }
 
 void mp__sched_retire_idle(mp_pool *p) {
