@@ -2,8 +2,9 @@
 #
 #   libmpool0     (component lib) libmpool.so.0 and libmpool.so.0.x.y, named
 #                 for the SONAME; its shlibs file and the ldconfig trigger;
-#   libmpool-dev  (component dev) mpool.h, libmpool.a, the libmpool.so link,
-#                 the CMake package, mpool.pc, the manual; the examples.
+#   libmpool-dev  (component dev) mpool.h and its parts (mpool/*.h),
+#                 libmpool.a, the libmpool.so link, the CMake package,
+#                 mpool.pc, the manual; the examples.
 #
 # Build them with the preset: `cmake --workflow --preset deb` (configures
 # build-deb/ with CMAKE_INSTALL_PREFIX=/usr, where GNUInstallDirs gives the

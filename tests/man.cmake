@@ -1,9 +1,13 @@
-# The manual (man/): each function of mpool.h has its page, with the
-# header's prototype; and every page renders without warnings (skipped
-# when no formatter is installed).
+# The manual (man/): each function of mpool.h (its part headers) has its
+# page, with the header's prototype; and every page renders without
+# warnings (skipped when no formatter is installed).
+list(TRANSFORM MPOOL_PART_HEADERS PREPEND "${PROJECT_SOURCE_DIR}/"
+  OUTPUT_VARIABLE man_headers)
+list(APPEND man_headers ${PROJECT_SOURCE_DIR}/mpi/mpool_mpi.h)
+string(REPLACE ";" ":" man_headers "${man_headers}")
 add_test(NAME man_pages
   COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_LIST_DIR}/check_manpages.sh
-          ${PROJECT_SOURCE_DIR}/include/mpool.h:${PROJECT_SOURCE_DIR}/mpi/mpool_mpi.h
+          ${man_headers}
           ${PROJECT_SOURCE_DIR}/man
           ${MPOOL_MAN_TREE})
 add_test(NAME man_lint
