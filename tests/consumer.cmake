@@ -1,4 +1,5 @@
-# Script checks: exported symbols, and a consumer of an installed copy.
+# Script checks: exported symbols, headers that compile alone, and a
+# consumer of an installed copy.
 find_program(MPOOL_SH sh REQUIRED)
 add_test(NAME check_symbols
   COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_SOURCE_DIR}/check_symbols.sh $<TARGET_FILE:mpool>)
@@ -19,3 +20,9 @@ set_tests_properties(consumer_install PROPERTIES LABELS "script;nosan" TIMEOUT 3
 add_test(NAME check_no_mpi
   COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_SOURCE_DIR}/check_no_mpi.sh $<TARGET_FILE:mpool>)
 set_tests_properties(check_no_mpi PROPERTIES LABELS "script;mpi" TIMEOUT 60)
+# Each public header compiles alone, warnings as errors.
+list(TRANSFORM MPOOL_PART_HEADERS REPLACE "^include/" "" OUTPUT_VARIABLE parts)
+add_test(NAME check_headers
+  COMMAND ${MPOOL_SH} ${CMAKE_CURRENT_SOURCE_DIR}/check_headers.sh
+          ${CMAKE_C_COMPILER} ${PROJECT_SOURCE_DIR}/include mpool.h ${parts})
+set_tests_properties(check_headers PROPERTIES LABELS script TIMEOUT 60)
