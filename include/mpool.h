@@ -14,9 +14,10 @@
  *   its own header under mpool/: common.h (MP_EXPORT, the version),
  *   error.h (the MP_E* codes, mp_status), process.h (mp_process), start.h
  *   (start methods), pool.h (mp_pool, results, iterators), ipc.h (pipes,
- *   queues, locks and the other objects shared between processes, Listener
- *   and Client), wait.h (mp_wait). What this comment says holds for them
- *   all. Include this header; a part header also compiles alone.
+ *   queues, locks and the other objects shared between processes),
+ *   listener.h (Listener and Client), wait.h (mp_wait). What this comment
+ *   says holds for them all. Include this header; a part header also
+ *   compiles alone.
  *
  * Order of calls
  *   Process: create -> start -> join (or is_alive / exitcode polls) -> free.
@@ -127,6 +128,7 @@
 #include "mpool/start.h"
 #include "mpool/pool.h"
 #include "mpool/ipc.h"
+#include "mpool/listener.h"
 #include "mpool/wait.h"
 
 #endif /* MPOOL_H */

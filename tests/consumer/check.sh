@@ -11,7 +11,7 @@ want="libmpool 0.1.0: 1 8 27 64 125"
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
 test -f "$prefix/include/mpool.h"
-for h in common error process start pool ipc wait; do
+for h in common error process start pool ipc listener wait; do
   test -f "$prefix/include/mpool/$h.h"
 done
 ls "$prefix"/lib*/libmpool.so.0 >/dev/null
