@@ -15,15 +15,9 @@
   MP__STR(MP_VERSION_MAJOR) "." MP__STR(MP_VERSION_MINOR) "." MP__STR(         \
       MP_VERSION_PATCH)
 
-/* ---- time, for poll deadlines (wire.c) ---- */
+/* ---- time, for poll deadlines ---- */
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t mp__now_ns(void);
-/* Deadline for a timeout in seconds (negative: none, returns INT64_MAX). */
-int64_t mp__deadline(double timeout);
-/* Milliseconds left until deadline for poll(): -1 forever, >= 0 otherwise,
- * rounded up so a poll never wakes just before the deadline. */
-int mp__ms_left(int64_t deadline);
+#include "sys/clock.h"
 
 /* ---- forking (process.c) ---- */
 

@@ -10,34 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-/* ---- time, for poll deadlines ---- */
-
-int64_t mp__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t mp__deadline(double timeout) {
-  if (!(timeout >= 0)) /* negative or NaN: no deadline */
-    return INT64_MAX;
-  if (timeout > 1e9) /* 31 years, and no overflow below */
-    timeout = 1e9;
-  return mp__now_ns() + (int64_t)(timeout * 1e9);
-}
-
-int mp__ms_left(int64_t deadline) {
-  if (deadline == INT64_MAX)
-    return -1;
-  int64_t left = deadline - mp__now_ns();
-  if (left <= 0)
-    return 0;
-  int64_t ms = (left + 999999) / 1000000;
-  return ms > INT_MAX ? INT_MAX : (int)ms;
-}
 
 /* ---- pipes ---- */
 
