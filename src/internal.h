@@ -15,9 +15,10 @@
   MP__STR(MP_VERSION_MAJOR) "." MP__STR(MP_VERSION_MINOR) "." MP__STR(         \
       MP_VERSION_PATCH)
 
-/* ---- time, for poll deadlines ---- */
+/* ---- the system under everything (src/sys/) ---- */
 
 #include "sys/clock.h"
+#include "sys/futex.h"
 
 /* ---- forking (process.c) ---- */
 

@@ -12,6 +12,14 @@
  * at most 1e9: 31 years, and no overflow). */
 static inline int64_t mp__sec_to_ns(double s) { return (int64_t)(s * 1e9); }
 
+/* A time in nanoseconds as a timespec (an absolute deadline for the calls
+ * that take one). */
+static inline struct timespec mp__ns_timespec(int64_t ns) {
+  struct timespec ts = {.tv_sec = ns / 1000000000,
+                        .tv_nsec = ns % 1000000000};
+  return ts;
+}
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 static inline int64_t mp__now_ns(void) {
   struct timespec ts;
