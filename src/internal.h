@@ -510,6 +510,8 @@ typedef struct mp__worker_cfg {
   uint32_t max_task;  /* task payload cap */
 } mp__worker_cfg;
 
+/* ---- buf.c: mp_buf ---- */
+
 /* An mp_buf for the caller's side (a streaming source writes items into
  * one): at most max bytes. NULL when out of memory. */
 mp_buf *mp__buf_new(size_t max);
