@@ -1,7 +1,7 @@
 #!/bin/sh
 # The pool's core (src/pool/) reaches processes only through a transport: its
 # object files call no fork, waitpid, pipe, poll, kill or syscall, nor the
-# library's wrappers of them (src/sys/, process.c, wire.c). Arguments:
+# library's wrappers of them (src/sys/, process.c). Arguments:
 # every object file of the library; those of src/pool/ are checked.
 set -eu
 checked=0
