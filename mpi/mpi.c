@@ -34,29 +34,23 @@ enum {
   NAP_MAX_NS = 1000 * 1000, /* idle ranks wake about 1000 times a second */
 };
 
-int64_t mpi__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int64_t mpi__deadline(double seconds) {
   if (seconds < 0 || seconds > 1e9)
     return INT64_MAX;
-  return mpi__now_ns() + (int64_t)(seconds * 1e9);
+  return mp__now_ns() + mp__sec_to_ns(seconds);
 }
 
 void mpi__backoff_reset(mpi_backoff *b) {
-  b->since = mpi__now_ns();
+  b->since = mp__now_ns();
   b->nap_ns = NAP_MIN_NS;
 }
 
 int mpi__backoff_idle(const mpi_backoff *b) {
-  return mpi__now_ns() - b->since >= SPIN_NS;
+  return mp__now_ns() - b->since >= SPIN_NS;
 }
 
 void mpi__backoff(mpi_backoff *b, int64_t deadline) {
-  int64_t now = mpi__now_ns();
+  int64_t now = mp__now_ns();
   if (now - b->since < SPIN_NS) {
     if (now - b->since >= HOT_NS)
       sched_yield();
@@ -125,7 +119,7 @@ int mpi__outbox_progress(mpi_outbox *box) {
 void mpi__outbox_drain(mpi_outbox *box, int64_t deadline) {
   mpi_backoff b;
   mpi__backoff_reset(&b);
-  while (box->head && mpi__now_ns() < deadline) {
+  while (box->head && mp__now_ns() < deadline) {
     if (mpi__outbox_progress(box))
       mpi__backoff_reset(&b);
     else
@@ -210,7 +204,7 @@ static int mpi_gather_hellos(char *said) {
     if (rc < 0 && rc != MP_EPROTO)
       return rc;
     if (rc == 0) {
-      if (mpi__now_ns() >= deadline)
+      if (mp__now_ns() >= deadline)
         return MP_ETIMEDOUT;
       mpi__backoff(&b, deadline);
       continue;
@@ -311,7 +305,7 @@ int mp_mpi_init(int *argc, char ***argv, const mp_mpi_opts *opts) {
   mpi__st.start_timeout =
       opts && opts->start_timeout > 0 ? opts->start_timeout : 60;
   double silent = opts && opts->silent_timeout > 0 ? opts->silent_timeout : 60;
-  mpi__st.silent_ns = silent > 1e9 ? 0 : (int64_t)(silent * 1e9);
+  mpi__st.silent_ns = silent > 1e9 ? 0 : mp__sec_to_ns(silent);
   if (mpi__st.size < 2) {
     rc = MP_MPI_ENOWORKERS;
     goto error;
@@ -406,7 +400,7 @@ int mp_mpi_finalize(void) {
       mpi__backoff_reset(&b);
       continue; /* late results of a freed pool are dropped */
     }
-    if (mpi__now_ns() >= deadline)
+    if (mp__now_ns() >= deadline)
       rc = MP_ETIMEDOUT;
     else
       mpi__backoff(&b, deadline);

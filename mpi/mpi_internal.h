@@ -38,6 +38,7 @@
 
 #include "ext.h"
 #include "mpool_mpi.h"
+#include "sys/clock.h"
 
 #include <mpi.h>
 #include <stdint.h>
@@ -118,7 +119,10 @@ extern const mp__ext *mpi__ext;
 
 /* ---- helpers (mpi.c) ---- */
 
-int64_t mpi__now_ns(void);
+/* The clock is the core's (sys/clock.h: mp__now_ns). A deadline for a
+ * start or stop timeout in seconds: INT64_MAX (none) when negative or past
+ * 1e9 s. mp_mpi_init refuses a NaN or negative timeout (MP_EINVAL) and
+ * turns 0 into the default, so only a positive one reaches here. */
 int64_t mpi__deadline(double seconds);
 
 /* Polling without burning a core: a short spin (200 us, yielding), then

@@ -190,7 +190,7 @@ static void rank_task(rank *r, const msg_hdr *h, char *m, size_t len) {
   if (!t->fail)
     rank_task_start(r, t, &mt, m + sizeof *h + sizeof mt, in_len);
   if (!r->head)
-    r->said = mpi__now_ns(); /* busy from now: the first beat is due later */
+    r->said = mp__now_ns(); /* busy from now: the first beat is due later */
   *r->tail = t;
   r->tail = &t->next;
 }
@@ -312,7 +312,7 @@ int mpi__serve(void) {
     if (r.head && r.beat_ns) {
       /* Busy: a result is word enough; else a heartbeat when one is due.
        * (A clock read per pass; the loop wakes each millisecond.) */
-      int64_t now = mpi__now_ns();
+      int64_t now = mp__now_ns();
       if (answered)
         r.said = now;
       else if (now - r.said >= r.beat_ns) {

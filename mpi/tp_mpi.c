@@ -170,7 +170,7 @@ static int mpi_send(void *tp, int w, mp__task *task) {
   if (rc < 0)
     return rc;
   if (s->inflight++ == 0 && s->state == S_RUNNING)
-    s->heard = mpi__now_ns(); /* it owes from now */
+    s->heard = mp__now_ns(); /* it owes from now */
   return 0;
 }
 
@@ -212,7 +212,7 @@ static void mpi_retire(void *tp, int w) {
   s->ending++;
   s->state = S_RETIRING;
   if (!s->inflight)
-    s->heard = mpi__now_ns(); /* it owes its DONE from now */
+    s->heard = mp__now_ns(); /* it owes its DONE from now */
 }
 
 /* One message from rank `from`. Returns 1 when the core heard of it. */
@@ -225,7 +225,7 @@ static int mpi_handle(tp_mpi *t, int from, char *m, size_t len) {
   slot *s = &t->s[w];
   if (s->state == S_DEAD)
     return 0; /* lost: its chunks went elsewhere */
-  s->heard = mpi__now_ns();
+  s->heard = mp__now_ns();
   switch (h.type) {
   case M_OPENED:
     if (h.gen == s->gen) {
@@ -348,9 +348,9 @@ static int mpi_wait(void *tp, int64_t deadline) {
   mpi__backoff_reset(&b);
   for (;;) {
     int drained;
-    mpi_listen(t, mpi__now_ns());
+    mpi_listen(t, mp__now_ns());
     int rc = mpi_pump(t, &drained);
-    int64_t now = mpi__now_ns();
+    int64_t now = mp__now_ns();
     t->listened = now;
     if (rc < 0)
       return rc;
@@ -395,7 +395,7 @@ static void mpi_destroy(void *tp) {
     int ending = 0;
     for (int w = 0; w < t->nproc; w++)
       ending += t->s[w].ending > 0;
-    if (!ending || mpi__now_ns() >= deadline)
+    if (!ending || mp__now_ns() >= deadline)
       break;
     int got = 0;
     mpi__outbox_progress(&t->out);
@@ -494,7 +494,7 @@ int mp_mpi_pool_create(mp_pool **out, const mp_pool_opts *opts,
       else if (t->s[w].open_rc < 0 && !rc)
         rc = t->s[w].open_rc;
     }
-    if (!left || mpi__now_ns() >= deadline) {
+    if (!left || mp__now_ns() >= deadline) {
       if (left && !rc)
         rc = MP_ETIMEDOUT;
       break;

@@ -15,49 +15,15 @@
   MP__STR(MP_VERSION_MAJOR) "." MP__STR(MP_VERSION_MINOR) "." MP__STR(         \
       MP_VERSION_PATCH)
 
-/* ---- time, for poll deadlines (wire.c) ---- */
+/* ---- the system under everything (src/sys/) ---- */
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t mp__now_ns(void);
-/* Deadline for a timeout in seconds (negative: none, returns INT64_MAX). */
-int64_t mp__deadline(double timeout);
-/* Milliseconds left until deadline for poll(): -1 forever, >= 0 otherwise,
- * rounded up so a poll never wakes just before the deadline. */
-int mp__ms_left(int64_t deadline);
+#include "sys/clock.h"
+#include "sys/fdio.h"
+#include "sys/futex.h"
+#include "sys/fdreg.h"
+#include "sys/child.h"
 
 /* ---- forking (process.c) ---- */
-
-/*
- * Library fds are registered so that every child the library forks closes
- * those of other objects (a worker must not hold a sibling pool's pipes, or
- * EOF could never be seen). Creating and registering an fd, and
- * unregistering and closing it, are one step with respect to every fork the
- * library makes, from any thread: a fork never inherits an fd of the
- * library's that it does not know about.
- */
-/* pipe2(O_CLOEXEC), both ends registered. Returns 0 or -errno (-ENOMEM when
- * the registry cannot grow: nothing is then left open). */
-int mp__pipe_reg(int fds[2]);
-/* pidfd_open(pid), registered; -1 where there is none (see
- * mp__pidfd_open) or it cannot be had now. */
-int mp__pidfd_reg(pid_t pid);
-/* socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC), both registered.
- * Returns 0 or -errno. */
-int mp__socketpair_reg(int fds[2]);
-/* Any other fd: make(arg) returns a new fd or -errno, and the fd is
- * registered in the same step. Returns the fd, -ENOMEM when the registry
- * cannot grow (make is then not called), or make's -errno. */
-int mp__fd_reg_make(int (*make)(void *arg), void *arg);
-/* memfd_create(name, MFD_CLOEXEC), registered. Returns the fd or -errno. */
-int mp__memfd_reg(const char *name);
-/* Wait (poll, until deadline: ns, CLOCK_MONOTONIC; INT64_MAX: none) for a
- * message on fd, then mp__recv_msg it with its fds registered: received
- * and registered in one step with respect to every fork the library makes.
- * Returns as mp__recv_msg, or MP_ETIMEDOUT (no fds) at the deadline. */
-ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds,
-                         int64_t deadline);
-/* Unregister and close *fd, then set it to -1; -1 is ignored. */
-void mp__fd_drop(int *fd);
 
 typedef struct mp__fork_req {
   const int *keep; /* registered fds the child keeps */
@@ -77,28 +43,6 @@ typedef struct mp__fork_req {
  */
 pid_t mp__fork(const mp__fork_req *req);
 
-/* Leave a child: flush its stdio, then _exit(code). */
-_Noreturn void mp__child_exit(int code);
-
-/* waitpid in an EINTR loop. Returns as waitpid does, -errno on error. */
-pid_t mp__waitpid(pid_t pid, int *status, int flags);
-
-/* pidfd_open(2): an fd readable once pid exits, or -1 where the kernel (or
- * valgrind) has none. Close-on-exec. */
-int mp__pidfd_open(pid_t pid);
-
-/* A registered pidfd for pid, a child just forked, or -1 (none, or the pid
- * is already not a child of ours). */
-int mp__child_pidfd(pid_t pid);
-
-/*
- * Send sig to the child pid, never to a process that has taken its pid
- * over: through pidfd when one is held (>= 0), else only while waitid says
- * pid is a child of ours that has not exited. Returns 0, also when the
- * child is gone, or -errno.
- */
-int mp__child_signal(pid_t pid, int pidfd, int sig);
-
 /* For mp_wait: while p runs, its pidfd (readable once it has exited), else
  * its status pipe (hangs up when it exits, or execs, or later when a
  * grandchild holds it), else -1; -1 too once it has ended. Only a pidfd
@@ -106,25 +50,6 @@ int mp__child_signal(pid_t pid, int pidfd, int sig);
 int mp__process_fd(const mp_process *p);
 /* Whether p's fd from mp__process_fd is its pidfd. */
 int mp__process_has_pidfd(const mp_process *p);
-/* pidfd_send_signal(2): 0 (also when the process is gone), -ENOSYS where
- * the kernel (or valgrind) has none, or -errno. */
-int mp__pidfd_signal(int pidfd, int sig);
-
-/* Arm the parent-death signal (SIGKILL) and die now if parent, our parent
- * when we were forked, is gone already. */
-void mp__die_with_parent(pid_t parent);
-
-/* In the parent of pid, a child just started that arms its parent-death
- * signal and then writes a byte to the pipe whose read end is rd (the
- * parent has closed its write end): wait for that byte, or the child's
- * end, up to 10 s; a child that gives neither is killed and reaped.
- * Returns 0, or -EAGAIN for the one killed. The signal follows the thread
- * that started the child: returning only then means no child outlives
- * that thread by a race. */
-int mp__await_armed(pid_t pid, int rd);
-
-/* Exit code from a wait status: the exit status, or -N for signal N. */
-int mp__exitcode(int wstatus);
 
 /* In a process child (forked, or the image started afresh): name its
  * ident, report through status_fd (-1: none), run target(arg), exit. */
@@ -159,55 +84,6 @@ int mp__start_method(int asked);
 int mp__ipc_map(void **out, size_t len);
 /* munmap, ignoring NULL. */
 void mp__ipc_unmap(void *p, size_t len);
-
-/* ---- wire.c: every raw read/write/poll on a pipe ---- */
-
-/* pipe2(O_CLOEXEC); returns 0 or -errno. */
-int mp__pipe(int fds[2]);
-/* socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC); returns 0 or -errno. */
-int mp__socketpair(int fds[2]);
-/* The most fds one message carries. */
-#define MP__MSG_MAX_FDS 4
-/* Send len bytes as one message on a SOCK_SEQPACKET socket, with nfds fds
- * (SCM_RIGHTS; at most MP__MSG_MAX_FDS). Blocks; never raises SIGPIPE.
- * Returns 0 or -errno (-EPIPE: the peer is gone). */
-int mp__send_msg(int fd, const void *buf, size_t len, const int *fds,
-                 int nfds);
-/* Receive one message into buf (cap bytes) and the fds it carries, up to
- * MP__MSG_MAX_FDS, close-on-exec (others are closed), into fds and *nfds.
- * flags: 0 (block) or MSG_DONTWAIT. Returns the bytes (0: the peer is
- * gone), -EAGAIN, -EPROTO for a cut message, -EMFILE when the fds it
- * carried found no room here (those received are closed), or -errno. */
-ssize_t mp__recv_msg(int fd, void *buf, size_t cap, int *fds, int *nfds,
-                     int flags);
-/* Set O_NONBLOCK; returns 0 or -errno. */
-int mp__set_nonblock(int fd);
-/* Raise a pipe's capacity toward bytes where the OS allows; never fails. */
-void mp__pipe_grow(int fd, int bytes);
-/* The bytes a pipe holds unread (either end's fd), or -errno. */
-int mp__pipe_pending(int fd);
-/* close() that keeps errno and ignores EINTR (Linux closes the fd anyway). */
-void mp__close(int fd);
-
-/* Blocking I/O in EINTR and short-count loops. read_full returns the bytes
- * read (less than n only at EOF) or -errno; write_full 0 or -errno. */
-ssize_t mp__read_full(int fd, void *buf, size_t n);
-int mp__write_full(int fd, const void *buf, size_t n);
-/* pread in the same loops, from offset off: bytes read (less than n only at
- * end of file) or -errno. */
-ssize_t mp__pread_full(int fd, void *buf, size_t n, off_t off);
-int mp__writev_full(int fd, struct iovec *iov, int iovcnt);
-
-/* Non-blocking I/O: bytes moved (>= 0; 0 for read means EOF), -EAGAIN when
- * nothing can move now, or -errno. EINTR is retried. */
-ssize_t mp__read_some(int fd, void *buf, size_t n);
-ssize_t mp__writev_some(int fd, const struct iovec *iov, int iovcnt);
-
-/* vmsplice(2) of user pages into a non-blocking pipe: as writev_some. The
- * pages must not change until the reader has read them. */
-ssize_t mp__vmsplice_some(int fd, const struct iovec *iov, int iovcnt);
-/* poll() that retries EINTR with the time left. Returns poll's count. */
-int mp__poll(struct pollfd *fds, unsigned nfds, int64_t deadline);
 
 /*
  * Pipe stream framing (wire.c): what only a byte stream needs.
@@ -514,6 +390,8 @@ typedef struct mp__worker_cfg {
   uint32_t max_res;   /* apply result cap */
   uint32_t max_task;  /* task payload cap */
 } mp__worker_cfg;
+
+/* ---- buf.c: mp_buf ---- */
 
 /* An mp_buf for the caller's side (a streaming source writes items into
  * one): at most max bytes. NULL when out of memory. */

@@ -11,129 +11,9 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- the registry of library fds ----
- *
- * Every fd the library keeps is in the registry, and every child it forks
- * closes those of other objects. Creating an fd and registering it, and
- * unregistering and closing it, happen under reg_lock, which mp__fork holds
- * across fork(): a fork by another thread can never catch an fd that exists
- * but is not yet (or no longer) registered, and leak it into the child. */
-
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static int *reg_fds;
-static size_t reg_len, reg_cap;
-
-/* Room for n more; reg_lock held. Returns 0 or -ENOMEM. */
-static int reg_reserve(size_t n) {
-  if (reg_cap - reg_len >= n)
-    return 0;
-  size_t cap = reg_cap ? reg_cap : 64;
-  while (cap - reg_len < n)
-    cap *= 2;
-  int *fds = realloc(reg_fds, cap * sizeof *fds);
-  if (!fds)
-    return -ENOMEM;
-  reg_fds = fds;
-  reg_cap = cap;
-  return 0;
-}
-
-/* make(fds), both ends registered in one step. */
-static int reg_pair(int (*make)(int fds[2]), int fds[2]) {
-  pthread_mutex_lock(&reg_lock);
-  int rc = reg_reserve(2);
-  if (rc == 0)
-    rc = make(fds);
-  if (rc == 0) {
-    reg_fds[reg_len++] = fds[0];
-    reg_fds[reg_len++] = fds[1];
-  }
-  pthread_mutex_unlock(&reg_lock);
-  return rc;
-}
-
-int mp__pipe_reg(int fds[2]) { return reg_pair(mp__pipe, fds); }
-
-int mp__socketpair_reg(int fds[2]) { return reg_pair(mp__socketpair, fds); }
-
-static int memfd_make(void *name) {
-  int fd = memfd_create(name, MFD_CLOEXEC);
-  return fd < 0 ? -errno : fd;
-}
-
-int mp__memfd_reg(const char *name) {
-  return mp__fd_reg_make(memfd_make, (void *)name);
-}
-
-ssize_t mp__recv_msg_reg(int fd, void *buf, size_t cap, int *fds, int *nfds,
-                         int64_t deadline) {
-  *nfds = 0;
-  for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int rc = mp__poll(&p, 1, deadline);
-    if (rc < 0)
-      return rc;
-    if (rc == 0)
-      return MP_ETIMEDOUT;
-    pthread_mutex_lock(&reg_lock);
-    ssize_t r = reg_reserve(MP__MSG_MAX_FDS);
-    if (r == 0)
-      r = mp__recv_msg(fd, buf, cap, fds, nfds, MSG_DONTWAIT);
-    for (int i = 0; r >= 0 && i < *nfds; i++)
-      reg_fds[reg_len++] = fds[i];
-    pthread_mutex_unlock(&reg_lock);
-    if (r != -EAGAIN)
-      return r;
-  }
-}
-
-int mp__pidfd_reg(pid_t pid) {
-  pthread_mutex_lock(&reg_lock);
-  int fd = reg_reserve(1) == 0 ? mp__pidfd_open(pid) : -1;
-  if (fd >= 0)
-    reg_fds[reg_len++] = fd;
-  pthread_mutex_unlock(&reg_lock);
-  return fd;
-}
-
-int mp__fd_reg_make(int (*make)(void *arg), void *arg) {
-  pthread_mutex_lock(&reg_lock);
-  int fd = reg_reserve(1);
-  if (fd == 0)
-    fd = make(arg);
-  if (fd >= 0)
-    reg_fds[reg_len++] = fd;
-  pthread_mutex_unlock(&reg_lock);
-  return fd;
-}
-
-void mp__fd_drop(int *fd) {
-  if (*fd < 0)
-    return;
-  pthread_mutex_lock(&reg_lock);
-  for (size_t i = 0; i < reg_len; i++) {
-    if (reg_fds[i] == *fd) {
-      reg_fds[i] = reg_fds[--reg_len];
-      break;
-    }
-  }
-  mp__close(*fd);
-  if (reg_len == 0) {
-    free(reg_fds);
-    reg_fds = NULL;
-    reg_cap = 0;
-  }
-  pthread_mutex_unlock(&reg_lock);
-  *fd = -1;
-}
 
 /* ---- names ---- */
 
@@ -176,13 +56,6 @@ static void proc_list_forget(void) {
 
 /* ---- fork ---- */
 
-static int fd_kept(int fd, const int *keep, int nkeep) {
-  for (int i = 0; i < nkeep; i++)
-    if (keep[i] == fd)
-      return 1;
-  return 0;
-}
-
 /*
  * fflush(NULL) without dying of it: a stream whose reader has gone (stdout a
  * closed pipe) raises SIGPIPE, and the library never ends the caller's
@@ -205,42 +78,6 @@ static void flush_quietly(void) {
       ;
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-/* How long a start waits for its child to arm the parent-death signal: a
- * bound for a child stopped or starved at birth, not a timing. */
-#define FORK_ARM_NS (10 * (int64_t)1000000000)
-
-/*
- * The parent-death signal follows the *thread* that forked, and the kernel
- * sends it only if it is armed when that thread exits: a child that arms
- * it after its forking thread exited is watching whichever thread it was
- * handed to, and getppid() cannot tell (it names the process, which lives
- * on). So the forking thread does not leave mp__fork before the child has
- * armed it: the child says so on a pipe, and the parent waits for that
- * (or the child's end) up to FORK_ARM_NS. A child that does neither in
- * that time is killed and reaped, and the fork fails with -EAGAIN. Returns
- * 0 or -EAGAIN. (A daemon exec'd by mp__exec_process waits the same way.)
- */
-int mp__await_armed(pid_t pid, int rd) {
-  struct pollfd p = {.fd = rd, .events = POLLIN};
-  /* A byte (armed) or EOF (gone): either is final. A second, short look
-   * for a pair stopped and resumed together (job control) as time ran. */
-  if (mp__poll(&p, 1, mp__now_ns() + FORK_ARM_NS) > 0 ||
-      mp__poll(&p, 1, mp__now_ns() + FORK_ARM_NS / 10) > 0)
-    return 0;
-  (void)kill(pid, SIGKILL); /* our child, not yet reaped: the pid is its */
-  int ws;
-  (void)mp__waitpid(pid, &ws, 0);
-  return -EAGAIN;
-}
-
-void mp__die_with_parent(pid_t parent) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  /* The parent may have died before the signal was armed: die as the
-   * signal would have made us. */
-  if (getppid() != parent)
-    raise(SIGKILL);
 }
 
 #ifdef __GLIBC__
@@ -274,11 +111,11 @@ pid_t mp__fork(const mp__fork_req *req) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   /* Held across fork so the child's copy of the registry is consistent,
    * and so no fd is half created or half closed in it (see the registry). */
-  pthread_mutex_lock(&reg_lock);
+  mp__fd_reg_lock();
   pid_t pid = fork();
   if (pid != 0) {
     int err = errno;
-    pthread_mutex_unlock(&reg_lock);
+    mp__fd_reg_unlock();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     mp__fd_drop(&armed[1]);
     int rc = pid > 0 && armed[0] >= 0 ? mp__await_armed(pid, armed[0]) : 0;
@@ -306,15 +143,8 @@ pid_t mp__fork(const mp__fork_req *req) {
 #endif
   /* Other objects' fds go; the registry keeps only ours. Done in
    * place: every page a fresh child touches costs it a fault. */
-  size_t kept = 0;
-  for (size_t i = 0; i < reg_len; i++) {
-    if (fd_kept(reg_fds[i], req->keep, req->nkeep))
-      reg_fds[kept++] = reg_fds[i];
-    else
-      close(reg_fds[i]);
-  }
-  reg_len = kept; /* the armed pipe went with the others */
-  pthread_mutex_unlock(&reg_lock);
+  mp__fd_reg_keep_only(req->keep, req->nkeep); /* the armed pipe goes too */
+  mp__fd_reg_unlock();
 
   parent_pid = parent;
   memcpy(parent_name, cur_name, sizeof parent_name);
@@ -324,29 +154,6 @@ pid_t mp__fork(const mp__fork_req *req) {
   proc_counter = 0;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return 0;
-}
-
-_Noreturn void mp__child_exit(int code) {
-  fflush(NULL);
-  _exit(code);
-}
-
-pid_t mp__waitpid(pid_t pid, int *status, int flags) {
-  for (;;) {
-    pid_t r = waitpid(pid, status, flags);
-    if (r >= 0)
-      return r;
-    if (errno != EINTR)
-      return -errno;
-  }
-}
-
-int mp__exitcode(int wstatus) {
-  if (WIFEXITED(wstatus))
-    return WEXITSTATUS(wstatus);
-  if (WIFSIGNALED(wstatus))
-    return -WTERMSIG(wstatus);
-  return -SIGKILL;
 }
 
 int mp_cpu_count(void) {
@@ -451,61 +258,6 @@ int mp_process_create(mp_process **out, mp_target_fn target, void *arg,
   p->pidfd = -1;
   *out = p;
   return 0;
-}
-
-int mp__pidfd_open(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-  (void)pid;
-  return -1;
-#endif
-}
-
-int mp__pidfd_signal(int pidfd, int sig) {
-#ifdef SYS_pidfd_send_signal
-  if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0)
-    return 0;
-  return errno == ESRCH ? 0 : -errno;
-#else
-  (void)pidfd;
-  (void)sig;
-  return -ENOSYS;
-#endif
-}
-
-int mp__child_signal(pid_t pid, int pidfd, int sig) {
-  if (pidfd >= 0) {
-    int rc = mp__pidfd_signal(pidfd, sig);
-    if (rc != -ENOSYS)
-      return rc;
-  }
-  /* No pidfd: signal only a child that waitid says is still ours, not yet
-   * reaped (a zombie keeps its pid). ECHILD: reaped, by us or by the kernel
-   * (SIGCHLD ignored), and the pid may be another process's by now. */
-  siginfo_t si;
-  si.si_pid = 0;
-  if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
-    return errno == ECHILD ? 0 : -errno;
-  if (si.si_pid == pid)
-    return 0; /* exited, not yet reaped: nothing to signal */
-  if (kill(pid, sig) < 0 && errno != ESRCH)
-    return -errno;
-  return 0;
-}
-
-int mp__child_pidfd(pid_t pid) {
-  int fd = mp__pidfd_reg(pid);
-  if (fd < 0)
-    return -1;
-  /* Between fork and pidfd_open a child reaped by the kernel (SIGCHLD
-   * ignored) can have left its pid to another process: a pidfd that is not
-   * for a child of ours is no use. */
-  siginfo_t si;
-  if (waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
-      errno == ECHILD)
-    mp__fd_drop(&fd);
-  return fd;
 }
 
 /* Whether this kernel (or valgrind) has pidfd_open; asked once. */

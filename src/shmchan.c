@@ -6,7 +6,6 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -205,12 +204,6 @@ int mp__chan_writable(const mp__chan *c) {
   return MP__RING_BYTES - (c->tx_pos - h) >= MP__CHAN_MIN_ROOM;
 }
 
-static long futex(_Atomic uint32_t *word, int op, uint32_t val,
-                  const struct timespec *ts) {
-  /* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
-  return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
-}
-
 /* Wake the peer if it sleeps waiting for any of what (an announcement is
  * taken by one waker only, so a sleeper gets one wake-up per sleep). */
 static void wake(mp__chan *c, uint32_t what) {
@@ -224,7 +217,7 @@ static void wake(mp__chan *c, uint32_t what) {
     return; /* it woke, or another waker took it */
   c->woke = 1;
   if (c->parent) {
-    (void)futex(c->peer_sleep, FUTEX_WAKE, 1, NULL);
+    mp__futex_wake(c->peer_sleep, 1);
   } else {
     static const char byte = MP__CHAN_WAKE;
     /* The pipe holds at most one byte per sleep: it never fills. */
@@ -338,7 +331,7 @@ int mp__chan_wait(mp__chan *c, int what, pid_t parent) {
   /* A bounded sleep: a worker whose parent died without the parent-death
    * signal (a task changed credentials) still notices, within a second. */
   struct timespec ts = {1, 0};
-  long r = futex(c->my_sleep, FUTEX_WAIT, (uint32_t)what, &ts);
+  long r = mp__futex(c->my_sleep, FUTEX_WAIT, (uint32_t)what, &ts, 0);
   int err = r < 0 ? errno : 0;
   mp__chan_sleep_end(c);
   if (err == ETIMEDOUT && getppid() != parent)

@@ -18,7 +18,7 @@
  * (see queue_get_commit); from its commit to its return it makes no system
  * call but the one that hands the lock on when another process sleeps on it.
  * And a killed process may owe the others a wakeup it never made: every
- * sleeper re-checks at least every MP__WAIT_SLICE_NS (ipc_internal.h).
+ * sleeper re-checks at least every MP__WAIT_SLICE_NS (sys/futex.h).
  *
  * JoinableQueue: unfinished = wr - discarded - ndone, all monotonic, so a
  * put's one commit (wr) also counts its task, task_done is one atomic

@@ -1,4 +1,4 @@
-/* sync.c: mp_lock, mp_rlock, mp_sem, mp_event, and the futex and robust-mutex helpers
+/* sync.c: mp_lock, mp_rlock, mp_sem, mp_event, and the robust-mutex helpers
  * the other IPC objects build on. Each object lives in one shared anonymous
  * mapping, so a forked child uses its parent's object through the handle it
  * inherited; the handle itself is a small private struct. */
@@ -8,38 +8,8 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- futex ---- */
-
-static struct timespec sync_abs(int64_t deadline) {
-  struct timespec ts = {.tv_sec = deadline / 1000000000,
-                        .tv_nsec = deadline % 1000000000};
-  return ts;
-}
-
-int mp__futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline) {
-  int64_t now = mp__now_ns();
-  if (now >= deadline)
-    return MP_ETIMEDOUT;
-  int64_t until = deadline - now > MP__WAIT_SLICE_NS ? now + MP__WAIT_SLICE_NS
-                                                     : deadline;
-  struct timespec ts = sync_abs(until);
-  /* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. The
-   * bitset variant takes an absolute CLOCK_MONOTONIC deadline, so an
-   * interrupted wait never stretches the timeout. */
-  long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, val, &ts,
-                   NULL, FUTEX_BITSET_MATCH_ANY);
-  if (r < 0 && errno == ETIMEDOUT && until == deadline)
-    return MP_ETIMEDOUT;
-  return 0; /* woken, EAGAIN (value changed), EINTR, or a slice over */
-}
-
-void mp__futex_wake(_Atomic uint32_t *word, int n) {
-  (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
-}
 
 /* ---- robust mutexes ---- */
 
@@ -79,10 +49,10 @@ int mp__ipc_mutex_lock(pthread_mutex_t *m, int64_t deadline) {
     int64_t until = deadline - now > MP__WAIT_SLICE_NS
                         ? now + MP__WAIT_SLICE_NS
                         : deadline;
-    struct timespec ts = sync_abs(until);
+    struct timespec ts = mp__ns_timespec(until);
     rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
     if (rc == ETIMEDOUT && until != deadline)
-      rc = EBUSY; /* a slice over: try again (see ipc_internal.h) */
+      rc = EBUSY; /* a slice over: try again (see sys/futex.h) */
   }
   switch (rc) {
   case 0:

@@ -136,7 +136,7 @@ static chunk *sched_next_chunk(mp_pool *p, int *ended) {
 static int64_t job_limit(const mp_pool *p, const job *j) {
   if (j->timeout_ns)
     return j->timeout_ns;
-  return p->opts.task_timeout > 0 ? (int64_t)(p->opts.task_timeout * 1e9) : 0;
+  return p->opts.task_timeout > 0 ? mp__sec_to_ns(p->opts.task_timeout) : 0;
 }
 
 /* Fill in what the transport sees of chunk c. */
@@ -287,9 +287,8 @@ int64_t mp__sched_timeouts(mp_pool *p, int kill_now) {
   int64_t soonest = INT64_MAX;
   if (p->opts.task_timeout <= 0 && !p->ntimed)
     return soonest;
-  int64_t init_limit = p->opts.task_timeout > 0
-                           ? (int64_t)(p->opts.task_timeout * 1e9)
-                           : 0;
+  int64_t init_limit =
+      p->opts.task_timeout > 0 ? mp__sec_to_ns(p->opts.task_timeout) : 0;
   int64_t now = mp__now_ns();
   for (int i = 0; i < p->nproc; i++) {
     core_worker *cw = &p->w[i];

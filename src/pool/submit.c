@@ -79,7 +79,7 @@ static int job_call_opts(mp_pool *p, job *j, const void *ctx, size_t ctx_len,
   if (timeout < 0 || timeout > 1e9)
     j->timeout_ns = -1;
   else if (timeout > 0)
-    j->timeout_ns = (int64_t)(timeout * 1e9) ? (int64_t)(timeout * 1e9) : 1;
+    j->timeout_ns = mp__sec_to_ns(timeout) ? mp__sec_to_ns(timeout) : 1;
   return 0;
 }
 
