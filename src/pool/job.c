@@ -230,7 +230,7 @@ int mp__job_has_work(const job *j) {
     return 0;
   /* An iterator hands out input only as its items are taken, unless the
    * pool is closed: join must then be able to finish it unconsumed. */
-  if (j->sink != SINK_ARRAY && !j->pool->closed &&
+  if (j->sink != SINK_ARRAY && !mp__pool_is_closed(j->pool) &&
       j->next_item - j->returned >= j->window)
     return 0;
   return 1;

@@ -48,8 +48,7 @@ static void pool_fail_queued(mp_pool *p, int code, int detail) {
 }
 
 void mp__pool_shutdown(mp_pool *p, int code, int detail) {
-  p->closed = 1;
-  p->terminated = 1;
+  mp__pool_set_state(p, POOL_TERMINATED);
   int killed = 0;
   for (int i = 0; i < p->nproc; i++) {
     mp__sched_kill(p, i, MP_ECLOSED, 0, 0, 0);
@@ -67,16 +66,16 @@ void mp__pool_shutdown(mp_pool *p, int code, int detail) {
  * while work waits, and if no worker at all can be had, queued work fails
  * with the start's error rather than waiting forever. */
 static void pool_replace(mp_pool *p) {
-  if (p->init_failures >= INIT_FAILURES_MAX && !p->terminated) {
+  if (p->init_failures >= INIT_FAILURES_MAX && !mp__pool_is_terminated(p)) {
     /* The initializer kills every worker: replacing them would loop
      * forever (as Python's Pool does). The pool is broken. */
     mp__pool_shutdown(p, p->init_fail.code, p->init_fail.detail);
     return;
   }
-  if (p->terminated)
+  if (mp__pool_is_terminated(p))
     return;
   int work = mp__pool_has_work(p), err = 0;
-  if (p->closed && !work)
+  if (mp__pool_is_closed(p) && !work)
     return;
   for (int i = 0; i < p->nproc; i++) {
     if (p->w[i].state != W_EMPTY)
@@ -291,9 +290,9 @@ int mp_pool_worker_pids(const mp_pool *pool, pid_t *pids, int n) {
 int mp_pool_close(mp_pool *pool) {
   if (!pool)
     return MP_EINVAL;
-  if (pool->terminated)
+  if (mp__pool_is_terminated(pool))
     return MP_ESTATE;
-  pool->closed = 1;
+  mp__pool_set_state(pool, POOL_CLOSED);
   return mp__pool_step(pool, 0);
 }
 
@@ -313,7 +312,7 @@ static int pool_idle(void *arg) {
 int mp_pool_join(mp_pool *p) {
   if (!p)
     return MP_EINVAL;
-  if (!p->closed)
+  if (!mp__pool_is_closed(p))
     return MP_ESTATE;
   return mp__pool_drive(p, pool_idle, p, INT64_MAX);
 }

@@ -33,6 +33,7 @@
 
 #include "internal.h"
 
+#include <assert.h>
 #include <stddef.h>
 
 /* ---- one small intrusive list: circular, doubly linked, with a head ---- */
@@ -326,6 +327,14 @@ typedef struct core_worker {
   int kill_init;
 } core_worker;
 
+/* What the pool is in: each state implies the ones before it (a terminated
+ * pool is closed too), and it only ever moves forward. */
+enum pool_state {
+  POOL_RUNNING,    /* takes new jobs */
+  POOL_CLOSED,     /* close: no new jobs; queued ones still run */
+  POOL_TERMINATED, /* terminate or a broken initializer: nothing runs */
+};
+
 struct mp_pool {
   int nproc;
   core_worker *w;
@@ -333,7 +342,7 @@ struct mp_pool {
   void *tp;
   mp_pool_opts opts;
   size_t max_res;
-  int closed, terminated;
+  enum pool_state state; /* changed only by mp__pool_set_state */
   int init_failures;   /* workers in a row lost in the initializer */
   mp_status init_fail; /* how the last one was lost */
   uint64_t next_id, next_ctx;
@@ -345,6 +354,27 @@ struct mp_pool {
   mp__list cb_queue, prog_queue;
   int in_callbacks;
 };
+
+/* Whether the pool takes new jobs (neither closed nor terminated). */
+static inline int mp__pool_accepts_work(const mp_pool *p) {
+  return p->state == POOL_RUNNING;
+}
+
+/* Whether close or terminate has run: no new jobs. */
+static inline int mp__pool_is_closed(const mp_pool *p) {
+  return p->state >= POOL_CLOSED;
+}
+
+/* Whether terminate has run: no worker is started again. */
+static inline int mp__pool_is_terminated(const mp_pool *p) {
+  return p->state == POOL_TERMINATED;
+}
+
+/* The one place the pool's state changes: forward only, or staying put. */
+static inline void mp__pool_set_state(mp_pool *p, enum pool_state to) {
+  assert(to >= p->state);
+  p->state = to;
+}
 
 /* How deep the scheduler fills each worker's queue (sched.c); a job's
  * window of items out at once derives from it (submit.c). */

@@ -49,7 +49,7 @@ static size_t job_next_count(const mp_pool *p, const job *j) {
   }
   if (!j->src && cs > j->n - j->next_item)
     cs = j->n - j->next_item;
-  if (j->sink != SINK_ARRAY && !p->closed &&
+  if (j->sink != SINK_ARRAY && !mp__pool_is_closed(p) &&
       cs > j->window - (j->next_item - j->returned))
     cs = j->window - (j->next_item - j->returned);
   return cs;
@@ -248,7 +248,7 @@ int mp__sched_feed(mp_pool *p) {
 }
 
 void mp__sched_retire_idle(mp_pool *p) {
-  if (!p->closed || mp__pool_has_work(p))
+  if (!mp__pool_is_closed(p) || mp__pool_has_work(p))
     return;
   for (int i = 0; i < p->nproc; i++) {
     core_worker *cw = &p->w[i];
