@@ -59,6 +59,7 @@ static inline void mp__list_push_front(mp__list *h, mp__list *n) {
   mp__list_insert(h->next, n);
 }
 static inline void mp__list_remove(mp__list *n) {
+  assert(mp__list_linked(n));
   n->prev->next = n->next;
   n->next->prev = n->prev;
   mp__list_init(n);

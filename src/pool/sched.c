@@ -193,6 +193,7 @@ static int worker_assign(mp_pool *p, int w, int *ended) {
     return 0;
   }
   core_worker *cw = &p->w[w];
+  assert(cw->state == W_RUNNING && cw->nq < MP__DEEP_WINDOW);
   mp__list_push(&cw->q, &c->link);
   cw->nq++;
   cw->tasks_sent++;
@@ -264,6 +265,7 @@ void mp__sched_kill(mp_pool *p, int w, int code, uint64_t task,
   core_worker *cw = &p->w[w];
   if (cw->state == W_EMPTY || cw->state == W_KILLED)
     return;
+  assert(cw->state == W_RUNNING || cw->state == W_RETIRING);
   cw->state = W_KILLED;
   cw->kill_code = code;
   cw->kill_task = task;
@@ -353,6 +355,7 @@ void mp__sched_detach_input(mp_pool *p, job *j) {
       int rc = p->tp_ops->cancel(p->tp, i, c->t.id);
       if (rc == 1) {
         mp__list_remove(n);
+        assert(cw->nq > 0 && cw->tasks_sent > 0);
         cw->nq--;
         cw->tasks_sent--;
         mp__chunk_free(p, c);
@@ -410,6 +413,7 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
                       (const char *)payload + sizeof res, len - sizeof res);
   }
   mp__list_remove(n);
+  assert(cw->nq > 0);
   cw->nq--;
   mp__chunk_free(p, c);
   return 0;
@@ -423,6 +427,7 @@ int mp__core_failed(mp_pool *p, int w, uint64_t id, int code, int detail) {
     return MP_EPROTO;
   mp__chunk_fail(c, c->start, c->t.count, code, detail);
   mp__list_remove(n);
+  assert(cw->nq > 0);
   cw->nq--;
   mp__chunk_free(p, c);
   return 0;
