@@ -15,11 +15,12 @@ enum { INIT_FAILURES_MAX = 3 }; /* workers in a row lost in the initializer */
 static int pool_live_workers(const mp_pool *p) {
   int n = 0;
   for (int i = 0; i < p->nproc; i++)
-    n += p->w[i].state != W_EMPTY;
+    n += mp__worker_has_process(&p->w[i]);
   return n;
 }
 
 static int pool_start(mp_pool *p, int i) {
+  assert(!mp__worker_has_process(&p->w[i]));
   int rc = p->tp_ops->start(p->tp, i);
   if (rc < 0)
     return rc;
@@ -78,7 +79,7 @@ static void pool_replace(mp_pool *p) {
   if (mp__pool_is_closed(p) && !work)
     return;
   for (int i = 0; i < p->nproc; i++) {
-    if (p->w[i].state != W_EMPTY)
+    if (mp__worker_has_process(&p->w[i]))
       continue;
     int rc = pool_start(p, i);
     if (rc < 0)
@@ -281,9 +282,9 @@ int mp_pool_worker_pids(const mp_pool *pool, pid_t *pids, int n) {
     return MP_EINVAL;
   int k = 0;
   for (int i = 0; i < pool->nproc && k < n; i++)
-    pids[k++] = pool->w[i].state == W_EMPTY
-                    ? 0
-                    : (pid_t)pool->tp_ops->ident(pool->tp, i);
+    pids[k++] = mp__worker_has_process(&pool->w[i])
+                    ? (pid_t)pool->tp_ops->ident(pool->tp, i)
+                    : 0;
   return k;
 }
 

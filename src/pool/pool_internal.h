@@ -336,6 +336,22 @@ enum pool_state {
   POOL_TERMINATED, /* terminate or a broken initializer: nothing runs */
 };
 
+/* Whether the slot holds a process, live or killed and not yet reported
+ * lost. */
+static inline int mp__worker_has_process(const core_worker *cw) {
+  return cw->state != W_EMPTY;
+}
+
+/* Whether its process is one the core has not killed: it may still send. */
+static inline int mp__worker_is_working(const core_worker *cw) {
+  return cw->state == W_RUNNING || cw->state == W_RETIRING;
+}
+
+/* Whether it is given new chunks. */
+static inline int mp__worker_takes_work(const core_worker *cw) {
+  return cw->state == W_RUNNING;
+}
+
 struct mp_pool {
   int nproc;
   core_worker *w;

@@ -176,7 +176,7 @@ static void task_prepare(mp_pool *p, chunk *c) {
 
 static int worker_can_take(const mp_pool *p, const core_worker *cw,
                            int level) {
-  return cw->state == W_RUNNING && cw->nq < level &&
+  return mp__worker_takes_work(cw) && cw->nq < level &&
          (!p->opts.maxtasksperchild ||
           cw->tasks_sent < p->opts.maxtasksperchild);
 }
@@ -193,7 +193,7 @@ static int worker_assign(mp_pool *p, int w, int *ended) {
     return 0;
   }
   core_worker *cw = &p->w[w];
-  assert(cw->state == W_RUNNING && cw->nq < MP__DEEP_WINDOW);
+  assert(mp__worker_takes_work(cw) && cw->nq < MP__DEEP_WINDOW);
   mp__list_push(&cw->q, &c->link);
   cw->nq++;
   cw->tasks_sent++;
@@ -229,7 +229,7 @@ int mp__sched_feed(mp_pool *p) {
   /* Levels no worker is below give nothing: start at the lowest queue. */
   int low = MP__DEEP_WINDOW;
   for (int i = 0; i < p->nproc; i++)
-    if (p->w[i].state == W_RUNNING && p->w[i].nq < low)
+    if (mp__worker_takes_work(&p->w[i]) && p->w[i].nq < low)
       low = p->w[i].nq;
   for (int level = low + 1; level <= MP__DEEP_WINDOW; level++) {
     int gave = 1;
@@ -253,7 +253,7 @@ void mp__sched_retire_idle(mp_pool *p) {
     return;
   for (int i = 0; i < p->nproc; i++) {
     core_worker *cw = &p->w[i];
-    if (cw->state == W_RUNNING && !cw->nq) {
+    if (mp__worker_takes_work(cw) && !cw->nq) {
       p->tp_ops->retire(p->tp, i);
       cw->state = W_RETIRING;
     }
@@ -263,9 +263,8 @@ void mp__sched_retire_idle(mp_pool *p) {
 void mp__sched_kill(mp_pool *p, int w, int code, uint64_t task,
                     uint32_t item, int drain) {
   core_worker *cw = &p->w[w];
-  if (cw->state == W_EMPTY || cw->state == W_KILLED)
+  if (!mp__worker_is_working(cw))
     return;
-  assert(cw->state == W_RUNNING || cw->state == W_RETIRING);
   cw->state = W_KILLED;
   cw->kill_code = code;
   cw->kill_task = task;
@@ -294,7 +293,7 @@ int64_t mp__sched_timeouts(mp_pool *p, int kill_now) {
   int64_t now = mp__now_ns();
   for (int i = 0; i < p->nproc; i++) {
     core_worker *cw = &p->w[i];
-    if (cw->state != W_RUNNING && cw->state != W_RETIRING)
+    if (!mp__worker_is_working(cw))
       continue;
     uint64_t task;
     uint32_t item;
@@ -506,6 +505,7 @@ static void chunk_settle(mp_pool *p, const core_worker *cw, chunk *c,
 
 void mp__core_lost(mp_pool *p, int w, const mp__loss *loss) {
   core_worker *cw = &p->w[w];
+  assert(mp__worker_has_process(cw));
   if (cw->state != W_KILLED)
     cw->kill_code = cw->kill_init = 0;
   /* Judged overdue, but it ended by other means before our kill landed:
