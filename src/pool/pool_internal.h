@@ -64,6 +64,13 @@ static inline void mp__list_remove(mp__list *n) {
   n->next->prev = n->prev;
   mp__list_init(n);
 }
+/* How many nodes h holds (walks the list: for asserts). */
+static inline size_t mp__list_len(const mp__list *h) {
+  size_t n = 0;
+  for (const mp__list *i = h->next; i != h; i = i->next)
+    n++;
+  return n;
+}
 /* The first node, or NULL. */
 static inline mp__list *mp__list_first(const mp__list *h) {
   return mp__list_empty(h) ? NULL : h->next;

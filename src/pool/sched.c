@@ -196,6 +196,7 @@ static int worker_assign(mp_pool *p, int w, int *ended) {
   assert(mp__worker_takes_work(cw) && cw->nq < MP__DEEP_WINDOW);
   mp__list_push(&cw->q, &c->link);
   cw->nq++;
+  assert((size_t)cw->nq == mp__list_len(&cw->q));
   cw->tasks_sent++;
   return 1;
 }
@@ -414,6 +415,7 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
   mp__list_remove(n);
   assert(cw->nq > 0);
   cw->nq--;
+  assert((size_t)cw->nq == mp__list_len(&cw->q));
   mp__chunk_free(p, c);
   return 0;
 }
