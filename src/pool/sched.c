@@ -95,6 +95,8 @@ static chunk *sched_next_chunk(mp_pool *p, int *ended) {
     job *j = sched_next_job(p);
     if (!j)
       return NULL;
+    /* Only a queued job hands out items; it may drain below, no further. */
+    assert(j->state == JOB_QUEUED);
     size_t cnt = job_next_count(p, j);
     chunk *c;
     if (j->src) {
