@@ -16,6 +16,7 @@ enum { CHUNKS_KEPT = 1024 };
 enum { SPARE_MAX = 1024 * 1024 };
 
 void mp__job_unref(job *j) {
+  assert(j->refs > 0);
   if (--j->refs > 0)
     return;
   MP__LIST_EACH(n, nx, &j->blocks) /* a bytes block owns no copies */
@@ -29,6 +30,7 @@ void mp__job_unref(job *j) {
 }
 
 void mp__job_link(mp_pool *p, job *j) {
+  assert(!j->pool && j->state == JOB_QUEUED && j->refs > 0);
   j->pool = p;
   j->refs++;
   if (j->timeout_ns)
@@ -46,12 +48,15 @@ void mp__job_check_done(job *j) {
     return;
   j->pool = NULL;
   mp__list_remove(&j->link);
-  if (j->timeout_ns)
+  if (j->timeout_ns) {
+    assert(p->ntimed > 0);
     p->ntimed--;
+  }
   if (j->state == JOB_DETACHED) {
     mp__job_unref(j);
     return;
   }
+  assert(j->state == JOB_QUEUED || j->state == JOB_DRAINING);
   j->state = JOB_COMPLETE;
   if (j->cb || j->ecb) {
     /* The queue holds the pool's reference until the callback runs. */
@@ -123,6 +128,7 @@ void mp__job_progress(job *j, size_t count) {
   if (!j->progress || j->state == JOB_DETACHED || !p ||
       mp__list_linked(&j->prog_link))
     return;
+  assert(j->refs > 0);
   j->refs++;
   mp__list_push(&p->prog_queue, &j->prog_link);
 }
@@ -230,7 +236,7 @@ int mp__job_has_work(const job *j) {
     return 0;
   /* An iterator hands out input only as its items are taken, unless the
    * pool is closed: join must then be able to finish it unconsumed. */
-  if (j->sink != SINK_ARRAY && !j->pool->closed &&
+  if (j->sink != SINK_ARRAY && !mp__pool_is_closed(j->pool) &&
       j->next_item - j->returned >= j->window)
     return 0;
   return 1;
@@ -258,6 +264,7 @@ chunk *mp__chunk_new(mp_pool *p, job *j, size_t start, size_t count,
   mp__list *n = mp__list_first(&p->free_chunks);
   if (n) {
     mp__list_remove(n);
+    assert(p->nfree_chunks > 0);
     p->nfree_chunks--;
     c = MP__ENTRY(n, chunk, link);
   } else if (!(c = malloc(sizeof *c))) {
@@ -277,6 +284,8 @@ chunk *mp__chunk_new(mp_pool *p, job *j, size_t start, size_t count,
 
 void mp__chunk_free(mp_pool *p, chunk *c) {
   job *j = c->j;
+  /* The caller took it off every list: it is the core's alone. */
+  assert(!mp__list_linked(&c->link) && j->inflight > 0);
   j->inflight--;
   free(c->t.tp_copy);
   free(c->pack);

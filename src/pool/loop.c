@@ -15,11 +15,12 @@ enum { INIT_FAILURES_MAX = 3 }; /* workers in a row lost in the initializer */
 static int pool_live_workers(const mp_pool *p) {
   int n = 0;
   for (int i = 0; i < p->nproc; i++)
-    n += p->w[i].state != W_EMPTY;
+    n += mp__worker_has_process(&p->w[i]);
   return n;
 }
 
 static int pool_start(mp_pool *p, int i) {
+  assert(!mp__worker_has_process(&p->w[i]));
   int rc = p->tp_ops->start(p->tp, i);
   if (rc < 0)
     return rc;
@@ -48,8 +49,7 @@ static void pool_fail_queued(mp_pool *p, int code, int detail) {
 }
 
 void mp__pool_shutdown(mp_pool *p, int code, int detail) {
-  p->closed = 1;
-  p->terminated = 1;
+  mp__pool_set_state(p, POOL_TERMINATED);
   int killed = 0;
   for (int i = 0; i < p->nproc; i++) {
     mp__sched_kill(p, i, MP_ECLOSED, 0, 0, 0);
@@ -67,19 +67,19 @@ void mp__pool_shutdown(mp_pool *p, int code, int detail) {
  * while work waits, and if no worker at all can be had, queued work fails
  * with the start's error rather than waiting forever. */
 static void pool_replace(mp_pool *p) {
-  if (p->init_failures >= INIT_FAILURES_MAX && !p->terminated) {
+  if (p->init_failures >= INIT_FAILURES_MAX && !mp__pool_is_terminated(p)) {
     /* The initializer kills every worker: replacing them would loop
      * forever (as Python's Pool does). The pool is broken. */
     mp__pool_shutdown(p, p->init_fail.code, p->init_fail.detail);
     return;
   }
-  if (p->terminated)
+  if (mp__pool_is_terminated(p))
     return;
   int work = mp__pool_has_work(p), err = 0;
-  if (p->closed && !work)
+  if (mp__pool_is_closed(p) && !work)
     return;
   for (int i = 0; i < p->nproc; i++) {
-    if (p->w[i].state != W_EMPTY)
+    if (mp__worker_has_process(&p->w[i]))
       continue;
     int rc = pool_start(p, i);
     if (rc < 0)
@@ -282,18 +282,18 @@ int mp_pool_worker_pids(const mp_pool *pool, pid_t *pids, int n) {
     return MP_EINVAL;
   int k = 0;
   for (int i = 0; i < pool->nproc && k < n; i++)
-    pids[k++] = pool->w[i].state == W_EMPTY
-                    ? 0
-                    : (pid_t)pool->tp_ops->ident(pool->tp, i);
+    pids[k++] = mp__worker_has_process(&pool->w[i])
+                    ? (pid_t)pool->tp_ops->ident(pool->tp, i)
+                    : 0;
   return k;
 }
 
 int mp_pool_close(mp_pool *pool) {
   if (!pool)
     return MP_EINVAL;
-  if (pool->terminated)
+  if (mp__pool_is_terminated(pool))
     return MP_ESTATE;
-  pool->closed = 1;
+  mp__pool_set_state(pool, POOL_CLOSED);
   return mp__pool_step(pool, 0);
 }
 
@@ -313,7 +313,7 @@ static int pool_idle(void *arg) {
 int mp_pool_join(mp_pool *p) {
   if (!p)
     return MP_EINVAL;
-  if (!p->closed)
+  if (!mp__pool_is_closed(p))
     return MP_ESTATE;
   return mp__pool_drive(p, pool_idle, p, INT64_MAX);
 }

@@ -33,6 +33,7 @@
 
 #include "internal.h"
 
+#include <assert.h>
 #include <stddef.h>
 
 /* ---- one small intrusive list: circular, doubly linked, with a head ---- */
@@ -58,9 +59,17 @@ static inline void mp__list_push_front(mp__list *h, mp__list *n) {
   mp__list_insert(h->next, n);
 }
 static inline void mp__list_remove(mp__list *n) {
+  assert(mp__list_linked(n));
   n->prev->next = n->next;
   n->next->prev = n->prev;
   mp__list_init(n);
+}
+/* How many nodes h holds (walks the list: for asserts). */
+static inline size_t mp__list_len(const mp__list *h) {
+  size_t n = 0;
+  for (const mp__list *i = h->next; i != h; i = i->next)
+    n++;
+  return n;
 }
 /* The first node, or NULL. */
 static inline mp__list *mp__list_first(const mp__list *h) {
@@ -326,6 +335,30 @@ typedef struct core_worker {
   int kill_init;
 } core_worker;
 
+/* What the pool is in: each state implies the ones before it (a terminated
+ * pool is closed too), and it only ever moves forward. */
+enum pool_state {
+  POOL_RUNNING,    /* takes new jobs */
+  POOL_CLOSED,     /* close: no new jobs; queued ones still run */
+  POOL_TERMINATED, /* terminate or a broken initializer: nothing runs */
+};
+
+/* Whether the slot holds a process, live or killed and not yet reported
+ * lost. */
+static inline int mp__worker_has_process(const core_worker *cw) {
+  return cw->state != W_EMPTY;
+}
+
+/* Whether its process is one the core has not killed: it may still send. */
+static inline int mp__worker_is_working(const core_worker *cw) {
+  return cw->state == W_RUNNING || cw->state == W_RETIRING;
+}
+
+/* Whether it is given new chunks. */
+static inline int mp__worker_takes_work(const core_worker *cw) {
+  return cw->state == W_RUNNING;
+}
+
 struct mp_pool {
   int nproc;
   core_worker *w;
@@ -333,7 +366,7 @@ struct mp_pool {
   void *tp;
   mp_pool_opts opts;
   size_t max_res;
-  int closed, terminated;
+  enum pool_state state; /* changed only by mp__pool_set_state */
   int init_failures;   /* workers in a row lost in the initializer */
   mp_status init_fail; /* how the last one was lost */
   uint64_t next_id, next_ctx;
@@ -345,6 +378,27 @@ struct mp_pool {
   mp__list cb_queue, prog_queue;
   int in_callbacks;
 };
+
+/* Whether the pool takes new jobs (neither closed nor terminated). */
+static inline int mp__pool_accepts_work(const mp_pool *p) {
+  return p->state == POOL_RUNNING;
+}
+
+/* Whether close or terminate has run: no new jobs. */
+static inline int mp__pool_is_closed(const mp_pool *p) {
+  return p->state >= POOL_CLOSED;
+}
+
+/* Whether terminate has run: no worker is started again. */
+static inline int mp__pool_is_terminated(const mp_pool *p) {
+  return p->state == POOL_TERMINATED;
+}
+
+/* The one place the pool's state changes: forward only, or staying put. */
+static inline void mp__pool_set_state(mp_pool *p, enum pool_state to) {
+  assert(to >= p->state);
+  p->state = to;
+}
 
 /* How deep the scheduler fills each worker's queue (sched.c); a job's
  * window of items out at once derives from it (submit.c). */

@@ -49,7 +49,7 @@ static size_t job_next_count(const mp_pool *p, const job *j) {
   }
   if (!j->src && cs > j->n - j->next_item)
     cs = j->n - j->next_item;
-  if (j->sink != SINK_ARRAY && !p->closed &&
+  if (j->sink != SINK_ARRAY && !mp__pool_is_closed(p) &&
       cs > j->window - (j->next_item - j->returned))
     cs = j->window - (j->next_item - j->returned);
   return cs;
@@ -95,6 +95,8 @@ static chunk *sched_next_chunk(mp_pool *p, int *ended) {
     job *j = sched_next_job(p);
     if (!j)
       return NULL;
+    /* Only a queued job hands out items; it may drain below, no further. */
+    assert(j->state == JOB_QUEUED);
     size_t cnt = job_next_count(p, j);
     chunk *c;
     if (j->src) {
@@ -176,7 +178,7 @@ static void task_prepare(mp_pool *p, chunk *c) {
 
 static int worker_can_take(const mp_pool *p, const core_worker *cw,
                            int level) {
-  return cw->state == W_RUNNING && cw->nq < level &&
+  return mp__worker_takes_work(cw) && cw->nq < level &&
          (!p->opts.maxtasksperchild ||
           cw->tasks_sent < p->opts.maxtasksperchild);
 }
@@ -193,8 +195,10 @@ static int worker_assign(mp_pool *p, int w, int *ended) {
     return 0;
   }
   core_worker *cw = &p->w[w];
+  assert(mp__worker_takes_work(cw) && cw->nq < MP__DEEP_WINDOW);
   mp__list_push(&cw->q, &c->link);
   cw->nq++;
+  assert((size_t)cw->nq == mp__list_len(&cw->q));
   cw->tasks_sent++;
   return 1;
 }
@@ -228,7 +232,7 @@ int mp__sched_feed(mp_pool *p) {
   /* Levels no worker is below give nothing: start at the lowest queue. */
   int low = MP__DEEP_WINDOW;
   for (int i = 0; i < p->nproc; i++)
-    if (p->w[i].state == W_RUNNING && p->w[i].nq < low)
+    if (mp__worker_takes_work(&p->w[i]) && p->w[i].nq < low)
       low = p->w[i].nq;
   for (int level = low + 1; level <= MP__DEEP_WINDOW; level++) {
     int gave = 1;
@@ -248,11 +252,11 @@ int mp__sched_feed(mp_pool *p) {
 }
 
 void mp__sched_retire_idle(mp_pool *p) {
-  if (!p->closed || mp__pool_has_work(p))
+  if (!mp__pool_is_closed(p) || mp__pool_has_work(p))
     return;
   for (int i = 0; i < p->nproc; i++) {
     core_worker *cw = &p->w[i];
-    if (cw->state == W_RUNNING && !cw->nq) {
+    if (mp__worker_takes_work(cw) && !cw->nq) {
       p->tp_ops->retire(p->tp, i);
       cw->state = W_RETIRING;
     }
@@ -262,7 +266,7 @@ void mp__sched_retire_idle(mp_pool *p) {
 void mp__sched_kill(mp_pool *p, int w, int code, uint64_t task,
                     uint32_t item, int drain) {
   core_worker *cw = &p->w[w];
-  if (cw->state == W_EMPTY || cw->state == W_KILLED)
+  if (!mp__worker_is_working(cw))
     return;
   cw->state = W_KILLED;
   cw->kill_code = code;
@@ -292,7 +296,7 @@ int64_t mp__sched_timeouts(mp_pool *p, int kill_now) {
   int64_t now = mp__now_ns();
   for (int i = 0; i < p->nproc; i++) {
     core_worker *cw = &p->w[i];
-    if (cw->state != W_RUNNING && cw->state != W_RETIRING)
+    if (!mp__worker_is_working(cw))
       continue;
     uint64_t task;
     uint32_t item;
@@ -353,6 +357,7 @@ void mp__sched_detach_input(mp_pool *p, job *j) {
       int rc = p->tp_ops->cancel(p->tp, i, c->t.id);
       if (rc == 1) {
         mp__list_remove(n);
+        assert(cw->nq > 0 && cw->tasks_sent > 0);
         cw->nq--;
         cw->tasks_sent--;
         mp__chunk_free(p, c);
@@ -410,7 +415,9 @@ int mp__core_result(mp_pool *p, int w, uint64_t id, const void *payload,
                       (const char *)payload + sizeof res, len - sizeof res);
   }
   mp__list_remove(n);
+  assert(cw->nq > 0);
   cw->nq--;
+  assert((size_t)cw->nq == mp__list_len(&cw->q));
   mp__chunk_free(p, c);
   return 0;
 }
@@ -423,6 +430,7 @@ int mp__core_failed(mp_pool *p, int w, uint64_t id, int code, int detail) {
     return MP_EPROTO;
   mp__chunk_fail(c, c->start, c->t.count, code, detail);
   mp__list_remove(n);
+  assert(cw->nq > 0);
   cw->nq--;
   mp__chunk_free(p, c);
   return 0;
@@ -501,6 +509,7 @@ static void chunk_settle(mp_pool *p, const core_worker *cw, chunk *c,
 
 void mp__core_lost(mp_pool *p, int w, const mp__loss *loss) {
   core_worker *cw = &p->w[w];
+  assert(mp__worker_has_process(cw));
   if (cw->state != W_KILLED)
     cw->kill_code = cw->kill_init = 0;
   /* Judged overdue, but it ended by other means before our kill landed:

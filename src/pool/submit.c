@@ -60,7 +60,7 @@ int mp__map_args_ok(mp_pool *p, mp_map_fn f, const void *in, size_t n,
     return MP_EINVAL;
   if (mo && call_ok(p, 0, mo->context, mo->context_len, mo->task_timeout) < 0)
     return MP_EINVAL;
-  if (p->closed)
+  if (!mp__pool_accepts_work(p))
     return MP_ECLOSED;
   return fn_ref(p, (mp__fn)f, ref);
 }
@@ -251,7 +251,7 @@ static int apply_submit(mp_pool *pool, mp_apply_fn f, const void *arg,
   if (opts && call_ok(pool, 0, opts->context, opts->context_len,
                       opts->task_timeout) < 0)
     return MP_EINVAL;
-  if (pool->closed)
+  if (!mp__pool_accepts_work(pool))
     return MP_ECLOSED;
   mp__fnref ref = {0};
   int rc = fn_ref(pool, (mp__fn)f, &ref);
@@ -399,7 +399,7 @@ int mp__bytes_args_ok(mp_pool *p, mp_apply_fn f, const mp_bytes *in,
       return MP_EINVAL;
   if (call_ok(p, 1, mo ? mo->context : NULL, mo ? mo->context_len : 0, 0) < 0)
     return MP_EINVAL;
-  if (p->closed)
+  if (!mp__pool_accepts_work(p))
     return MP_ECLOSED;
   return fn_ref(p, (mp__fn)f, ref);
 }
